@@ -1,0 +1,217 @@
+"""The driver-side Tune callback: the single writer of a study's MLflow runs and Parquet rows.
+
+Trials only report metrics; this callback, running in the driver, turns each report into MLflow
+metrics and a ``curves`` row, and each finished (or failed) trial into its ``trials``,
+``cameras`` and ``curves`` part files. It also prints the study's progress.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping
+
+from ray.tune import Callback
+from ray.tune.result import AUTO_RESULT_KEYS
+
+from orchestrator.rows import camera_rows, curve_row, trial_row
+from orchestrator.tracking import StudyTracker
+from search_spaces import PlannedTrial
+from storage import ResultStore, StoreUnavailableError
+
+# Keys Ray Tune adds to every result; only the trainable's own metrics are recorded.
+RAY_KEYS = set(AUTO_RESULT_KEYS) | {"done", "trial_id", "experiment_tag", "should_checkpoint", "iterations_since_restore"}
+STORE_WRITE_ATTEMPTS = 4
+
+
+def reported_metrics(result: Mapping[str, Any]) -> dict[str, float]:
+    """The numeric metrics a trial reported, without Ray's bookkeeping keys."""
+    return {
+        key: float(value)
+        for key, value in result.items()
+        if key not in RAY_KEYS and isinstance(value, (int, float)) and not isinstance(value, bool)
+    }
+
+
+def now_iso() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def error_summary(text: str) -> str:
+    """The last ``SomeError: message`` line of a traceback, or its last line."""
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    for line in reversed(lines):
+        if re.match(r"^[\w.]+(Error|Exception|Interrupt)\b.*", line):
+            return line
+    return lines[-1] if lines else "unknown error"
+
+
+def trial_error_text(trial: Any) -> str:
+    try:
+        error = trial.get_error()
+    except Exception:  # noqa: BLE001 - Ray may not have stored a pickled error
+        error = None
+    if error is not None:
+        return str(error)
+    path = getattr(trial, "error_file", None)
+    if path:
+        try:
+            with open(path, encoding="utf-8") as handle:
+                return handle.read()
+        except OSError:
+            pass
+    return "trial failed without an error message"
+
+
+@dataclass
+class TrialState:
+    planned: PlannedTrial
+    run_id: str
+    started_at: str
+    curves: list[dict[str, Any]] = field(default_factory=list)
+    last_eval: dict[str, float] = field(default_factory=dict)
+    train_seconds: float = 0.0
+    eval_seconds: float = 0.0
+    node_ip: str | None = None
+
+
+class StudyRecorder(Callback):
+    """Records every trial of one study to MLflow and the result store."""
+
+    def __init__(
+        self,
+        *,
+        study: str,
+        trials: list[PlannedTrial],
+        variant_order: list[str],
+        axes: list[str],
+        store: ResultStore,
+        tracker: StudyTracker,
+        echo: Callable[[str], None] = print,
+    ):
+        self.study = study
+        self.by_hash = {trial.config_hash: trial for trial in trials}
+        self.variant_order = variant_order
+        self.axes = axes
+        self.store = store
+        self.tracker = tracker
+        self.echo = echo
+        self.states: dict[str, TrialState] = {}
+        self.total = len(trials)
+        self.finished = 0
+        self.failed = 0
+        self.started = time.monotonic()
+
+    # -- helpers --------------------------------------------------------------------------
+    def _label(self, planned: PlannedTrial) -> str:
+        return f"{planned.variant} seed={planned.seed} [{planned.config_hash[:8]}]"
+
+    def _state(self, trial: Any) -> TrialState:
+        key = trial.trial_id
+        if key not in self.states:
+            planned = self.by_hash[trial.config["trial"]["hash"]]
+            run_id = self.tracker.start_trial(planned, self.axes)
+            self.states[key] = TrialState(planned, run_id, now_iso())
+        return self.states[key]
+
+    def _write(self, planned: PlannedTrial, tables: dict[str, list[dict[str, Any]]]) -> None:
+        delay = 1.0
+        for attempt in range(1, STORE_WRITE_ATTEMPTS + 1):
+            try:
+                self.store.write_trial(self.study, planned.trial_id, tables)
+                return
+            except StoreUnavailableError as err:
+                if attempt == STORE_WRITE_ATTEMPTS:
+                    raise
+                self.echo(f"  result store write failed ({err}); retrying in {delay:.0f}s")
+                time.sleep(delay)
+                delay *= 2
+
+    def _progress(self) -> str:
+        return f"[{self.finished}/{self.total} done{f', {self.failed} failed' if self.failed else ''}]"
+
+    # -- Tune callback hooks --------------------------------------------------------------
+    def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        state = self._state(trial)
+        self.echo(f"{self._progress()} started {self._label(state.planned)}")
+
+    def on_trial_recover(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        state = self._state(trial)
+        state.curves.clear()
+        state.last_eval.clear()
+        self.echo(f"  retrying {self._label(state.planned)} after: {error_summary(trial_error_text(trial))}")
+
+    def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
+        state = self._state(trial)
+        metrics = reported_metrics(result)
+        epoch = int(metrics.get("epoch", result.get("training_iteration", 0)))
+        state.node_ip = result.get("node_ip", state.node_ip)
+        state.curves.append(curve_row(self.study, state.planned, metrics))
+        state.train_seconds += metrics.get("epoch_seconds", 0.0)
+        self.tracker.log_metrics(state.run_id, metrics, step=epoch)
+        if "mAP" in metrics:
+            state.last_eval = metrics
+            state.eval_seconds += metrics.get("eval_seconds", 0.0)
+            epochs = state.planned.config.train.epochs
+            self.echo(
+                f"  {self._label(state.planned)} epoch {epoch}/{epochs}: loss {metrics.get('loss', float('nan')):.3f} "
+                f"rank-1 {100 * metrics['rank1']:.1f}% mAP {100 * metrics['mAP']:.1f}% "
+                f"({metrics.get('images_per_second', 0):.0f} img/s)"
+            )
+
+    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        state = self._state(trial)
+        final = dict(state.last_eval)
+        row = trial_row(
+            self.study,
+            state.planned,
+            self._variant_index(state.planned),
+            status="completed",
+            error=None,
+            final=final,
+            started_at=state.started_at,
+            finished_at=now_iso(),
+            extra=self._timings(state),
+        )
+        self._write(state.planned, {"trials": [row], "cameras": camera_rows(self.study, state.planned, final), "curves": state.curves})
+        self.tracker.finish_trial(state.run_id, "FINISHED")
+        self.finished += 1
+        self.echo(
+            f"{self._progress()} finished {self._label(state.planned)}: rank-1 {100 * final.get('rank1', float('nan')):.1f}% "
+            f"mAP {100 * final.get('mAP', float('nan')):.1f}% in {state.train_seconds + state.eval_seconds:.0f}s"
+        )
+
+    def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        state = self._state(trial)
+        text = trial_error_text(trial)
+        summary = error_summary(text)
+        row = trial_row(
+            self.study,
+            state.planned,
+            self._variant_index(state.planned),
+            status="failed",
+            error=summary,
+            final=dict(state.last_eval),
+            started_at=state.started_at,
+            finished_at=now_iso(),
+            extra={**self._timings(state), "error_traceback": text[-20000:]},
+        )
+        self._write(state.planned, {"trials": [row], "curves": state.curves})
+        self.tracker.finish_trial(state.run_id, "FAILED", error=summary)
+        self.finished += 1
+        self.failed += 1
+        self.echo(f"{self._progress()} FAILED {self._label(state.planned)}: {summary}")
+
+    def _variant_index(self, planned: PlannedTrial) -> int:
+        return self.variant_order.index(planned.variant) if planned.variant in self.variant_order else -1
+
+    def _timings(self, state: TrialState) -> dict[str, Any]:
+        return {
+            "train_seconds": state.train_seconds,
+            "eval_seconds": state.eval_seconds,
+            "epochs_done": len(state.curves),
+            "node_ip": state.node_ip,
+            "elapsed_study_seconds": time.monotonic() - self.started,
+        }

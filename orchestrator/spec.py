@@ -1,0 +1,133 @@
+"""The study spec: one YAML file describing a whole ablation study.
+
+``load_spec`` parses the file, validates it with pydantic (``extra="forbid"`` everywhere),
+expands it into trials and reports the first problem as a :class:`SpecError` naming the file,
+line and dotted key. Nothing here imports torch or starts Ray.
+
+Relative paths in the spec (dataset roots, output folders) are resolved against the current
+working directory, like any command-line tool.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from orchestrator.errors import SpecError
+from orchestrator.yaml_source import YamlSource, YamlSyntaxError, load_yaml
+from search_spaces import AblationSpec, ChangeError, DesignError, PlannedTrial, Recipe, expand
+
+STUDY_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+
+
+class _Block(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class StudyInfo(_Block):
+    """``study:`` — the study's identity and the metric it is judged by."""
+
+    name: str = Field(pattern=STUDY_NAME_PATTERN, description="Letters, digits, '_', '.', '-'.")
+    description: str = ""
+    metric: Literal["mAP", "rank1"] = "mAP"
+
+
+class Resources(_Block):
+    """``resources:`` — what each trial gets from Ray, and how failures are retried."""
+
+    cpus_per_trial: float = Field(1.0, gt=0)
+    gpus_per_trial: float = Field(0.0, ge=0, description="Fractions pack several trials per GPU.")
+    max_concurrent_trials: int | None = Field(None, ge=1)
+    retries: int = Field(0, ge=0, description="Times a failed trial is retried before it is recorded failed.")
+
+
+class Output(_Block):
+    """``output:`` — where results land. Defaults keep everything in ``studies/<name>/``."""
+
+    dir: str | None = Field(None, description="Study folder; default studies/<study name>.")
+    store: str | None = Field(None, description="Parquet result store: a folder or s3://bucket/prefix.")
+    tracking_uri: str | None = Field(None, description="MLflow tracking URI; default a SQLite file in the study folder.")
+
+
+class StudySpec(_Block):
+    """The whole file."""
+
+    study: StudyInfo
+    baseline: Recipe = Recipe()
+    ablation: AblationSpec = AblationSpec(design="list", variants=[{"name": "baseline"}])
+    resources: Resources = Resources()
+    output: Output = Output()
+
+    def study_dir(self) -> Path:
+        return Path(self.output.dir or Path("studies") / self.study.name).resolve()
+
+    def store_uri(self) -> str:
+        return self.output.store or str(self.study_dir() / "results")
+
+
+@dataclass(frozen=True)
+class LoadedSpec:
+    """A validated spec, its source and its expanded trials."""
+
+    spec: StudySpec
+    source: YamlSource
+    trials: list[PlannedTrial]
+
+    @property
+    def name(self) -> str:
+        return self.spec.study.name
+
+
+def _dotted(key_path: tuple[Any, ...]) -> str:
+    text = ""
+    for part in key_path:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        elif "." in str(part):  # a dotted axis name used as a key
+            text += f"['{part}']"
+        else:
+            text += f".{part}" if text else str(part)
+    return text
+
+
+def spec_error(source: YamlSource, key_path: tuple[Any, ...], message: str) -> SpecError:
+    """A :class:`SpecError` located at ``key_path`` of ``source``."""
+    return SpecError(message, file=str(source.path), line=source.line_of(key_path), key=_dotted(key_path) or None)
+
+
+def _first_validation_error(source: YamlSource, err: ValidationError) -> SpecError:
+    first = err.errors()[0]
+    loc = tuple(first["loc"])
+    message = first["msg"]
+    if first["type"] == "extra_forbidden":
+        message = f"unknown key '{loc[-1]}'"
+    elif first["type"] == "missing":
+        message = "required key is missing"
+    if message.startswith("Value error, "):
+        message = message[len("Value error, ") :]
+    return spec_error(source, loc, message)
+
+
+def parse_spec(source: YamlSource) -> LoadedSpec:
+    """Validate parsed YAML and expand it; raise :class:`SpecError` on the first problem."""
+    try:
+        spec = StudySpec.model_validate(source.data)
+    except ValidationError as err:
+        raise _first_validation_error(source, err) from None
+    try:
+        trials = expand(spec.baseline, spec.ablation)
+    except (ChangeError, DesignError) as err:
+        raise spec_error(source, err.origin, str(err)) from None
+    return LoadedSpec(spec, source, trials)
+
+
+def load_spec(path: str | Path) -> LoadedSpec:
+    """Read, validate and expand the spec at ``path``."""
+    try:
+        source = load_yaml(path)
+    except YamlSyntaxError as err:
+        raise SpecError(str(err), file=str(path), line=err.line) from None
+    return parse_spec(source)

@@ -1,0 +1,136 @@
+"""MLflow tracking for a study: one parent run per study, one child run per trial.
+
+Runs are found again by tags (``reid.study``, ``reid.role``, ``reid.config_hash``), so a
+relaunched or resumed study reuses its parent run and never leaves two live child runs for
+the same trial config: an unfinished child from an interrupted attempt is deleted (MLflow's
+soft delete) before the trial's fresh run starts.
+
+Only values from the spec and the metrics reach MLflow; credentials stay in the environment.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Any, Mapping
+
+from search_spaces import PlannedTrial, flat_config
+
+PARENT, CHILD = "study", "trial"
+MAX_PARAM_LENGTH = 6000
+
+
+def default_tracking_uri(study_dir: Path) -> str:
+    """A SQLite store inside the study folder."""
+    return f"sqlite:///{study_dir / 'mlflow.db'}"
+
+
+def resolve_tracking_uri(cli_value: str | None, spec_value: str | None, study_dir: Path) -> str:
+    """Precedence: ``--tracking-uri``, then ``MLFLOW_TRACKING_URI``, then the spec, then the default."""
+    return cli_value or os.environ.get("MLFLOW_TRACKING_URI") or spec_value or default_tracking_uri(study_dir)
+
+
+def _quiet_mlflow_logs() -> None:
+    # The SQLite store runs its schema migrations on first use and logs each at INFO.
+    for name in ("alembic", "mlflow.store.db.utils", "mlflow.tracking", "mlflow.store"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+class StudyTracker:
+    """Creates and finds the study's MLflow runs and logs to them."""
+
+    def __init__(self, tracking_uri: str, study: str, artifact_location: str | None = None):
+        _quiet_mlflow_logs()
+        from mlflow.tracking import MlflowClient
+
+        self.tracking_uri = tracking_uri
+        self.study = study
+        self.client = MlflowClient(tracking_uri=tracking_uri)
+        experiment = self.client.get_experiment_by_name(study)
+        if experiment is None:
+            self.experiment_id = self.client.create_experiment(study, artifact_location=artifact_location)
+        else:
+            self.experiment_id = experiment.experiment_id
+            if experiment.lifecycle_stage == "deleted":
+                self.client.restore_experiment(self.experiment_id)
+        self.parent_run_id: str | None = None
+
+    # -- runs -----------------------------------------------------------------------------
+    def _search(self, filter_string: str) -> list[Any]:
+        return self.client.search_runs([self.experiment_id], filter_string=filter_string, max_results=1000)
+
+    def start_study(self, params: Mapping[str, Any], tags: Mapping[str, str]) -> str:
+        """The study's parent run: reused if it exists, else created."""
+        existing = self._search(f"tags.`reid.role` = '{PARENT}' and tags.`reid.study` = '{self.study}'")
+        if existing:
+            self.parent_run_id = existing[0].info.run_id
+            self.client.update_run(self.parent_run_id, status="RUNNING")
+        else:
+            run = self.client.create_run(
+                self.experiment_id,
+                run_name=self.study,
+                tags={"reid.role": PARENT, "reid.study": self.study, **tags},
+            )
+            self.parent_run_id = run.info.run_id
+            self._log_params(self.parent_run_id, params)
+        return self.parent_run_id
+
+    def start_trial(self, trial: PlannedTrial, axes: list[str]) -> str:
+        """A fresh child run for ``trial``; stale unfinished runs of the same config are deleted."""
+        assert self.parent_run_id is not None, "start_study must be called first"
+        stale = self._search(
+            f"tags.`reid.role` = '{CHILD}' and tags.`reid.study` = '{self.study}' "
+            f"and tags.`reid.config_hash` = '{trial.config_hash}'"
+        )
+        for run in stale:
+            if run.info.status != "FINISHED":
+                self.client.delete_run(run.info.run_id)
+        tags = {
+            "mlflow.parentRunId": self.parent_run_id,
+            "reid.role": CHILD,
+            "reid.study": self.study,
+            "reid.variant": trial.variant,
+            "reid.seed": str(trial.seed),
+            "reid.config_hash": trial.config_hash,
+        }
+        # Axes as tags too, so the runs table can be grouped and filtered by them.
+        flat = flat_config(trial.config)
+        tags.update({f"axis.{path}": str(flat.get(path)) for path in axes})
+        run = self.client.create_run(self.experiment_id, run_name=f"{trial.variant} seed={trial.seed}", tags=tags)
+        self._log_params(run.info.run_id, flat)
+        return run.info.run_id
+
+    def _log_params(self, run_id: str, params: Mapping[str, Any]) -> None:
+        from mlflow.entities import Param
+
+        entries = [Param(key, str(value)[:MAX_PARAM_LENGTH]) for key, value in sorted(params.items())]
+        for start in range(0, len(entries), 100):  # MLflow's log_batch takes at most 100 params
+            self.client.log_batch(run_id, params=entries[start : start + 100])
+
+    def log_metrics(self, run_id: str, metrics: Mapping[str, float], step: int) -> None:
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        entries = [Metric(key, float(value), now, step) for key, value in metrics.items()]
+        for start in range(0, len(entries), 1000):
+            self.client.log_batch(run_id, metrics=entries[start : start + 1000])
+
+    def finish_trial(self, run_id: str, status: str, error: str | None = None) -> None:
+        """``status``: FINISHED or FAILED; the error text is kept as a tag."""
+        if error:
+            self.client.set_tag(run_id, "reid.error", error[:5000])
+        self.client.set_terminated(run_id, status=status)
+
+    def finish_study(self, status: str = "FINISHED") -> None:
+        if self.parent_run_id:
+            self.client.set_terminated(self.parent_run_id, status=status)
+
+    def log_study_artifact(self, path: Path) -> None:
+        if self.parent_run_id:
+            self.client.log_artifact(self.parent_run_id, str(path))
+
+    def child_runs(self) -> list[Any]:
+        """Live child runs of this study (for tests and status views)."""
+        return self._search(f"tags.`reid.role` = '{CHILD}' and tags.`reid.study` = '{self.study}'")

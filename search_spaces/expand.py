@@ -1,0 +1,137 @@
+"""Expand a recipe and an ablation block into fully resolved, hashed trials.
+
+``expand`` runs the chosen design, applies each variant's changes to the baseline recipe,
+crosses the result with the seeds, validates every resulting :class:`TrialConfig` and hashes
+it. A change that names an unknown path or yields an invalid config raises
+:class:`ChangeError` carrying the spec location of the offending value, so the CLI can point
+at the YAML line. Two variants that resolve to the same config are run once.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+from pydantic import BaseModel, ValidationError
+
+from search_spaces.designs import DESIGNS, AblationSpec, Change, DesignError, VariantPlan
+from search_spaces.hashing import config_hash
+from search_spaces.trial_config import Recipe, TrialConfig
+
+
+class ChangeError(ValueError):
+    """A variant's change is unknown or invalid; ``origin`` is its key path in the spec."""
+
+    def __init__(self, message: str, origin: tuple[str | int, ...]):
+        super().__init__(message)
+        self.origin = origin
+
+
+@dataclass(frozen=True)
+class PlannedTrial:
+    """One trial to run: which variant and seed, the resolved config and its hash."""
+
+    variant: str
+    changes: dict[str, Any]
+    seed: int
+    config: TrialConfig
+    config_hash: str
+    origins: dict[str, tuple[str | int, ...]] = field(default_factory=dict, compare=False)
+
+    @property
+    def trial_id(self) -> str:
+        return self.config_hash
+
+    def origin_of(self, path: str) -> tuple[str | int, ...]:
+        """Spec key path that set config ``path`` in this trial (a change, else the baseline)."""
+        for changed, origin in self.origins.items():
+            if path == changed or path.startswith(changed + "."):
+                return origin
+        return ("baseline", *path.split("."))
+
+
+def check_path(path: str, origin: tuple[str | int, ...]) -> None:
+    """Raise :class:`ChangeError` unless ``path`` names a field (leaf or section) of a recipe."""
+    model: type[BaseModel] = Recipe
+    walked: list[str] = []
+    for part in path.split("."):
+        fields = model.model_fields
+        if part not in fields:
+            known = sorted(fields)
+            hint = difflib.get_close_matches(part, known, n=1)
+            where = ".".join(walked) or "the recipe"
+            suggestion = f"; did you mean '{'.'.join([*walked, hint[0]])}'?" if hint else ""
+            raise ChangeError(
+                f"unknown axis '{path}': {where} has no field '{part}' "
+                f"(fields: {', '.join(known)}){suggestion}",
+                origin,
+            )
+        walked.append(part)
+        annotation = fields[part].annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            model = annotation
+        elif part != path.split(".")[-1]:
+            raise ChangeError(f"unknown axis '{path}': '{'.'.join(walked)}' is a value, not a section", origin)
+
+
+def apply_changes(tree: dict[str, Any], changes: Iterable[Change]) -> dict[str, Any]:
+    """A deep copy of ``tree`` with each change's dotted path set to its value."""
+    result = copy.deepcopy(tree)
+    for change in changes:
+        check_path(change.path, change.origin)
+        node = result
+        *parents, leaf = change.path.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = copy.deepcopy(change.value)
+    return result
+
+
+def _origin_of_error(loc: tuple[Any, ...], changes: tuple[Change, ...]) -> tuple[str | int, ...]:
+    """The spec location responsible for a validation error at ``loc`` in the trial config."""
+    parts = tuple(str(p) for p in loc)
+    for change in changes:
+        path = tuple(change.path.split("."))
+        if parts[: len(path)] == path or path[: len(parts)] == parts:
+            return change.origin
+    return ("baseline", *loc)
+
+
+def build_config(recipe_tree: dict[str, Any], plan: VariantPlan, seed: int) -> TrialConfig:
+    """Validate one variant at one seed into a :class:`TrialConfig`."""
+    tree = apply_changes(recipe_tree, plan.changes)
+    tree["seed"] = seed
+    try:
+        return TrialConfig.model_validate(tree)
+    except ValidationError as err:
+        first = err.errors()[0]
+        loc = tuple(first["loc"])
+        origin = _origin_of_error(loc, plan.changes)
+        field = ".".join(str(p) for p in loc) or "config"
+        raise ChangeError(f"variant '{plan.name}': {field}: {first['msg']}", origin) from None
+
+
+def expand(recipe: Recipe, ablation: AblationSpec) -> list[PlannedTrial]:
+    """All trials of a study, variants in design order, seeds innermost, duplicates dropped."""
+    plans = DESIGNS[ablation.design](ablation)
+    seen_names: set[str] = set()
+    for plan in plans:
+        if plan.name in seen_names:
+            raise DesignError(f"two variants are named '{plan.name}'; names must be unique", ("ablation", "variants"))
+        seen_names.add(plan.name)
+
+    recipe_tree = recipe.model_dump(mode="python")
+    trials: list[PlannedTrial] = []
+    seen_hashes: set[str] = set()
+    for plan in plans:
+        for seed in ablation.seeds:
+            config = build_config(recipe_tree, plan, seed)
+            digest = config_hash(config)
+            if digest in seen_hashes:
+                continue  # e.g. a one-at-a-time value equal to the baseline's
+            seen_hashes.add(digest)
+            origins = {change.path: change.origin for change in plan.changes}
+            trials.append(PlannedTrial(plan.name, plan.changed, seed, config, digest, origins))
+    return trials

@@ -1,0 +1,21 @@
+"""Names and versions of the result tables.
+
+``trials``  one row per finished trial: study, trial_id, config_hash, variant, changes (JSON),
+            seed, status (completed | failed), error, every config field as a ``cfg.<dotted
+            path>`` column (the ablation axes among them), the final metrics (rank1, rank5,
+            rank10, mAP, mINP, num_valid_queries, weakest/avg/std/spread camera q_mAP, g_mAP,
+            rank1), timings (started_at, finished_at, train_seconds, eval_seconds) and
+            config_json (the whole resolved config).
+``cameras`` one row per trial x camera x metric: study, trial_id, config_hash, variant, seed,
+            epoch, camera, metric (q_mAP | g_mAP | rank1), value.
+``curves``  one row per trial x reported epoch: study, trial_id, config_hash, variant, seed,
+            epoch, loss terms, lr, images_per_second, and the evaluation metrics on
+            evaluation epochs (null elsewhere).
+
+Every row carries ``schema_version``. Adding a column is backwards compatible (readers unify
+schemas); renaming or retyping one bumps the version.
+"""
+
+SCHEMA_VERSION = 1
+TABLES = ("trials", "cameras", "curves")
+CONFIG_PREFIX = "cfg."

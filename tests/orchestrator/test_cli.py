@@ -1,0 +1,75 @@
+"""The real ``orchestrator`` command, run as a subprocess like a user would."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def run_cli(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
+    exe = Path(sys.executable).with_name("orchestrator")
+    command = [str(exe)] if exe.exists() else [sys.executable, "-m", "orchestrator.cli"]
+    return subprocess.run([*command, *args], capture_output=True, text=True, cwd=cwd, env={**os.environ, "COLUMNS": "200"})
+
+
+def test_help_lists_the_commands():
+    result = run_cli("--help")
+    assert result.returncode == 0
+    for command in ("launch", "validate", "plan", "summarize", "data"):
+        assert command in result.stdout
+
+
+def test_validate_accepts_the_quickstart():
+    result = run_cli("validate", "examples/quickstart.yaml")
+    assert result.returncode == 0, result.stderr
+    assert "OK" in result.stdout
+
+
+def test_plan_prints_every_trial_and_the_count():
+    result = run_cli("plan", "examples/quickstart.yaml")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.strip().splitlines()
+    assert lines[-1].endswith("trials")
+    count = int(lines[-1].split()[0])
+    assert len(lines) == count + 2  # header + trials + count line
+    assert "baseline" in result.stdout
+
+
+@pytest.mark.parametrize(
+    "text, fragment",
+    [
+        ("study:\n  name: x\nbaseline:\n  model:\n    backbone: resnet1\n", ":5: baseline.model.backbone: unknown timm backbone 'resnet1'"),
+        ("study:\n  name: x\n  typo: 1\n", ":3: study.typo: unknown key 'typo'"),
+        ("study:\n  name: x\nbaseline:\n  dataset: {name: market1501, root: /no/such/dir}\n", ":4: baseline.dataset.root: dataset folder not found"),
+        ("study:\n  name: x\nbaseline:\n  dataset: {name: market1501}\n", ":4: baseline.dataset: dataset 'market1501' needs 'root'"),
+    ],
+)
+def test_validate_rejects_bad_specs_with_one_line_and_exit_2(tmp_path, text, fragment):
+    spec = tmp_path / "bad.yaml"
+    spec.write_text(text, encoding="utf-8")
+    result = run_cli("validate", str(spec))
+    assert result.returncode == 2
+    assert result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert fragment in lines[0]
+    assert not (tmp_path / "studies").exists()
+
+
+def test_launch_of_a_bad_spec_launches_nothing(tmp_path):
+    spec = tmp_path / "bad.yaml"
+    spec.write_text("study:\n  name: x\nablation:\n  design: grid\n", encoding="utf-8")
+    result = run_cli("launch", str(spec), cwd=tmp_path)
+    assert result.returncode == 2
+    assert "ablation.design" in result.stderr
+    assert not (tmp_path / "studies").exists()
+
+
+def test_summarize_unknown_study_is_a_clear_error(tmp_path):
+    result = run_cli("summarize", "nothing-here", cwd=tmp_path)
+    assert result.returncode == 2
+    assert "no results for study 'nothing-here'" in result.stderr

@@ -1,0 +1,84 @@
+import pytest
+
+from search_spaces import AblationSpec, ChangeError, DesignError, Recipe, expand
+
+
+def ablation(**kwargs):
+    return AblationSpec.model_validate(kwargs)
+
+
+def test_grid_is_full_factorial_times_seeds():
+    trials = expand(
+        Recipe(),
+        ablation(design="grid", axes={"loss.triplet.margin": [0.1, 0.3, 0.5], "model.neck": ["bnneck", "l2norm"]}, seeds=[0, 1]),
+    )
+    assert len(trials) == 3 * 2 * 2
+    assert len({t.config_hash for t in trials}) == 12
+    assert trials[0].changes == {"loss.triplet.margin": 0.1, "model.neck": "bnneck"}
+    assert trials[0].config.loss.triplet.margin == 0.1
+
+
+def test_one_at_a_time_has_baseline_then_each_change_alone():
+    trials = expand(
+        Recipe(),
+        ablation(
+            design="one_at_a_time",
+            axes={"loss.triplet.margin": [0.1, 0.5]},
+            variants=[{"name": "+erasing", "set": {"augment.random_erasing.p": 0.5}}],
+            seeds=[0, 1],
+        ),
+    )
+    variants = list(dict.fromkeys(t.variant for t in trials))
+    assert variants == ["baseline", "loss.triplet.margin=0.1", "loss.triplet.margin=0.5", "+erasing"]
+    assert len(trials) == 8
+    erasing = [t for t in trials if t.variant == "+erasing"]
+    assert all(t.config.augment.random_erasing.p == 0.5 and t.config.loss.triplet.margin == 0.3 for t in erasing)
+
+
+def test_a_value_equal_to_the_baseline_is_not_run_twice():
+    trials = expand(Recipe(), ablation(design="one_at_a_time", axes={"loss.triplet.margin": [0.3, 0.5]}))
+    assert [t.variant for t in trials] == ["baseline", "loss.triplet.margin=0.5"]
+
+
+def test_list_design_runs_exactly_the_named_variants():
+    trials = expand(
+        Recipe(),
+        ablation(design="list", variants=[{"name": "a"}, {"name": "b", "set": {"model.pooling": "gem"}}], seeds=[3]),
+    )
+    assert [(t.variant, t.seed) for t in trials] == [("a", 3), ("b", 3)]
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, origin",
+    [
+        ({"design": "grid"}, DesignError, ("ablation", "design")),
+        ({"design": "list"}, DesignError, ("ablation", "design")),
+        ({"design": "one_at_a_time", "axes": {"model.backbon": ["x"]}}, ChangeError, ("ablation", "axes", "model.backbon", 0)),
+        (
+            {"design": "list", "variants": [{"name": "x", "set": {"train.epochs": -1}}]},
+            ChangeError,
+            ("ablation", "variants", 0, "set", "train.epochs"),
+        ),
+        ({"design": "list", "variants": [{"name": "x"}, {"name": "x", "set": {"seed": 1}}]}, DesignError, ("ablation", "variants")),
+    ],
+)
+def test_bad_ablation_blocks_name_their_origin(kwargs, error, origin):
+    with pytest.raises(error) as caught:
+        expand(Recipe(), ablation(**kwargs))
+    assert caught.value.origin == origin
+
+
+def test_unknown_axis_suggests_the_near_name():
+    with pytest.raises(ChangeError, match="did you mean 'model.backbone'"):
+        expand(Recipe(), ablation(design="grid", axes={"model.backbon": ["resnet50"]}))
+
+
+def test_unknown_design_lists_known_ones():
+    with pytest.raises(ValueError, match="known designs: grid, list, one_at_a_time"):
+        AblationSpec(design="latin_square")
+
+
+def test_planned_trial_origin_of_paths():
+    trials = expand(Recipe(), ablation(design="grid", axes={"model.neck": ["l2norm"]}))
+    assert trials[0].origin_of("model.neck") == ("ablation", "axes", "model.neck", 0)
+    assert trials[0].origin_of("model.backbone") == ("baseline", "model", "backbone")
