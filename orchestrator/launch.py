@@ -79,6 +79,9 @@ def _start_ray(address: str | None, echo: Echo) -> bool:
 
 
 def _run_tune(loaded: LoadedSpec, todo: list[PlannedTrial], recorder, datasets: dict, study_dir: Path) -> None:
+    # Ray's own progress tables would interleave with the recorder's lines; the legacy
+    # reporter at verbose=0 prints nothing.
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     from ray import tune
 
     from trainables.tune_entry import tune_trainable

@@ -50,7 +50,7 @@ class DatasetConfig(Section):
 class ModelConfig(Section):
     """A timm backbone with a ReID head (pooling, neck, identity classifier)."""
 
-    backbone: str = Field("resnet18", description="Any timm model name with feature stages.")
+    backbone: str = Field("resnet10t", description="Any timm model name with feature stages (small default for CPUs).")
     pretrained_path: str | None = Field(
         None, description="Local weights file for the backbone; weights are never downloaded."
     )

@@ -6,7 +6,7 @@ from search_spaces import Recipe, TrialConfig, field_paths
 
 def test_defaults_resolve_to_a_complete_frozen_config():
     config = TrialConfig()
-    assert config.model.backbone == "resnet18"
+    assert config.model.backbone == "resnet10t"
     assert config.loss.triplet.kind == "batch_hard"
     with pytest.raises(ValidationError):
         config.seed = 3  # frozen

@@ -1,0 +1,120 @@
+"""A real 2-trial, 1-epoch study through the real CLI: Ray Tune, MLflow (SQLite), Parquet."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+
+def orchestrator(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    exe = Path(sys.executable).with_name("orchestrator")
+    env = {**os.environ, "REID_ORCH_NUM_CPUS": "2", "PYTHONUNBUFFERED": "1"}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    return subprocess.run([str(exe), *args], capture_output=True, text=True, cwd=cwd, env=env, timeout=900)
+
+
+@pytest.fixture(scope="module")
+def finished_study(tiny_market, tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("study")
+    spec = workdir / "study.yaml"
+    spec.write_text(
+        textwrap.dedent(
+            f"""
+            study:
+              name: e2e
+            baseline:
+              dataset: {{name: market1501, root: "{tiny_market}", height: 64, width: 32}}
+              model: {{backbone: resnet10t}}
+              train: {{epochs: 1, ids_per_batch: 4, images_per_id: 4, warmup_epochs: 0, lr_steps: [], eval_every: 1}}
+            ablation:
+              design: one_at_a_time
+              variants:
+                - name: +erasing
+                  set: {{augment.random_erasing.p: 0.5}}
+              seeds: [0]
+            resources: {{cpus_per_trial: 1}}
+            """
+        ),
+        encoding="utf-8",
+    )
+    result = orchestrator("launch", str(spec), cwd=workdir)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return workdir, spec, result
+
+
+def test_launch_prints_progress_and_the_ablation_table(finished_study):
+    _, _, result = finished_study
+    out = result.stdout
+    assert "2 trials planned, 0 already completed, 2 to run" in out
+    assert out.count("finished ") == 2
+    assert "| variant | seeds | rank-1 | mAP |" in out
+    assert "| **baseline** | 1 |" in out and "| +erasing | 1 |" in out
+
+
+def test_parquet_tables_hold_one_row_per_trial_camera_and_epoch(finished_study):
+    import pyarrow.parquet as pq
+
+    workdir, _, _ = finished_study
+    results = workdir / "studies" / "e2e" / "results"
+    trial_files = sorted((results / "trials" / "e2e").glob("part-*.parquet"))
+    assert len(trial_files) == 2  # one part file per finished trial
+    trials = [pq.read_table(f).to_pylist()[0] for f in trial_files]
+    assert {t["variant"] for t in trials} == {"baseline", "+erasing"}
+    for t in trials:
+        assert t["status"] == "completed" and t["error"] is None
+        assert 0.0 <= t["mAP"] <= 1.0 and 0.0 <= t["rank1"] <= 1.0
+        assert t["cfg.model.backbone"] == "resnet10t"
+        assert t["num_valid_queries"] > 0
+    erasing = next(t for t in trials if t["variant"] == "+erasing")
+    assert erasing["cfg.augment.random_erasing.p"] == 0.5
+
+    cameras = [row for f in (results / "cameras" / "e2e").glob("*.parquet") for row in pq.read_table(f).to_pylist()]
+    assert {row["metric"] for row in cameras} >= {"q_mAP", "g_mAP"}
+    assert {row["camera"] for row in cameras if row["metric"] == "q_mAP"} == set(range(1, 7))
+    curves = [row for f in (results / "curves" / "e2e").glob("*.parquet") for row in pq.read_table(f).to_pylist()]
+    assert sorted((row["variant"], row["epoch"]) for row in curves) == [("+erasing", 1), ("baseline", 1)]
+    # No temporary file is left visible.
+    assert not [p for p in results.rglob("*") if p.name.startswith(".tmp")]
+
+
+def test_mlflow_has_a_parent_run_and_one_child_per_trial(finished_study):
+    from mlflow.tracking import MlflowClient
+
+    workdir, _, _ = finished_study
+    client = MlflowClient(tracking_uri=f"sqlite:///{workdir / 'studies' / 'e2e' / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("e2e")
+    runs = client.search_runs([experiment.experiment_id])
+    parents = [r for r in runs if r.data.tags.get("reid.role") == "study"]
+    children = [r for r in runs if r.data.tags.get("reid.role") == "trial"]
+    assert len(parents) == 1 and len(children) == 2
+    parent_id = parents[0].info.run_id
+    for child in children:
+        assert child.data.tags["mlflow.parentRunId"] == parent_id
+        assert child.info.status == "FINISHED"
+        assert child.data.params["model.backbone"] == "resnet10t"
+        assert child.data.params["train.epochs"] == "1"
+        metrics = child.data.metrics
+        assert {"rank1", "rank5", "rank10", "mAP", "loss"} <= set(metrics)
+        assert "cam/c01/q_mAP" in metrics and "cam/c06/g_mAP" in metrics
+        history = client.get_metric_history(child.info.run_id, "mAP")
+        assert [m.step for m in history] == [1]
+    artifacts = [a.path for a in client.list_artifacts(parent_id)]
+    assert "ablation.md" in artifacts
+
+
+def test_relaunch_runs_nothing_and_summarize_prints_the_same_table(finished_study):
+    workdir, spec, first = finished_study
+    again = orchestrator("launch", str(spec), cwd=workdir)
+    assert again.returncode == 0, again.stderr
+    assert "2 already completed, 0 to run" in again.stdout
+    summary = orchestrator("summarize", "e2e", cwd=workdir)
+    assert summary.returncode == 0, summary.stderr
+    table = summary.stdout.strip()
+    assert table and table in first.stdout
