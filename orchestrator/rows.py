@@ -38,6 +38,8 @@ def trial_row(
     row.update(
         variant_index=variant_index,
         changes=json.dumps(trial.changes, sort_keys=True),
+        design=trial.variant_meta.get("design"),
+        variant_meta=json.dumps(trial.variant_meta, sort_keys=True),
         status=status,
         error=error,
         started_at=started_at,

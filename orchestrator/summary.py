@@ -12,7 +12,7 @@ import statistics
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
-from search_spaces import BASELINE
+from search_spaces import BASELINE, FULL
 from storage import latest_per_config
 
 # (column in the trials table, header in the table)
@@ -70,7 +70,8 @@ def summarize(study: str, trial_rows: list[dict[str, Any]]) -> AblationSummary:
                 entry.stats[column] = MetricStats(statistics.fmean(values), std)
         variants.append(entry)
 
-    baseline_name = BASELINE if BASELINE in by_variant else (variants[0].variant if variants else None)
+    reference = next((name for name in (BASELINE, FULL) if name in by_variant), None)
+    baseline_name = reference or (variants[0].variant if variants else None)
     baseline = next((v for v in variants if v.variant == baseline_name), None)
     if baseline is not None:
         for entry in variants:

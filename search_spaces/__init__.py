@@ -1,6 +1,6 @@
 """Study designs, trial-config expansion and hashing. Imports no torch."""
 
-from search_spaces.designs import BASELINE, DESIGNS, AblationSpec, Change, DesignError, VariantPlan, VariantSpec, register_design
+from search_spaces.designs import BASELINE, DESIGNS, FULL, AblationSpec, Change, DesignError, VariantPlan, VariantSpec, register_design
 from search_spaces.expand import ChangeError, PlannedTrial, expand
 from search_spaces.hashing import canonical_json, config_hash, flat_config, flatten
 from search_spaces.trial_config import Recipe, TrialConfig, field_paths
@@ -8,6 +8,7 @@ from search_spaces.trial_config import Recipe, TrialConfig, field_paths
 __all__ = [
     "BASELINE",
     "DESIGNS",
+    "FULL",
     "AblationSpec",
     "Change",
     "ChangeError",

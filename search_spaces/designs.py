@@ -36,6 +36,9 @@ class VariantPlan:
 
     name: str
     changes: tuple[Change, ...] = field(default_factory=tuple)
+    # Design-specific facts about the row, e.g. which parts a leave-one-out row turns off;
+    # stored with the results so tables can be laid out the way papers print them.
+    meta: dict[str, Any] = field(default_factory=dict, compare=False)
 
     @property
     def changed(self) -> dict[str, Any]:
@@ -177,3 +180,25 @@ def explicit_list(spec: AblationSpec) -> list[VariantPlan]:
     _require(bool(spec.variants), "design 'list' needs 'variants': [{name, set}]", ("ablation", "design"))
     _require(not spec.axes, "design 'list' takes 'variants', not 'axes'", ("ablation", "axes"))
     return named_variants(spec)
+
+
+FULL = "full"
+
+
+@register_design("leave_one_out")
+def leave_one_out(spec: AblationSpec) -> list[VariantPlan]:
+    """The full recipe (the baseline), then each named part turned off alone: the layout of
+    Robust-ReID Table 2. Each variant's ``set`` says how to switch its part *off*."""
+    _require(
+        bool(spec.variants),
+        "design 'leave_one_out' needs 'variants': one per part, whose 'set' turns that part off",
+        ("ablation", "design"),
+    )
+    _require(not spec.axes, "design 'leave_one_out' takes 'variants', not 'axes'", ("ablation", "axes"))
+    parts = [variant.name for variant in spec.variants]
+    plans = [VariantPlan(FULL, meta={"design": "leave_one_out", "parts": parts, "off": []})]
+    for plan in named_variants(spec):
+        plans.append(
+            VariantPlan(f"w/o {plan.name}", plan.changes, meta={"design": "leave_one_out", "parts": parts, "off": [plan.name]})
+        )
+    return plans

@@ -39,6 +39,7 @@ class PlannedTrial:
     config: TrialConfig
     config_hash: str
     origins: dict[str, tuple[str | int, ...]] = field(default_factory=dict, compare=False)
+    variant_meta: dict[str, Any] = field(default_factory=dict, compare=False)
 
     @property
     def trial_id(self) -> str:
@@ -133,5 +134,6 @@ def expand(recipe: Recipe, ablation: AblationSpec) -> list[PlannedTrial]:
                 continue  # e.g. a one-at-a-time value equal to the baseline's
             seen_hashes.add(digest)
             origins = {change.path: change.origin for change in plan.changes}
-            trials.append(PlannedTrial(plan.name, plan.changed, seed, config, digest, origins))
+            meta = {"design": ablation.design, **plan.meta}
+            trials.append(PlannedTrial(plan.name, plan.changed, seed, config, digest, origins, meta))
     return trials

@@ -13,7 +13,7 @@ No torch import here: the orchestrator validates and expands studies without it.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -22,6 +22,34 @@ class Section(BaseModel):
     """Base of every config section: unknown keys are errors, instances are immutable."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ToggleSection(Section):
+    """An optional module that a study switches on and off.
+
+    Conditional axes: a module's parameters exist only where the module is on. When
+    :meth:`is_active` is false, every field other than the switches in ``SWITCHES`` is reset
+    to its default after validation, so two configs that differ only in the parameters of a
+    switched-off module are the same config with the same hash (a grid over ``enabled`` x
+    ``lam`` runs the "off" trial once, not once per ``lam``). Values are still validated first:
+    a negative lambda is an error even with the module off.
+    """
+
+    SWITCHES: ClassVar[tuple[str, ...]] = ("enabled",)
+
+    enabled: bool = False
+
+    def is_active(self) -> bool:
+        return self.enabled
+
+    @model_validator(mode="after")
+    def _reset_parameters_when_off(self) -> "ToggleSection":
+        if not self.is_active():
+            for name, info in type(self).model_fields.items():
+                if name not in self.SWITCHES:
+                    # The instance is frozen; this runs while it is being built.
+                    object.__setattr__(self, name, info.get_default(call_default_factory=True))
+        return self
 
 
 class DatasetConfig(Section):

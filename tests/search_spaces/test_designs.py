@@ -74,7 +74,7 @@ def test_unknown_axis_suggests_the_near_name():
 
 
 def test_unknown_design_lists_known_ones():
-    with pytest.raises(ValueError, match="known designs: grid, list, one_at_a_time"):
+    with pytest.raises(ValueError, match="known designs: grid, leave_one_out, list, one_at_a_time"):
         AblationSpec(design="latin_square")
 
 
@@ -82,3 +82,34 @@ def test_planned_trial_origin_of_paths():
     trials = expand(Recipe(), ablation(design="grid", axes={"model.neck": ["l2norm"]}))
     assert trials[0].origin_of("model.neck") == ("ablation", "axes", "model.neck", 0)
     assert trials[0].origin_of("model.backbone") == ("baseline", "model", "backbone")
+
+
+def test_leave_one_out_is_the_full_recipe_then_each_part_off():
+    trials = expand(
+        Recipe.model_validate({"model": {"pooling": "gem", "neck": "l2norm"}}),
+        ablation(
+            design="leave_one_out",
+            variants=[{"name": "GeM", "set": {"model.pooling": "avg"}}, {"name": "L2 norm", "set": {"model.neck": "bnneck"}}],
+            seeds=[0, 1],
+        ),
+    )
+    assert [t.variant for t in trials[::2]] == ["full", "w/o GeM", "w/o L2 norm"]
+    assert len(trials) == 6
+    without_gem = trials[2].config.model
+    assert (without_gem.pooling, without_gem.neck) == ("avg", "l2norm")
+    assert trials[2].variant_meta == {"design": "leave_one_out", "parts": ["GeM", "L2 norm"], "off": ["GeM"]}
+    assert trials[0].variant_meta["off"] == []
+
+
+def test_a_switched_off_module_ignores_its_parameters():
+    from pydantic import Field
+
+    from search_spaces.trial_config import ToggleSection
+
+    class Module(ToggleSection):
+        lam: float = Field(0.01, ge=0)
+
+    assert Module(lam=0.5) == Module() == Module(lam=0.9)
+    assert Module(enabled=True, lam=0.5).lam == 0.5
+    with pytest.raises(ValueError):
+        Module(lam=-1.0)  # still validated while off
