@@ -11,7 +11,19 @@ from pathlib import Path
 
 from orchestrator.errors import StoreError
 from orchestrator.spec import LoadedSpec, spec_error
+from search_spaces import PlannedTrial, resolve_sample
+from search_spaces.search import probe_points
 from storage import ResultStore, StoreUnavailableError
+
+
+def trials_to_check(loaded: LoadedSpec) -> list[PlannedTrial]:
+    """The planned trials, or for a search design the baseline and every bound/choice of its space."""
+    if loaded.trials:
+        return loaded.trials
+    seed = loaded.spec.ablation.seeds[0]
+    recipe = loaded.spec.baseline
+    points = [{}] + (probe_points(loaded.spec.ablation.search) if loaded.spec.ablation.search else [])
+    return [resolve_sample(recipe, point, seed) for point in points]
 
 
 def check_models(loaded: LoadedSpec) -> None:
@@ -19,7 +31,7 @@ def check_models(loaded: LoadedSpec) -> None:
     from trainables.compat import check_trial_config
 
     seen: set[str] = set()
-    for trial in loaded.trials:
+    for trial in trials_to_check(loaded):
         key = trial.config.model.model_dump_json()
         if key in seen:
             continue
@@ -29,15 +41,53 @@ def check_models(loaded: LoadedSpec) -> None:
 
 
 def check_datasets(loaded: LoadedSpec) -> None:
-    """Real datasets' folders exist (the synthetic one is generated on demand)."""
-    for trial in loaded.trials:
+    """Real datasets' folders exist and read with their adapter (layout and file names, no
+    decoding); trials with the implicit-attention augmentation find the training masks (and
+    viewpoint labels where asked). The synthetic dataset is generated on demand with masks."""
+    seen: set[str] = set()
+    for trial in trials_to_check(loaded):
         dataset = trial.config.dataset
-        if dataset.name != "synthetic" and not Path(dataset.root or "").expanduser().is_dir():
+        if dataset.name == "synthetic":
+            continue
+        if not Path(dataset.root or "").expanduser().is_dir():
             raise spec_error(
                 loaded.source,
                 trial.origin_of("dataset.root"),
                 f"dataset folder not found: {Path(dataset.root or '').expanduser().resolve()}",
             )
+        augment = trial.config.augment
+        key = dataset.model_dump_json() + augment.implicit_attention.model_dump_json()
+        if key in seen:
+            continue
+        seen.add(key)
+        _check_dataset_files(loaded, trial)
+
+
+def _check_dataset_files(loaded: LoadedSpec, trial: PlannedTrial) -> None:
+    from trainables.data.datasets import masks_command, read_records
+    from trainables.data.errors import DatasetError, summarize_paths
+    from trainables.data.implicit_attention import read_viewpoints
+
+    dataset, ia = trial.config.dataset, trial.config.augment.implicit_attention
+    try:
+        records = read_records(dataset)
+    except DatasetError as err:
+        raise spec_error(loaded.source, trial.origin_of("dataset.root"), str(err)) from None
+    if not ia.is_active():
+        return
+    missing = [r.path for r in records.train if r.mask_path is None]
+    if missing:
+        raise spec_error(
+            loaded.source,
+            trial.origin_of("augment.implicit_attention.enabled"),
+            f"implicit attention needs person masks; none under {records.root / 'masks'} for "
+            f"{summarize_paths(missing, 3)}: run `{masks_command(dataset)}`",
+        )
+    if ia.same_viewpoint:
+        try:
+            read_viewpoints(records.train, records.root)
+        except DatasetError as err:
+            raise spec_error(loaded.source, trial.origin_of("augment.implicit_attention.same_viewpoint"), str(err)) from None
 
 
 def check_store(uri: str) -> ResultStore:

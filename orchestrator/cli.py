@@ -17,6 +17,7 @@ from typing import Callable, Optional
 import typer
 
 from orchestrator.errors import InputError, OrchestratorError
+from orchestrator.redact import redact_uri
 
 app = typer.Typer(
     help="Run person re-identification ablation studies on Ray Tune, tracked in MLflow, stored as Parquet.",
@@ -24,8 +25,10 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-data_app = typer.Typer(help="Dataset tools: generate the synthetic dataset.", no_args_is_help=True)
+data_app = typer.Typer(help="Dataset tools: check a dataset, precompute person masks, generate the synthetic dataset.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
+k8s_app = typer.Typer(help="Kubernetes: render KubeRay manifests for a study.", no_args_is_help=True)
+app.add_typer(k8s_app, name="k8s")
 
 _debug = {"on": False}
 
@@ -67,6 +70,10 @@ def validate(spec: Path = typer.Argument(..., help="Study spec (YAML).")) -> Non
 
     loaded = load_spec(spec)
     check_spec(loaded)
+    search = loaded.spec.ablation.search
+    if search is not None:
+        echo(f"{spec}: OK — study '{loaded.name}', design {loaded.spec.ablation.design}, {search.num_samples} samples over {len(search.space)} axes")
+        return
     variants = len({t.variant for t in loaded.trials})
     echo(f"{spec}: OK — study '{loaded.name}', design {loaded.spec.ablation.design}, {variants} variants, {len(loaded.trials)} trials")
 
@@ -78,6 +85,17 @@ def plan(spec: Path = typer.Argument(..., help="Study spec (YAML).")) -> None:
     from orchestrator.spec import load_spec
 
     loaded = load_spec(spec)
+    search = loaded.spec.ablation.search
+    if search is not None:
+        echo(f"design {loaded.spec.ablation.design}: Optuna TPE proposes {search.num_samples} configurations at seed {loaded.spec.ablation.seeds[0]}")
+        echo(f"  metric {search.metric or loaded.spec.study.metric} ({search.mode}), {search.max_concurrent} at a time" + (", ASHA early stopping" if search.asha else ""))
+        for path, dist in search.space.items():
+            echo(f"  {path}: {dist.model_dump(exclude={'type'})} ({dist.type})")
+        repeats = search.repeat_best * (len(loaded.spec.ablation.seeds) - 1)
+        if repeats:
+            echo(f"  then the {search.repeat_best} best rerun at seeds {loaded.spec.ablation.seeds[1:]}: {repeats} more trials")
+        echo(f"{search.num_samples + repeats} trials")
+        return
     width = max(len(t.variant) for t in loaded.trials)
     echo(f"{'variant':<{width}}  seed  hash              changes")
     for trial in loaded.trials:
@@ -102,8 +120,11 @@ def launch(
     result = launch_study(loaded, tracking_uri=tracking_uri, force=force, address=address, echo=echo)
     echo("")
     echo(result.table)
-    echo(f"results: {result.store_uri}")
-    echo(f"MLflow:  mlflow ui --backend-store-uri {result.tracking_uri}")
+    echo(f"results: {redact_uri(result.store_uri)}")
+    if result.tracking_uri.startswith("sqlite:"):
+        echo(f"MLflow:  mlflow ui --backend-store-uri {result.tracking_uri}")
+    else:
+        echo(f"MLflow:  {redact_uri(result.tracking_uri)}")
     if result.failed:
         echo(f"{result.failed} trial(s) failed; see the 'error' column of the trials table")
         raise typer.Exit(1)
@@ -114,18 +135,68 @@ def launch(
 def summarize(
     study: str = typer.Argument(..., help="Study name, study folder, or the study's spec file."),
     store: Optional[str] = typer.Option(None, "--store", help="Result store URI (default: the study folder's results)."),
+    formats: Optional[list[str]] = typer.Option(
+        None, "--format", "-f", help="md, latex, csv, html or all; repeat the option or give a comma list (default: md)."
+    ),
+    out: Optional[Path] = typer.Option(None, "--out", help="Write the table file(s) and the PNG figures into this folder instead of printing."),
+    figures: bool = typer.Option(True, "--figures/--no-figures", help="With --out: also draw the figures."),
 ) -> None:
-    """Print a study's ablation table (Markdown) from its result store."""
-    from orchestrator.errors import StudyNotFoundError
+    """Print a study's ablation table from its result store, or write tables and figures with --out."""
+    from orchestrator.errors import StoreError, StudyNotFoundError
+    from orchestrator.redact import redact_uri
+    from orchestrator.report import parse_formats, write_study_report
+    from orchestrator.summary import FORMATS
     from orchestrator.summary import summarize as summarize_rows
-    from orchestrator.summary import to_markdown
-    from storage import ResultStore
+    from storage import ResultStore, StoreUnavailableError
+
+    try:
+        chosen = parse_formats(formats or []) or ["md"]
+    except ValueError as err:
+        raise InputError(f"--format: {err}") from None
+    name, store_uri = _locate_study(study, store)
+    try:
+        result_store = ResultStore(store_uri)
+        rows = result_store.read_rows("trials", name)
+        if not rows:
+            raise StudyNotFoundError(f"no results for study '{name}' in {redact_uri(store_uri)}")
+        if out is None:
+            summary = summarize_rows(name, rows)
+            echo("\n".join(FORMATS[fmt][1](summary) for fmt in chosen))
+            return
+        written = write_study_report(name, result_store, out, formats=chosen, figures=figures)
+    except StoreUnavailableError as err:
+        raise StoreError(str(err)) from None
+    for path in written:
+        echo(str(path))
+
+
+@app.command()
+@handle_errors
+def compact(
+    study: str = typer.Argument(..., help="Study name, study folder, or the study's spec file."),
+    store: Optional[str] = typer.Option(None, "--store", help="Result store URI (default: the study folder's results)."),
+) -> None:
+    """Merge a study's Parquet part files into one file per table; rerun to finish an interrupted compaction.
+
+    No row is lost or duplicated at any point: the merged file is written before the parts are deleted, and readers take each part's rows once.
+    """
+    from orchestrator.errors import StoreError, StudyNotFoundError
+    from orchestrator.redact import redact_uri
+    from storage import ResultStore, StoreUnavailableError
 
     name, store_uri = _locate_study(study, store)
-    rows = ResultStore(store_uri).read_rows("trials", name)
-    if not rows:
-        raise StudyNotFoundError(f"no results for study '{name}' in {store_uri}")
-    echo(to_markdown(summarize_rows(name, rows)))
+    try:
+        result_store = ResultStore(store_uri)
+        if name not in result_store.studies():
+            raise StudyNotFoundError(f"no results for study '{name}' in {redact_uri(store_uri)}")
+        results = result_store.compact(name)
+    except StoreUnavailableError as err:
+        raise StoreError(str(err)) from None
+    for result in results:
+        if result.files_merged:
+            echo(f"{result.table}: {result.files_merged} files merged into 1 ({result.rows} rows)")
+        else:
+            echo(f"{result.table}: nothing to merge ({result.rows} rows)")
 
 
 def _locate_study(study: str, store: str | None) -> tuple[str, str]:
@@ -139,6 +210,82 @@ def _locate_study(study: str, store: str | None) -> tuple[str, str]:
     if path.is_dir() and (path / "results").is_dir():
         return path.resolve().name, store or str(path / "results")
     return study, store or str(Path("studies") / study / "results")
+
+
+@app.command()
+@handle_errors
+def resume(
+    study: str = typer.Argument(..., help="Study name (under ./studies), study folder, or the study's spec file."),
+    tracking_uri: Optional[str] = typer.Option(None, "--tracking-uri", help="MLflow tracking URI (default: the one the study was launched with)."),
+    address: Optional[str] = typer.Option(None, "--address", help="Ray cluster address (default: the one the study was launched with)."),
+) -> None:
+    """Finish an interrupted study: run only the trials not yet done, from the launched spec."""
+    from orchestrator.launch import launch_study, load_for_resume
+    from orchestrator.study_files import locate_study
+
+    location = locate_study(study)
+    loaded = load_for_resume(location)
+    result = launch_study(
+        loaded, tracking_uri=tracking_uri, address=address or location.record.get("address"), echo=echo
+    )
+    echo("")
+    echo(result.table)
+    if result.failed:
+        echo(f"{result.failed} trial(s) failed; see the 'error' column of the trials table")
+        raise typer.Exit(1)
+
+
+@app.command()
+@handle_errors
+def status(
+    study: str = typer.Argument(..., help="Study name (under ./studies), study folder, or the study's spec file."),
+    tracking_uri: Optional[str] = typer.Option(None, "--tracking-uri", help="MLflow tracking URI, to show running trials."),
+) -> None:
+    """Show a study's progress: trials done, running, failed and pending, the best so far, time left."""
+    from orchestrator.launch import load_for_resume
+    from orchestrator.status import format_status, study_status
+    from orchestrator.study_files import locate_study
+    from orchestrator.tracking import StudyTracker, resolve_tracking_uri
+    from storage import ResultStore
+
+    location = locate_study(study)
+    loaded = load_for_resume(location)
+    uri = resolve_tracking_uri(tracking_uri, location.record.get("tracking_uri"), loaded.spec.study_dir())
+    running = []
+    try:
+        running = StudyTracker(uri, loaded.name).child_runs()
+    except Exception as err:  # noqa: BLE001 - status still shows what the store knows
+        echo(f"(MLflow at {redact_uri(uri)} not readable: {type(err).__name__}; running trials unknown)")
+    echo(format_status(study_status(loaded, ResultStore(location.store_uri()), running)))
+
+
+@k8s_app.command("render")
+@handle_errors
+def k8s_render(
+    spec: Path = typer.Argument(..., help="Study spec (YAML)."),
+    out: Path = typer.Option(..., "--out", help="Folder for the manifests (kubectl apply -k DIR)."),
+    image: str = typer.Option("reid-orchestrator:latest", "--image", help="Container image with this project installed."),
+    gpus_per_trial: float = typer.Option(1.0, "--gpus-per-trial", min=0, help="GPUs per trial; fractions pack trials per GPU."),
+    workers: int = typer.Option(2, "--workers", min=1, help="GPU worker pods."),
+    gpus_per_worker: int = typer.Option(1, "--gpus-per-worker", min=0),
+    store_uri: str = typer.Option("s3://reid-results/studies", "--store-uri", help="Result store every pod writes to."),
+    artifacts_uri: str = typer.Option("s3://reid-results/mlflow", "--artifacts-uri", help="MLflow artifact destination."),
+    data_pvc: Optional[str] = typer.Option(None, "--data-pvc", help=f"PersistentVolumeClaim with the dataset, mounted at /data."),
+    dataset_root: Optional[str] = typer.Option(None, "--dataset-root", help="Dataset folder inside the pods, e.g. /data/Market-1501."),
+    namespace: Optional[str] = typer.Option(None, "--namespace"),
+) -> None:
+    """Write the RayJob, MLflow server and spec ConfigMap manifests for a study."""
+    from orchestrator.k8s_render import RenderOptions, render_manifests, write_manifests
+    from orchestrator.spec import load_spec
+
+    loaded = load_spec(spec)
+    options = RenderOptions(
+        image=image, gpus_per_trial=gpus_per_trial, workers=workers, gpus_per_worker=gpus_per_worker,
+        store_uri=store_uri, artifacts_uri=artifacts_uri, data_pvc=data_pvc, dataset_root=dataset_root, namespace=namespace,
+    )
+    for path in write_manifests(render_manifests(loaded, options), out):
+        echo(f"wrote {path}")
+    echo(f"apply with: kubectl apply -k {out}   (after creating the Secrets listed in k8s/README.md)")
 
 
 @data_app.command("synth")
@@ -155,6 +302,66 @@ def data_synth(
     spec = SyntheticSpec(num_train_ids=train_ids, num_test_ids=test_ids, seed=seed)
     root = generate_synthetic_dataset(out, spec, progress=echo)
     echo(f"synthetic dataset written to {root}")
+
+
+def _dataset_options(subset: str | None, with_val: bool | None) -> dict:
+    """Adapter options the user gave (an adapter that does not take one says so)."""
+    options: dict = {}
+    if subset is not None:
+        options["subset"] = subset
+    if with_val:
+        options["with_val"] = True
+    return options
+
+
+_DATASET_HELP = "Adapter: market1501, dukemtmc, msmt17, cuhk03np, folder (any folder in Market naming) or synthetic."
+
+
+@data_app.command("check")
+@handle_errors
+def data_check(
+    dataset: str = typer.Option("folder", "--dataset", help=_DATASET_HELP),
+    root: Path = typer.Option(..., "--root", help="The dataset folder as it ships (or its parent)."),
+    subset: Optional[str] = typer.Option(None, "--subset", help="cuhk03np: detected (default) or labeled."),
+    with_val: bool = typer.Option(False, "--with-val", help="msmt17: count list_val.txt into train."),
+    decode: bool = typer.Option(True, "--decode/--no-decode", help="Decode every image and mask (default) or only read names."),
+) -> None:
+    """Read a dataset as it ships and print identities, images and cameras per split."""
+    from trainables.data.check import check_dataset, format_report
+
+    report = check_dataset(dataset, root, decode=decode, **_dataset_options(subset, with_val))
+    for line in format_report(report):
+        echo(line)
+    echo("OK")
+
+
+@data_app.command("masks")
+@handle_errors
+def data_masks(
+    root: Path = typer.Option(..., "--root", help="The dataset folder as it ships (or its parent)."),
+    weights: Path = typer.Option(..., "--weights", help="Local state dict of torchvision's maskrcnn_resnet50_fpn (never downloaded)."),
+    dataset: str = typer.Option("folder", "--dataset", help=_DATASET_HELP),
+    subset: Optional[str] = typer.Option(None, "--subset", help="cuhk03np: detected (default) or labeled."),
+    with_val: bool = typer.Option(False, "--with-val", help="msmt17: include list_val.txt images."),
+    split: list[str] = typer.Option(["train"], "--split", help="Split(s) to mask: train (what the augmentation needs), query, gallery."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
+    batch_size: int = typer.Option(8, "--batch-size", min=1),
+    min_size: int = typer.Option(800, "--min-size", min=16, help="Mask R-CNN input resize (shorter side)."),
+    score_threshold: float = typer.Option(0.5, "--score-threshold", min=0.0, max=1.0, help="Minimum person detection score."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Recompute masks that exist."),
+) -> None:
+    """Precompute person masks with Mask R-CNN into <root>/masks/ (existing masks are reused)."""
+    from trainables.data.adapters import read_dataset
+    from trainables.data.masks import compute_masks, load_mask_rcnn
+
+    records = read_dataset(dataset, root, **_dataset_options(subset, with_val))
+    model = load_mask_rcnn(weights, device=device, min_size=min_size, max_size=max(min_size, 1333))
+    summary = compute_masks(records, model, splits=split, batch_size=batch_size, overwrite=overwrite,
+                            score_threshold=score_threshold, progress=echo)
+    echo(
+        f"masks in {summary.root / 'masks'}: {summary.computed} computed, {summary.reused} reused, "
+        f"{summary.without_person} without a person (stored empty)"
+    )
 
 
 def main() -> None:

@@ -2,27 +2,32 @@
 
 Order of work, so that bad input costs seconds and nothing is lost:
 1. checks (spec, models, datasets, result store) — any failure exits 2 before Ray starts;
-2. trials whose config hash already completed in the store are skipped (``--force`` reruns);
+2. trials whose config hash is already done in the store are skipped (``--force`` reruns);
+   a search design is warm-started with its finished samples and runs only the rest;
 3. each dataset is decoded once in the driver and shared with all trials via the object store;
-4. Ray Tune runs one trial per planned config; the :class:`StudyRecorder` callback writes
-   MLflow runs and Parquet part files as trials finish;
+4. Ray Tune runs the trials; the :class:`StudyRecorder` callback writes MLflow runs and
+   Parquet part files as trials finish;
 5. the ablation table is printed and saved in the study folder and on the MLflow parent run.
 """
 
 from __future__ import annotations
 
-import datetime as dt
-import os
+import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 from orchestrator.checks import check_spec, check_store
 from orchestrator.errors import DataError
+from orchestrator.redact import redact_uri
+from orchestrator.study_files import SPEC_COPY, StudyLocation, record_launch
 from orchestrator.spec import LoadedSpec
 from orchestrator.summary import summarize, to_markdown
 from orchestrator.tracking import StudyTracker, resolve_tracking_uri
-from search_spaces import PlannedTrial
+from search_spaces import PlannedTrial, resolve_sample
+from search_spaces.designs import SEARCH_DESIGNS
+from storage import ResultStore
+from storage.result_store import DONE_STATUSES
 
 Echo = Callable[[str], None]
 
@@ -40,12 +45,12 @@ class LaunchResult:
     tracking_uri: str
 
 
-def _decode_datasets(trials: list[PlannedTrial], echo: Echo) -> dict:
-    """Decode each distinct dataset (name, root, size) once."""
+def _decode_datasets(trials: list[PlannedTrial], echo: Echo, datasets: dict | None = None) -> dict:
+    """Decode each distinct dataset (name, root, size) once; ``datasets`` caches earlier ones."""
     from trainables.data.datasets import dataset_key, load_reid_data
     from trainables.data.errors import DatasetError
 
-    datasets = {}
+    datasets = {} if datasets is None else datasets
     for trial in trials:
         key = dataset_key(trial.config.dataset)
         if key in datasets:
@@ -63,54 +68,125 @@ def _decode_datasets(trials: list[PlannedTrial], echo: Echo) -> dict:
     return datasets
 
 
-def _start_ray(address: str | None, echo: Echo) -> bool:
-    """Connect to ``address`` or start a local Ray; returns whether we started it."""
-    import ray
-
-    if ray.is_initialized():
-        return False
-    kwargs = dict(include_dashboard=False, log_to_driver=False, configure_logging=True, logging_level="WARNING")
-    if address:
-        echo(f"connecting to Ray at {address}")
-        ray.init(address=address, **kwargs)
-    else:
-        ray.init(num_cpus=int(os.environ.get("REID_ORCH_NUM_CPUS", os.cpu_count() or 1)), **kwargs)
-    return True
+def search_history(store: ResultStore, study: str, metric: str, seed: int) -> list[tuple[dict[str, Any], float]]:
+    """(sampled point, metric value) of the search samples already done at the search seed."""
+    history = []
+    for row in store.read_rows("trials", study):
+        if row.get("design") == "optuna" and row.get("status") in DONE_STATUSES and row.get("seed") == seed:
+            value = row.get(metric)
+            if value is not None:
+                history.append((json.loads(row["changes"]), float(value)))
+    return history
 
 
-def _run_tune(loaded: LoadedSpec, todo: list[PlannedTrial], recorder, datasets: dict, study_dir: Path) -> None:
-    # Ray's own progress tables would interleave with the recorder's lines; the legacy
-    # reporter at verbose=0 prints nothing.
-    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
-    from ray import tune
+def best_points(history: list[tuple[dict[str, Any], float]], count: int, mode: str) -> list[dict[str, Any]]:
+    """The ``count`` best distinct points of a search history."""
+    ranked = sorted(history, key=lambda item: item[1], reverse=(mode == "max"))
+    points: list[dict[str, Any]] = []
+    for point, _ in ranked:
+        if point not in points:
+            points.append(point)
+    return points[:count]
 
-    from trainables.tune_entry import tune_trainable
 
-    resources = loaded.spec.resources
-    trainable = tune.with_resources(
-        tune.with_parameters(tune_trainable, datasets=datasets),
-        {"cpu": resources.cpus_per_trial, "gpu": resources.gpus_per_trial},
-    )
-    runtime = {"threads": max(1, int(resources.cpus_per_trial))}
-    # The hash travels with each trial so the recorder can match results to planned trials.
-    param_space = {
-        "trial": tune.grid_search([{"config": t.config.model_dump(mode="json"), "hash": t.config_hash} for t in todo]),
-        "runtime": runtime,
-    }
-    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    tuner = tune.Tuner(
-        trainable,
-        param_space=param_space,
-        tune_config=tune.TuneConfig(max_concurrent_trials=resources.max_concurrent_trials, reuse_actors=False),
-        run_config=tune.RunConfig(
-            name=f"{loaded.name}-{stamp}",
-            storage_path=str(study_dir / "ray"),
-            callbacks=[recorder],
-            failure_config=tune.FailureConfig(max_failures=resources.retries),
-            verbose=0,
-        ),
-    )
-    tuner.fit()
+def pending_trials(loaded: LoadedSpec, store: ResultStore, force: bool = False) -> list[PlannedTrial]:
+    """Planned trials whose config hash is not yet done in the store (all of them with ``force``).
+
+    Matching is by content hash, so a grid grown by one value runs only the new trials.
+    """
+    if force:
+        return list(loaded.trials)
+    done = store.completed_hashes(loaded.name)
+    return [trial for trial in loaded.trials if trial.config_hash not in done]
+
+
+class _StudyRun:
+    """One launch of a study: the shared pieces every phase (search, repeats, list) needs."""
+
+    def __init__(self, loaded: LoadedSpec, store: ResultStore, tracker: StudyTracker, address: str | None, echo: Echo):
+        self.loaded, self.store, self.tracker, self.address, self.echo = loaded, store, tracker, address, echo
+        self.study_dir = loaded.spec.study_dir()
+        self.started_ray = False
+        self.datasets: dict = {}
+        self.ran = 0
+        self.failed = 0
+        self.variant_order = list(dict.fromkeys(t.variant for t in loaded.trials))
+        self.axes = sorted({path for t in loaded.trials for path in t.changes} | set(self._search_axes()))
+
+    def _search_axes(self) -> list[str]:
+        search = self.loaded.spec.ablation.search
+        return list(search.space) if search else []
+
+    def _recorder(self, trials: list[PlannedTrial], **kwargs: Any):
+        from orchestrator.recorder import StudyRecorder
+
+        return StudyRecorder(
+            study=self.loaded.name,
+            trials=trials,
+            variant_order=self.variant_order,
+            axes=self.axes,
+            store=self.store,
+            tracker=self.tracker,
+            echo=self.echo,
+            **kwargs,
+        )
+
+    def _ray(self) -> None:
+        from orchestrator.tune_runner import start_ray
+
+        self.started_ray = start_ray(self.address, self.echo) or self.started_ray
+
+    def _finish(self, recorder) -> None:
+        self.ran += recorder.finished
+        self.failed += recorder.failed
+        self.variant_order = recorder.variant_order
+
+    def decode(self, trials: list[PlannedTrial]) -> dict:
+        """Decoded datasets of ``trials`` (each decoded once per launch)."""
+        return _decode_datasets(trials, self.echo, self.datasets)
+
+    def run_list(self, trials: list[PlannedTrial]) -> None:
+        from orchestrator.tune_runner import run_trials
+
+        if not trials:
+            return
+        datasets = self.decode(trials)
+        recorder = self._recorder(trials)
+        self._ray()
+        run_trials(self.loaded, trials, recorder, datasets, self.study_dir)
+        self._finish(recorder)
+
+    def run_search(self, force: bool) -> None:
+        from orchestrator.tune_runner import run_search
+
+        spec = self.loaded.spec
+        search = spec.ablation.search
+        metric = search.metric or spec.study.metric
+        seeds = spec.ablation.seeds
+        history = [] if force else search_history(self.store, self.loaded.name, metric, seeds[0])
+        remaining = max(0, search.num_samples - len(history))
+        self.echo(f"optuna search: {search.num_samples} samples, {len(history)} done, {remaining} to run (seed {seeds[0]})")
+        recipe = spec.baseline.model_dump(mode="python")
+        if remaining:
+            datasets = self.decode([resolve_sample(recipe, {}, seeds[0])])
+            recorder = self._recorder([], resolve_sample=lambda point: resolve_sample(recipe, point, seeds[0]), total=remaining)
+            self._ray()
+            run_search(self.loaded, recorder, datasets, self.study_dir, num_samples=remaining, metric=metric, history=history)
+            self._finish(recorder)
+        if len(seeds) > 1 and search.repeat_best:
+            history = search_history(self.store, self.loaded.name, metric, seeds[0])
+            best = best_points(history, search.repeat_best, search.mode)
+            repeats = [resolve_sample(recipe, point, seed) for point in best for seed in seeds[1:]]
+            done = set() if force else self.store.completed_hashes(self.loaded.name)
+            todo = [t for t in repeats if t.config_hash not in done]
+            self.echo(f"repeating the {len(best)} best configuration(s) at seeds {seeds[1:]}: {len(todo)} trials to run")
+            self.run_list(todo)
+
+    def close(self) -> None:
+        if self.started_ray:
+            import ray
+
+            ray.shutdown()
 
 
 def launch_study(
@@ -121,7 +197,7 @@ def launch_study(
     address: str | None = None,
     echo: Echo = print,
 ) -> LaunchResult:
-    """Run every not-yet-completed trial of ``loaded`` and return the ablation table."""
+    """Run every not-yet-done trial of ``loaded`` and return the ablation table."""
     spec = loaded.spec
     study = loaded.name
     check_spec(loaded)
@@ -130,52 +206,69 @@ def launch_study(
     store = check_store(spec.store_uri())
     uri = resolve_tracking_uri(tracking_uri, spec.output.tracking_uri, study_dir)
 
-    completed = set() if force else store.completed_hashes(study)
-    todo = [t for t in loaded.trials if t.config_hash not in completed]
-    echo(
-        f"study '{study}': {len(loaded.trials)} trials planned, "
-        f"{len(loaded.trials) - len(todo)} already completed, {len(todo)} to run"
-    )
-    echo(f"  results -> {store.uri}\n  MLflow  -> {uri}")
+    searching = spec.ablation.design in SEARCH_DESIGNS
+    todo = pending_trials(loaded, store, force)
+    if not searching:
+        echo(
+            f"study '{study}': {len(loaded.trials)} trials planned, "
+            f"{len(loaded.trials) - len(todo)} already completed, {len(todo)} to run"
+        )
+    else:
+        echo(f"study '{study}': design {spec.ablation.design}")
+    echo(f"  results -> {redact_uri(store.uri)}\n  MLflow  -> {redact_uri(uri)}")
 
+    run = _StudyRun(loaded, store, None, address, echo)
+    # Decode before anything is recorded: a broken dataset launches nothing, not even a run.
+    run.decode(todo if not searching else [resolve_sample(spec.baseline, {}, spec.ablation.seeds[0])])
+    if loaded.source.path.resolve() != (study_dir / SPEC_COPY).resolve():
+        spec_text = loaded.source.path.read_text(encoding="utf-8")
+        record_launch(study_dir, spec_text, store_uri=store.uri, tracking_uri=uri, address=address)
     tracker = StudyTracker(uri, study, artifact_location=_artifact_location(uri, study_dir))
     tracker.start_study(
         params={"design": spec.ablation.design, "seeds": spec.ablation.seeds, "trials": len(loaded.trials)},
         tags={"reid.spec_file": str(loaded.source.path)},
     )
-    failed = 0
+    tracker.reconcile(store.completed_hashes(study))
+    run.tracker = tracker
     status = "FINISHED"
     try:
-        if todo:
-            from orchestrator.recorder import StudyRecorder
-
-            datasets = _decode_datasets(todo, echo)
-            variant_order = list(dict.fromkeys(t.variant for t in loaded.trials))
-            axes = sorted({path for t in loaded.trials for path in t.changes})
-            recorder = StudyRecorder(
-                study=study, trials=todo, variant_order=variant_order, axes=axes, store=store, tracker=tracker, echo=echo
-            )
-            started_ray = _start_ray(address, echo)
-            try:
-                _run_tune(loaded, todo, recorder, datasets, study_dir)
-            finally:
-                if started_ray:
-                    import ray
-
-                    ray.shutdown()
-            failed = recorder.failed
+        if searching:
+            run.run_search(force)
+        else:
+            run.run_list(todo)
     except BaseException:
         status = "KILLED"
         raise
     finally:
+        run.close()
         tracker.finish_study(status)
+    failed = run.failed
 
     table = to_markdown(summarize(study, store.read_rows("trials", study)))
-    table_path = study_dir / "tables" / "ablation.md"
-    table_path.parent.mkdir(parents=True, exist_ok=True)
-    table_path.write_text(table, encoding="utf-8")
-    tracker.log_study_artifact(table_path)
-    return LaunchResult(study, len(loaded.trials), len(loaded.trials) - len(todo), len(todo), failed, table, study_dir, store.uri, uri)
+    # Tables in every format and the figures, also on the MLflow parent run (see orchestrator.report).
+    from orchestrator.report import artifact_dir, write_study_report
+
+    report_dir = study_dir / "report"
+    for path in write_study_report(study, store, report_dir):
+        tracker.log_study_artifact(path, artifact_path=artifact_dir(path, report_dir))
+    return LaunchResult(study, len(loaded.trials), len(loaded.trials) - len(todo), run.ran, failed, table, study_dir, store.uri, uri)
+
+
+def load_for_resume(location: StudyLocation) -> LoadedSpec:
+    """The spec a study was launched with, pointed at the study's own folder and store."""
+    import dataclasses
+
+    from orchestrator.errors import StudyNotFoundError
+    from orchestrator.spec import load_spec
+
+    if location.spec_copy is None:
+        where = location.study_dir or f"studies/{location.name}"
+        raise StudyNotFoundError(f"no launched study '{location.name}' at {where} (no {SPEC_COPY}); launch it first")
+    loaded = load_spec(location.spec_copy)
+    output = loaded.spec.output.model_copy(
+        update={"dir": str(location.study_dir), "store": location.store_uri(), "tracking_uri": location.record.get("tracking_uri")}
+    )
+    return dataclasses.replace(loaded, spec=loaded.spec.model_copy(update={"output": output}))
 
 
 def _artifact_location(tracking_uri: str, study_dir: Path) -> str | None:

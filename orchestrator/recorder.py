@@ -48,7 +48,15 @@ def error_summary(text: str) -> str:
     return lines[-1] if lines else "unknown error"
 
 
+ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*m")
+
+
 def trial_error_text(trial: Any) -> str:
+    """The trial's error with its traceback, colour codes removed."""
+    return ANSI_ESCAPE.sub("", _raw_error_text(trial))
+
+
+def _raw_error_text(trial: Any) -> str:
     try:
         error = trial.get_error()
     except Exception:  # noqa: BLE001 - Ray may not have stored a pickled error
@@ -75,6 +83,8 @@ class TrialState:
     train_seconds: float = 0.0
     eval_seconds: float = 0.0
     node_ip: str | None = None
+    node_id: str | None = None
+    started_monotonic: float = field(default_factory=time.monotonic)
 
 
 class StudyRecorder(Callback):
@@ -90,18 +100,23 @@ class StudyRecorder(Callback):
         store: ResultStore,
         tracker: StudyTracker,
         echo: Callable[[str], None] = print,
+        resolve_sample: Callable[[dict[str, Any]], PlannedTrial] | None = None,
+        total: int | None = None,
     ):
         self.study = study
         self.by_hash = {trial.config_hash: trial for trial in trials}
-        self.variant_order = variant_order
+        self.resolve_sample = resolve_sample
+        self.variant_order = list(variant_order)
         self.axes = axes
         self.store = store
         self.tracker = tracker
         self.echo = echo
         self.states: dict[str, TrialState] = {}
-        self.total = len(trials)
+        self.total = total if total is not None else len(trials)
         self.finished = 0
         self.failed = 0
+        self.pruned = 0
+        self.durations: list[float] = []
         self.started = time.monotonic()
 
     # -- helpers --------------------------------------------------------------------------
@@ -111,10 +126,20 @@ class StudyRecorder(Callback):
     def _state(self, trial: Any) -> TrialState:
         key = trial.trial_id
         if key not in self.states:
-            planned = self.by_hash[trial.config["trial"]["hash"]]
+            planned = self._planned(trial.config)
+            if planned.variant not in self.variant_order:
+                self.variant_order.append(planned.variant)
             run_id = self.tracker.start_trial(planned, self.axes)
             self.states[key] = TrialState(planned, run_id, now_iso())
         return self.states[key]
+
+    def _planned(self, config: dict[str, Any]) -> PlannedTrial:
+        """The planned trial behind a Tune config: by hash, or resolved from a search sample."""
+        if "trial" in config:
+            return self.by_hash[config["trial"]["hash"]]
+        if self.resolve_sample is None:
+            raise KeyError("a search sample arrived but the recorder has no resolver")
+        return self.resolve_sample(config["search"])
 
     def _write(self, planned: PlannedTrial, tables: dict[str, list[dict[str, Any]]]) -> None:
         delay = 1.0
@@ -130,7 +155,24 @@ class StudyRecorder(Callback):
                 delay *= 2
 
     def _progress(self) -> str:
-        return f"[{self.finished}/{self.total} done{f', {self.failed} failed' if self.failed else ''}]"
+        extra = "".join(f", {n} {what}" for n, what in ((self.pruned, "pruned"), (self.failed, "failed")) if n)
+        eta = self._eta()
+        return f"[{self.finished}/{self.total} done{extra}{f', ~{eta} left' if eta else ''}]"
+
+    def _eta(self) -> str | None:
+        """Time left: mean trial duration x remaining trials / trials running at once."""
+        from orchestrator.status import format_duration
+
+        running = len(self.states) - self.finished
+        remaining = self.total - self.finished
+        if not self.durations or remaining <= 0:
+            return None
+        seconds = sum(self.durations) / len(self.durations) * max(remaining - 0.5 * running, 0.5) / max(running, 1)
+        return format_duration(seconds)
+
+    def _done(self, state: TrialState) -> None:
+        self.durations.append(time.monotonic() - state.started_monotonic)
+        self.finished += 1
 
     # -- Tune callback hooks --------------------------------------------------------------
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
@@ -148,6 +190,7 @@ class StudyRecorder(Callback):
         metrics = reported_metrics(result)
         epoch = int(metrics.get("epoch", result.get("training_iteration", 0)))
         state.node_ip = result.get("node_ip", state.node_ip)
+        state.node_id = result.get("node_id", state.node_id)
         state.curves.append(curve_row(self.study, state.planned, metrics))
         state.train_seconds += metrics.get("epoch_seconds", 0.0)
         self.tracker.log_metrics(state.run_id, metrics, step=epoch)
@@ -164,11 +207,14 @@ class StudyRecorder(Callback):
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         state = self._state(trial)
         final = dict(state.last_eval)
+        # A scheduler (ASHA) that stops a trial early completes it before its last epoch.
+        epochs_done = int(state.curves[-1]["epoch"]) if state.curves else 0
+        status = "completed" if epochs_done >= state.planned.config.train.epochs else "pruned"
         row = trial_row(
             self.study,
             state.planned,
             self._variant_index(state.planned),
-            status="completed",
+            status=status,
             error=None,
             final=final,
             started_at=state.started_at,
@@ -177,9 +223,12 @@ class StudyRecorder(Callback):
         )
         self._write(state.planned, {"trials": [row], "cameras": camera_rows(self.study, state.planned, final), "curves": state.curves})
         self.tracker.finish_trial(state.run_id, "FINISHED")
-        self.finished += 1
+        self.tracker.client.set_tag(state.run_id, "reid.status", status)
+        self._done(state)
+        self.pruned += status == "pruned"
+        verb = "finished" if status == "completed" else f"pruned at epoch {epochs_done}"
         self.echo(
-            f"{self._progress()} finished {self._label(state.planned)}: rank-1 {100 * final.get('rank1', float('nan')):.1f}% "
+            f"{self._progress()} {verb} {self._label(state.planned)}: rank-1 {100 * final.get('rank1', float('nan')):.1f}% "
             f"mAP {100 * final.get('mAP', float('nan')):.1f}% in {state.train_seconds + state.eval_seconds:.0f}s"
         )
 
@@ -200,7 +249,7 @@ class StudyRecorder(Callback):
         )
         self._write(state.planned, {"trials": [row], "curves": state.curves})
         self.tracker.finish_trial(state.run_id, "FAILED", error=summary)
-        self.finished += 1
+        self._done(state)
         self.failed += 1
         self.echo(f"{self._progress()} FAILED {self._label(state.planned)}: {summary}")
 
@@ -213,5 +262,6 @@ class StudyRecorder(Callback):
             "eval_seconds": state.eval_seconds,
             "epochs_done": len(state.curves),
             "node_ip": state.node_ip,
+            "node_id": state.node_id,
             "elapsed_study_seconds": time.monotonic() - self.started,
         }

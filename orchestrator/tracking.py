@@ -127,9 +127,20 @@ class StudyTracker:
         if self.parent_run_id:
             self.client.set_terminated(self.parent_run_id, status=status)
 
-    def log_study_artifact(self, path: Path) -> None:
+    def log_study_artifact(self, path: Path, artifact_path: str | None = None) -> None:
+        """Attach ``path`` to the parent run, under the folder ``artifact_path`` (None: top level)."""
         if self.parent_run_id:
-            self.client.log_artifact(self.parent_run_id, str(path))
+            self.client.log_artifact(self.parent_run_id, str(path), artifact_path)
+
+    def reconcile(self, done_hashes: set[str]) -> int:
+        """Close child runs left RUNNING by a killed driver whose trial is done in the store
+        (the Parquet part is written before the run is closed). Returns how many were closed."""
+        closed = 0
+        for run in self.child_runs():
+            if run.info.status == "RUNNING" and run.data.tags.get("reid.config_hash") in done_hashes:
+                self.client.set_terminated(run.info.run_id, status="FINISHED")
+                closed += 1
+        return closed
 
     def child_runs(self) -> list[Any]:
         """Live child runs of this study (for tests and status views)."""

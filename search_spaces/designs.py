@@ -16,7 +16,9 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from search_spaces.search import SearchSpec
 
 BASELINE = "baseline"
 
@@ -63,12 +65,24 @@ class AblationSpec(BaseModel):
     axes: dict[str, list[Any]] = Field(default_factory=dict)
     variants: list[VariantSpec] = Field(default_factory=list)
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
+    search: SearchSpec | None = Field(None, description="The space and budget of the 'optuna' design.")
+
+    @model_validator(mode="after")
+    def _search_only_for_search_designs(self) -> "AblationSpec":
+        if self.design in SEARCH_DESIGNS and self.search is None:
+            raise ValueError(f"design '{self.design}' needs a 'search' block: space, num_samples")
+        if self.design not in SEARCH_DESIGNS and self.search is not None:
+            raise ValueError(f"'search' is for the {', '.join(sorted(SEARCH_DESIGNS))} design, not '{self.design}'")
+        if self.design in SEARCH_DESIGNS and (self.axes or self.variants):
+            raise ValueError(f"design '{self.design}' samples 'search.space'; remove 'axes' and 'variants'")
+        return self
 
     @field_validator("design")
     @classmethod
     def _design_is_registered(cls, name: str) -> str:
-        if name not in DESIGNS:
-            raise ValueError(f"unknown design '{name}'; known designs: {', '.join(sorted(DESIGNS))}")
+        known = sorted({*DESIGNS, *SEARCH_DESIGNS})
+        if name not in known:
+            raise ValueError(f"unknown design '{name}'; known designs: {', '.join(known)}")
         return name
 
     @field_validator("axes")
@@ -99,6 +113,8 @@ class DesignError(ValueError):
 
 DesignFn = Callable[[AblationSpec], list[VariantPlan]]
 DESIGNS: dict[str, DesignFn] = {}
+# Designs whose trials are proposed while the study runs (see search_spaces.search).
+SEARCH_DESIGNS = frozenset({"optuna"})
 
 
 def register_design(name: str) -> Callable[[DesignFn], DesignFn]:

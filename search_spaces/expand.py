@@ -16,8 +16,9 @@ from typing import Any, Iterable
 
 from pydantic import BaseModel, ValidationError
 
-from search_spaces.designs import DESIGNS, AblationSpec, Change, DesignError, VariantPlan
+from search_spaces.designs import DESIGNS, SEARCH_DESIGNS, AblationSpec, Change, DesignError, VariantPlan
 from search_spaces.hashing import config_hash
+from search_spaces.search import probe_points, sample_name
 from search_spaces.trial_config import Recipe, TrialConfig
 
 
@@ -114,8 +115,40 @@ def build_config(recipe_tree: dict[str, Any], plan: VariantPlan, seed: int) -> T
         raise ChangeError(f"variant '{plan.name}': {field}: {first['msg']}", origin) from None
 
 
+def _plain(value: Any) -> Any:
+    """Sampler values as plain Python (numpy scalars from a searcher become int/float/bool)."""
+    if hasattr(value, "item") and callable(value.item):
+        return value.item()
+    return value
+
+
+def resolve_sample(recipe: Recipe | dict[str, Any], sampled: dict[str, Any], seed: int) -> PlannedTrial:
+    """A sampled point of a search design as a resolved, hashed trial."""
+    tree = recipe.model_dump(mode="python") if isinstance(recipe, Recipe) else recipe
+    point = {path: _plain(value) for path, value in sorted(sampled.items())}
+    changes = tuple(Change(path, value, ("ablation", "search", "space", path)) for path, value in point.items())
+    plan = VariantPlan(sample_name(point), changes, meta={"design": "optuna"})
+    config = build_config(tree, plan, seed)
+    origins = {change.path: change.origin for change in changes}
+    return PlannedTrial(plan.name, point, seed, config, config_hash(config), origins, dict(plan.meta))
+
+
+def validate_search(recipe: Recipe, ablation: AblationSpec) -> None:
+    """Every bound and choice of the search space yields a valid config (else ChangeError)."""
+    assert ablation.search is not None
+    for point in probe_points(ablation.search):
+        resolve_sample(recipe, point, ablation.seeds[0])
+
+
 def expand(recipe: Recipe, ablation: AblationSpec) -> list[PlannedTrial]:
-    """All trials of a study, variants in design order, seeds innermost, duplicates dropped."""
+    """All trials of a study, variants in design order, seeds innermost, duplicates dropped.
+
+    Search designs propose their trials while running: for them this validates the space and
+    returns no trials.
+    """
+    if ablation.design in SEARCH_DESIGNS:
+        validate_search(recipe, ablation)
+        return []
     plans = DESIGNS[ablation.design](ablation)
     seen_names: set[str] = set()
     for plan in plans:

@@ -13,7 +13,7 @@ No torch import here: the orchestrator validates and expands studies without it.
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -55,10 +55,13 @@ class ToggleSection(Section):
 class DatasetConfig(Section):
     """Which images a trial trains and evaluates on, and the size they are resized to."""
 
-    name: Literal["synthetic", "market1501"] = Field(
+    name: Literal["synthetic", "market1501", "dukemtmc", "msmt17", "cuhk03np", "folder"] = Field(
         "synthetic",
         description="'synthetic' is the embedded default generated on first use; "
-        "'market1501' reads any folder in Market-1501 layout and naming.",
+        "'market1501' (6 cameras) and 'dukemtmc' (8) read their Market-layout folders, "
+        "'msmt17' its list files (V1 or V2), 'cuhk03np' the detected/ or labeled/ half of "
+        "CUHK03-NP, 'folder' any folder in Market-1501 layout and naming. The names match the "
+        "adapters registered in trainables.data.adapters.",
     )
     root: str | None = Field(
         None,
@@ -67,18 +70,109 @@ class DatasetConfig(Section):
     )
     height: int = Field(128, ge=16, le=1024)
     width: int = Field(64, ge=8, le=1024)
+    cuhk03_subset: Literal["detected", "labeled"] = Field(
+        "detected", description="cuhk03np only: which boxes, detector-cut or hand-labelled."
+    )
+    msmt17_with_val: bool = Field(
+        False, description="msmt17 only: train on list_train + list_val (off: the usual protocol)."
+    )
+
+    #: dataset-specific fields -> the dataset they apply to; elsewhere they reset to default
+    #: (conditional axes, as in ToggleSection), so they never split the hash of other datasets.
+    DATASET_OPTIONS: ClassVar[dict[str, str]] = {"cuhk03_subset": "cuhk03np", "msmt17_with_val": "msmt17"}
 
     @model_validator(mode="after")
     def _real_datasets_need_a_root(self) -> "DatasetConfig":
         if self.name != "synthetic" and not self.root:
             raise ValueError(f"dataset '{self.name}' needs 'root': the folder that holds it")
+        for option, dataset in self.DATASET_OPTIONS.items():
+            if self.name != dataset:
+                object.__setattr__(self, option, type(self).model_fields[option].get_default())
+        return self
+
+
+# Backbones of the Robust-ReID family (trainables/models/robust_reid.py). ``model.shuffle_blocks``
+# only means something for them; search_spaces imports no torch, so the names are listed here.
+ROBUST_REID_BACKBONES: tuple[str, ...] = ("robust_reid_1x", "robust_reid_2x")
+
+StageIndex = Annotated[int, Field(ge=0)]
+
+
+class APRAConfig(ToggleSection):
+    """APRA (Ang et al., section 5.1): pairwise reverse attention with a gradient-reversed
+    camera classifier, inserted after backbone stages.
+
+    On iff ``stages`` is non-empty, so placement -- after which stage(s), or nowhere -- is one
+    axis: ``model.apra.stages: [[], [1], [2], [1, 2]]``. A stage is an index into the backbone's
+    timm ``feature_info`` (for ResNets 0 is the stem, 1..4 are ``layer1..layer4``). When off,
+    the other fields reset to their defaults (conditional axes).
+    """
+
+    SWITCHES: ClassVar[tuple[str, ...]] = ("stages",)
+    enabled: ClassVar[bool] = False  # the switch is ``stages``, not an ``enabled`` key
+
+    stages: tuple[StageIndex, ...] = Field(
+        (), description="feature_info indices to insert APRA after (empty: APRA off). Paper: early stages."
+    )
+    lam: float = Field(0.01, ge=0.0, description="lambda of L = L_id + L_tri + lambda * L_cam (paper: 0.01).")
+    grl_scale: float = Field(1.0, ge=0.0, description="Gradient reversal: the camera loss's gradient is multiplied by -grl_scale.")
+    reduction: int = Field(16, ge=1, description="Channel-attention MLP reduction ratio (CBAM).")
+    spatial_kernel: int = Field(7, ge=1, le=15, description="Spatial-attention conv kernel (CBAM: 7); odd.")
+
+    def is_active(self) -> bool:
+        return bool(self.stages)
+
+    @model_validator(mode="after")
+    def _stages_increase(self) -> "APRAConfig":
+        if list(self.stages) != sorted(set(self.stages)):
+            raise ValueError(f"stages must be strictly increasing, got {list(self.stages)}")
+        if self.spatial_kernel % 2 == 0:
+            raise ValueError(f"spatial_kernel must be odd, got {self.spatial_kernel}")
+        return self
+
+
+class DRANetConfig(ToggleSection):
+    """DRANet (Liu et al.): reverse channel (RCAM) and spatial (RSAM) attention generating hard
+    examples in feature space, inserted after one backbone stage.
+
+    On iff ``rcam`` or ``rsam``. ``alpha_c`` only matters with RCAM on and ``alpha_s`` only with
+    RSAM on: each resets to its default while its module is off.
+    """
+
+    SWITCHES: ClassVar[tuple[str, ...]] = ("rcam", "rsam")
+    enabled: ClassVar[bool] = False  # the switches are ``rcam`` and ``rsam``
+
+    rcam: bool = Field(False, description="Reverse channel attention: hard example C = A * (1 - m)^alpha_c.")
+    rsam: bool = Field(False, description="Reverse spatial attention: hard example D = B * (1 - H)^alpha_s.")
+    alpha_c: float = Field(1.0, ge=0.0, description="Exponent of the reversed channel map (0: C = A).")
+    alpha_s: float = Field(1.0, ge=0.0, description="Exponent of the reversed spatial map (0: D = B).")
+    stage: StageIndex = Field(3, description="feature_info index to insert DRANet after (ResNet: 3 = layer3).")
+    reduction: int = Field(16, ge=1, description="Reduction ratio of the RCAM MLP and the RSAM 3x3 conv.")
+    hard_weight: float = Field(1.0, ge=0.0, description="Weight of the ID loss on the hard examples.")
+
+    def is_active(self) -> bool:
+        return self.rcam or self.rsam
+
+    @model_validator(mode="after")
+    def _reset_exponent_of_an_off_module(self) -> "DRANetConfig":
+        fields = type(self).model_fields
+        if not self.rcam:
+            object.__setattr__(self, "alpha_c", fields["alpha_c"].get_default())
+        if not self.rsam:
+            object.__setattr__(self, "alpha_s", fields["alpha_s"].get_default())
         return self
 
 
 class ModelConfig(Section):
-    """A timm backbone with a ReID head (pooling, neck, identity classifier)."""
+    """A timm backbone with a ReID head (pooling, neck, identity classifier) and optional
+    attention modules inserted after backbone stages."""
 
-    backbone: str = Field("resnet10t", description="Any timm model name with feature stages (small default for CPUs).")
+    backbone: str = Field(
+        "resnet10t",
+        description="Any timm model name with feature stages (small default for CPUs), or the "
+        "Robust-ReID network: robust_reid_1x (2.9M params) / robust_reid_2x ('deeper & wider', 6.4M); "
+        "hacnn is the original HA-CNN.",
+    )
     pretrained_path: str | None = Field(
         None, description="Local weights file for the backbone; weights are never downloaded."
     )
@@ -89,18 +183,47 @@ class ModelConfig(Section):
         "l2norm: L2-normalised embedding (Robust-ReID); none: raw pooled features.",
     )
     classifier_bias: bool = False
+    shuffle_blocks: bool = Field(
+        True,
+        description="robust_reid_* backbones only: ShuffleNet-v2 blocks (Robust-ReID section 3.2); "
+        "false uses the original HA-CNN inception blocks. Reset to true for other backbones.",
+    )
+    apra: APRAConfig = APRAConfig()
+    dranet: DRANetConfig = DRANetConfig()
+
+    @model_validator(mode="after")
+    def _shuffle_blocks_only_for_robust_reid(self) -> "ModelConfig":
+        if self.backbone not in ROBUST_REID_BACKBONES and not self.shuffle_blocks:
+            object.__setattr__(self, "shuffle_blocks", True)  # conditional axis: no effect here
+        return self
 
 
 class TripletConfig(Section):
-    """Metric-learning loss on the embeddings."""
+    """Metric-learning loss on the embeddings (Robust-ReID eqs. 3-5).
 
-    kind: Literal["batch_hard", "none"] = "batch_hard"
+    ``batch_hard``: hardest positive and negative per anchor (eq. 3); ``batch_soft``: softmax-
+    weighted positives and negatives (eq. 4). ``soft_margin`` replaces ``[m + .]_+`` with
+    ``softplus(.)`` (eq. 5), so ``margin`` is unused and resets to its default. With
+    ``kind: none`` every other field resets.
+    """
+
+    kind: Literal["batch_hard", "batch_soft", "none"] = "batch_hard"
     margin: float = Field(0.3, ge=0.0)
+    soft_margin: bool = False
     weight: float = Field(1.0, ge=0.0)
+
+    @model_validator(mode="after")
+    def _reset_unused_parameters(self) -> "TripletConfig":
+        fields = type(self).model_fields
+        unused = ("margin", "soft_margin", "weight") if self.kind == "none" else ("margin",) if self.soft_margin else ()
+        for name in unused:
+            object.__setattr__(self, name, fields[name].get_default())
+        return self
 
 
 class LossConfig(Section):
-    """``L = id_weight * L_id + triplet.weight * L_tri`` (Bag of Tricks baseline)."""
+    """``L = id_weight * L_id + triplet.weight * L_tri`` (Bag of Tricks baseline), plus
+    ``model.apra.lam * L_cam`` with APRA and ``model.dranet.hard_weight * L_id(hard)`` with DRANet."""
 
     id_weight: float = Field(1.0, ge=0.0)
     label_smoothing: float = Field(0.1, ge=0.0, lt=1.0)
@@ -125,16 +248,87 @@ class RandomErasingConfig(Section):
         return self
 
 
+class ImplicitAttentionConfig(ToggleSection):
+    """Implicit-attention augmentation (Yaghoubi et al., implicit_attention_augmentation.md).
+
+    With probability ``p`` a training image i becomes ``S(i->j) = ROI_i U UR_j`` (eq. 1): the
+    ROI pixels of i pasted onto the unwanted region of a compatible partner j (j's own ROI,
+    dilated ``dilation`` x ``dilation``, removed by Telea inpainting), keeping i's label. The
+    constraints of section 3.2 pick the partners (all thresholds configurable):
+
+    - size: ``min(A_i, A_j) / max(A_i, A_j) >= area_ratio`` with ``A`` the ROI mask area. The
+      paper writes "< T_s" (T_s = 0.8), which would pair only persons of *different* sizes and
+      contradicts its own aim ("avoid combining images with significant differences");
+      we read it as the similarity test it means, so 0.8 keeps persons within 20% in area.
+    - shape: ``IoU(M_i, M_j) >= mask_iou`` on the pixel-aligned masks (the composite is pixel
+      aligned). The paper's "lower than T_i" reads backwards the same way; we keep similar shapes.
+    - viewpoint: ``same_viewpoint`` pairs only images with the same viewpoint label.
+    - smoothness: the ``dilation`` kernel and Telea ``inpaint_radius`` (pixels).
+
+    ``roi: upper_body`` keeps the top ``upper_fraction`` of the person mask's height as the ROI
+    (head and torso), so j's lower body stays; ``full_body`` uses the whole mask. At most
+    ``max_partners`` partners are kept per image (a fixed random subset of the compatible ones).
+    Everything but ``p`` is precomputed once per dataset and cached beside it.
+    """
+
+    p: float = Field(0.5, ge=0.0, le=1.0, description="Probability that a sample is composited (paper: best 0.3-0.5).")
+    roi: Literal["full_body", "upper_body"] = "full_body"
+    upper_fraction: float = Field(0.5, gt=0.0, le=1.0, description="upper_body only: top fraction of the mask height kept.")
+    area_ratio: float = Field(0.8, ge=0.0, le=1.0, description="T_s: minimum min/max ratio of the two ROI areas.")
+    mask_iou: float = Field(0.5, ge=0.0, le=1.0, description="Minimum IoU of the two ROI masks.")
+    same_viewpoint: bool = Field(False, description="Pair only equal viewpoint labels (<root>/viewpoints.txt).")
+    dilation: int = Field(7, ge=1, le=63, description="Side of the square dilation kernel applied before inpainting.")
+    inpaint_radius: float = Field(3.0, gt=0.0, le=32.0, description="cv2.inpaint (Telea) neighbourhood radius in pixels.")
+    max_partners: int = Field(256, ge=1, le=65536, description="Compatible partners kept per image.")
+
+    @model_validator(mode="after")
+    def _upper_fraction_only_for_upper_body(self) -> "ImplicitAttentionConfig":
+        if self.roi != "upper_body":
+            object.__setattr__(self, "upper_fraction", type(self).model_fields["upper_fraction"].get_default())
+        return self
+
+
 class AugmentConfig(Section):
     """Training-time augmentation, applied batch-wise on the trial's device."""
 
     flip: bool = True
     pad: int = Field(10, ge=0, description="Zero padding (px) before a random crop back to size.")
     random_erasing: RandomErasingConfig = RandomErasingConfig()
+    implicit_attention: ImplicitAttentionConfig = ImplicitAttentionConfig()
+
+
+class SWAConfig(ToggleSection):
+    """SWA / SWAG after the main schedule (Robust-ReID section 3.1 "SWAG", section 4: 15 cycles
+    of 35 epochs, decay 0.7, continued after the 350 step-schedule epochs).
+
+    ``cycles * cycle_epochs`` extra epochs run after ``train.epochs``. Within a cycle the LR
+    follows a cosine from the cycle's peak towards 0; the peak starts at ``lr`` (default
+    ``train.lr``) and is multiplied by ``decay`` after each cycle. The weights at the end of each
+    cycle are averaged (SWA); with ``swag`` the diagonal second moment is kept too and the final
+    embeddings are the average over ``swag_samples`` weight sets drawn from
+    ``N(mean, swag_scale * diag_var)`` (Maddox et al.). BatchNorm statistics are recomputed on
+    the training images after averaging and for every sample.
+    """
+
+    cycles: int = Field(15, ge=1)
+    cycle_epochs: int = Field(35, ge=1)
+    decay: float = Field(0.7, gt=0.0, le=1.0, description="Peak-LR factor applied after each cycle.")
+    lr: float | None = Field(None, gt=0.0, description="Peak LR of the first cycle (default: train.lr).")
+    swag: bool = False
+    swag_samples: int = Field(10, ge=1, description="SWAG: weight sets in the Bayesian model average.")
+    swag_scale: float = Field(0.5, gt=0.0, description="SWAG: variance scale of the sampled weights.")
+
+    @model_validator(mode="after")
+    def _reset_swag_parameters_without_swag(self) -> "SWAConfig":
+        if not self.swag:
+            fields = type(self).model_fields
+            for name in ("swag_samples", "swag_scale"):
+                object.__setattr__(self, name, fields[name].get_default())
+        return self
 
 
 class TrainConfig(Section):
-    """Optimisation: P x K batches, warm-up then step decay."""
+    """Optimisation: P x K batches, warm-up then step decay, then optionally SWA/SWAG cycles."""
 
     epochs: int = Field(30, ge=1)
     ids_per_batch: int = Field(16, ge=2, description="P: identities per batch.")
@@ -147,6 +341,7 @@ class TrainConfig(Section):
     lr_steps: tuple[int, ...] = Field((20, 25), description="Epochs after which LR is decayed.")
     lr_gamma: float = Field(0.1, gt=0.0, le=1.0)
     eval_every: int = Field(10, ge=1, description="Evaluate every N epochs and after the last.")
+    swa: SWAConfig = SWAConfig()
 
     @model_validator(mode="after")
     def _steps_increase(self) -> "TrainConfig":

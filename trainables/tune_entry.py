@@ -1,8 +1,11 @@
 """The Ray Tune function trainable: a thin shell around :func:`trainables.trial.run_trial`.
 
-Tune passes ``{"trial": {"config": <TrialConfig as dict>, "hash": ...}, "runtime": {...}}``; the decoded datasets come
-from the object store through ``tune.with_parameters`` so every trial on a node shares one
-copy instead of decoding its own.
+Two shapes of Tune config arrive here:
+- a planned trial: ``{"trial": {"config": <TrialConfig as dict>, "hash": ...}}``;
+- a search sample: ``{"search": {<dotted axis>: value}}``, resolved against the study's recipe
+  (passed with ``tune.with_parameters``) at the search seed.
+The decoded datasets also come through ``tune.with_parameters``, so every trial on a node
+shares one copy from the object store instead of decoding its own.
 """
 
 from __future__ import annotations
@@ -10,18 +13,39 @@ from __future__ import annotations
 import warnings
 from typing import Any
 
-from search_spaces.trial_config import TrialConfig
+from search_spaces import TrialConfig, resolve_sample
 from trainables.data.datasets import ReIDData, dataset_key
 from trainables.trial import RuntimeOptions, run_trial
 
 
-def tune_trainable(config: dict[str, Any], datasets: dict[str, ReIDData] | None = None) -> None:
+def trial_config_from(config: dict[str, Any], recipe: dict[str, Any] | None, seed: int | None) -> TrialConfig:
+    """The resolved trial config of a Tune config of either shape."""
+    if "trial" in config:
+        return TrialConfig.model_validate(config["trial"]["config"])
+    if recipe is None or seed is None:
+        raise ValueError("a search sample needs the study's recipe and seed")
+    return resolve_sample(recipe, config["search"], seed).config
+
+
+def tune_trainable(
+    config: dict[str, Any],
+    datasets: dict[str, ReIDData] | None = None,
+    runtime: dict[str, Any] | None = None,
+    recipe: dict[str, Any] | None = None,
+    seed: int | None = None,
+) -> None:
+    import ray
     from ray import tune
 
-    trial_config = TrialConfig.model_validate(config["trial"]["config"])
-    runtime = RuntimeOptions(**config.get("runtime", {}))
+    node_id = ray.get_runtime_context().get_node_id()
+
+    def report(metrics: dict[str, Any]) -> None:
+        # The node travels with each result so the study records where every trial ran.
+        tune.report({**metrics, "node_id": node_id})
+
+    trial_config = trial_config_from(config, recipe, seed)
     data = (datasets or {}).get(dataset_key(trial_config.dataset))
     with warnings.catch_warnings():
         # Arrays from the object store are read-only views; trials never write to them.
         warnings.filterwarnings("ignore", message=".*not writable.*")
-        run_trial(trial_config, data, report=tune.report, runtime=runtime)
+        run_trial(trial_config, data, report=report, runtime=RuntimeOptions(**(runtime or {})))

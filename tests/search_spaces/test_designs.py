@@ -113,3 +113,43 @@ def test_a_switched_off_module_ignores_its_parameters():
     assert Module(enabled=True, lam=0.5).lam == 0.5
     with pytest.raises(ValueError):
         Module(lam=-1.0)  # still validated while off
+
+
+def optuna_block(**search):
+    return {"design": "optuna", "search": {"num_samples": 4, "space": {"train.lr": {"type": "loguniform", "low": 1e-4, "high": 1e-2}}, **search}}
+
+
+def test_a_search_design_expands_to_no_trials_and_resolves_samples():
+    from search_spaces import resolve_sample
+
+    spec = ablation(**optuna_block())
+    assert expand(Recipe(), spec) == []
+    trial = resolve_sample(Recipe(), {"train.lr": 0.002, "model.neck": "l2norm"}, seed=3)
+    assert trial.variant == "model.neck=l2norm, train.lr=0.002"
+    assert (trial.config.train.lr, trial.config.model.neck, trial.seed) == (0.002, "l2norm", 3)
+    assert trial.origin_of("train.lr") == ("ablation", "search", "space", "train.lr")
+    assert resolve_sample(Recipe(), {"train.lr": 0.002}, 3).config_hash == resolve_sample(Recipe(), {"train.lr": 0.002}, 3).config_hash
+
+
+@pytest.mark.parametrize(
+    "block, message",
+    [
+        ({"design": "optuna"}, "needs a 'search' block"),
+        ({**optuna_block(), "axes": {"train.lr": [0.1]}}, "remove 'axes' and 'variants'"),
+        ({"design": "grid", "axes": {"train.lr": [0.1]}, "search": optuna_block()["search"]}, "'search' is for the optuna design"),
+        (optuna_block(space={"train.lr": {"type": "loguniform", "low": 0.0, "high": 1.0}}), "a log range needs low > 0"),
+        (optuna_block(space={"train.lr": {"type": "uniform", "low": 1.0, "high": 0.5}}), "low < high must hold"),
+        (optuna_block(space={"train.lr": {"type": "normal", "mu": 1}}), "does not match any of the expected tags"),
+    ],
+)
+def test_bad_search_blocks_are_rejected(block, message):
+    with pytest.raises(ValueError, match=message):
+        ablation(**block)
+
+
+def test_search_bounds_are_validated_against_the_config():
+    with pytest.raises(ChangeError) as caught:
+        expand(Recipe(), ablation(**optuna_block(space={"train.epochs": {"type": "int", "low": 0, "high": 5}})))
+    assert caught.value.origin == ("ablation", "search", "space", "train.epochs")
+    with pytest.raises(ChangeError, match="unknown axis"):
+        expand(Recipe(), ablation(**optuna_block(space={"train.lrr": {"type": "choice", "values": [1]}})))

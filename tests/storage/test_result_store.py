@@ -1,8 +1,11 @@
+import json
 import os
 
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from storage import ResultStore, StoreUnavailableError, latest_per_config
 
@@ -90,3 +93,113 @@ def test_latest_per_config_prefers_the_newest_row():
     rows = [trial("a", finished_at="2026-01-01", mAP=0.1), trial("a", finished_at="2026-02-01", mAP=0.2), trial("b", finished_at="2026-01-01")]
     latest = {r["config_hash"]: r for r in latest_per_config(rows)}
     assert latest["a"]["mAP"] == 0.2 and len(latest) == 2
+
+
+# -- compaction ---------------------------------------------------------------------------
+def camera_rows(hash_, count=3):
+    return [{"study": "s", "trial_id": hash_, "config_hash": hash_, "camera": c, "value": float(c)} for c in range(count)]
+
+
+def multiset(rows):
+    from collections import Counter
+
+    return Counter(tuple(sorted((k, v) for k, v in r.items() if k not in ("source_part", "schema_version"))) for r in rows)
+
+
+def test_compaction_merges_parts_into_one_file_and_documents_what_it_replaced(tmp_path):
+    store = ResultStore(str(tmp_path))
+    for h in ("a", "b", "c"):
+        store.write_trial("s", h, {"trials": [trial(h, mAP=0.1)], "cameras": camera_rows(h)})
+    before = store.read_rows("cameras", "s")
+    results = {c.table: c for c in store.compact("s")}
+    assert (results["cameras"].files_merged, results["cameras"].rows) == (3, 9)
+    assert results["curves"].files_merged == 0 and results["curves"].path is None
+    files = sorted((tmp_path / "cameras" / "s").iterdir())
+    assert [f.name.split("-")[0] for f in files] == ["compact"]
+    metadata = pq.read_schema(files[0]).metadata
+    assert len(json.loads(metadata[b"reid.compacted_from"])) == 3
+    assert store.read_rows("cameras", "s") == before  # same rows, same order, same provenance
+    assert store.completed_hashes("s") == {"a", "b", "c"}
+    # Compacting a compacted study is a no-op.
+    assert all(c.files_merged == 0 for c in store.compact("s"))
+
+
+def test_a_part_written_while_compaction_runs_is_kept(tmp_path, monkeypatch):
+    store = ResultStore(str(tmp_path))
+    for h in ("a", "b"):
+        store.write_trial("s", h, {"cameras": camera_rows(h)})
+    real_read = ResultStore._read_files
+
+    def read_then_another_trial_finishes(self, paths):
+        table = real_read(self, paths)
+        if not (tmp_path / "late").exists():
+            (tmp_path / "late").touch()
+            ResultStore(str(tmp_path)).write_trial("s", "late", {"cameras": camera_rows("late")})
+        return table
+
+    monkeypatch.setattr(ResultStore, "_read_files", read_then_another_trial_finishes)
+    store.compact("s")
+    monkeypatch.setattr(ResultStore, "_read_files", real_read)
+    names = sorted(f.name.split("-")[0] for f in (tmp_path / "cameras" / "s").iterdir())
+    assert names == ["compact", "part"]  # the late part was neither merged nor deleted
+    assert multiset(store.read_rows("cameras", "s")) == multiset(camera_rows("a") + camera_rows("b") + camera_rows("late"))
+
+
+def test_overlapping_compacted_files_are_read_once(tmp_path, monkeypatch):
+    """Two compactions that both finished writing but not deleting (two processes, or crashes)."""
+    store = ResultStore(str(tmp_path))
+    monkeypatch.setattr(ResultStore, "_delete", lambda self, path: None)
+    store.write_trial("s", "a", {"cameras": camera_rows("a")})
+    store.write_trial("s", "b", {"cameras": camera_rows("b")})
+    store.compact("s")
+    store.write_trial("s", "c", {"cameras": camera_rows("c")})
+    store.compact("s")
+    files = sorted(f.name.split("-")[0] for f in (tmp_path / "cameras" / "s").iterdir())
+    assert files == ["compact", "compact", "part", "part", "part"]
+    expected = multiset(camera_rows("a") + camera_rows("b") + camera_rows("c"))
+    assert multiset(store.read_rows("cameras", "s")) == expected
+    monkeypatch.undo()
+    store.compact("s")
+    assert len(list((tmp_path / "cameras" / "s").iterdir())) == 1
+    assert multiset(store.read_rows("cameras", "s")) == expected
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    steps=st.lists(
+        st.one_of(st.tuples(st.just("write"), st.integers(1, 4)), st.tuples(st.just("compact"), st.integers(0, 6))),
+        min_size=1,
+        max_size=12,
+    )
+)
+def test_any_interleaving_of_writes_and_crashing_compactions_keeps_every_row_once(tmp_path_factory, steps):
+    """Property: whatever writes and compactions run, and wherever a compaction dies while
+    deleting (after ``k`` deletions), the store reads exactly the rows that were written."""
+    store = ResultStore(str(tmp_path_factory.mktemp("interleave")))
+    written = []
+    real_delete = ResultStore._delete
+    for number, (action, arg) in enumerate(steps):
+        if action == "write":
+            rows = camera_rows(f"t{number}", count=arg)
+            store.write_trial("s", f"t{number}", {"cameras": rows})
+            written += rows
+        else:
+            deletions = []
+
+            def dying_delete(self, path, limit=arg, done=deletions):
+                if len(done) >= limit:
+                    raise OSError("crash")
+                done.append(path)
+                real_delete(self, path)
+
+            ResultStore._delete = dying_delete
+            try:
+                store.compact("s")
+            except StoreUnavailableError:
+                pass
+            finally:
+                ResultStore._delete = real_delete
+        assert multiset(store.read_rows("cameras", "s")) == multiset(written)
+    store.compact("s")
+    assert multiset(store.read_rows("cameras", "s")) == multiset(written)
+    assert len(store._part_files("cameras", "s")) <= 1

@@ -49,3 +49,29 @@ def test_same_seed_same_augmentation():
     a = BatchAugmenter(pad=2, erasing_p=0.5, seed=4)(x)
     b = BatchAugmenter(pad=2, erasing_p=0.5, seed=4)(x)
     assert torch.equal(a, b)
+
+
+def test_indices_change_nothing_without_the_composite():
+    x = images()
+    index = torch.arange(6)
+    assert torch.equal(BatchAugmenter(pad=2, erasing_p=0.5, seed=1)(x, index), BatchAugmenter(pad=2, erasing_p=0.5, seed=1)(x))
+
+
+def test_fused_flip_pad_crop_equals_the_separate_steps():
+    from trainables.data.augment import flip_pad_crop, random_flip
+
+    x = images(b=16, h=24, w=12)
+    for flip, pad in [(True, 3), (False, 4), (True, 0), (False, 0), (True, 30)]:
+        g = torch.Generator().manual_seed(7)
+        reference = random_pad_crop(random_flip(to_normalized_float(x), g) if flip else to_normalized_float(x), pad, g)
+        for vectorized in (False, True):
+            out = flip_pad_crop(x, flip, pad, torch.Generator().manual_seed(7), vectorized=vectorized)
+            assert torch.equal(out, reference), (flip, pad, vectorized)
+
+
+def test_random_erasing_paths_agree_on_the_rectangles():
+    x = torch.zeros(64, 3, 32, 16)
+    loop = random_erasing(x, 0.5, (0.02, 0.4), (0.3, 3.3), torch.Generator().manual_seed(2), vectorized=False)
+    batched = random_erasing(x, 0.5, (0.02, 0.4), (0.3, 3.3), torch.Generator().manual_seed(2), vectorized=True)
+    # Same rectangles (the noise inside them is drawn differently); the input is not modified.
+    assert torch.equal(loop != 0, batched != 0) and not x.any()

@@ -176,3 +176,15 @@ def test_load_market_dataset(market_root: Path) -> None:
     assert set(data) == {"train", "query", "gallery"}
     assert [len(data[s]) for s in ("train", "query", "gallery")] == [3, 2, 3]
     assert 0 in data["gallery"].pids.tolist()
+
+
+def test_max_camera_and_mask_paths(market_root: Path) -> None:
+    from trainables.data.market import mask_path_for, scan_market_folder
+
+    assert parse_market_name("0001_c6s1_000001_00.jpg", max_camera=6) == (1, 6)
+    with pytest.raises(DatasetError, match="above this dataset's 6 cameras"):
+        parse_market_name("0001_c7s1_000001_00.jpg", max_camera=6)
+    records, bad = scan_market_folder(market_root / "bounding_box_test")
+    assert sorted(r.pid for r in records) == [-1, 0, 5, 6] and bad == []  # junk kept by a scan
+    image = market_root / "bounding_box_train" / "0001_c1s1_000001_00.jpg"
+    assert mask_path_for(market_root, image) == market_root / "masks/bounding_box_train/0001_c1s1_000001_00.png"

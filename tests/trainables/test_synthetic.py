@@ -275,3 +275,13 @@ def test_ensure_synthetic_dataset_uses_cache_env(tmp_path: Path,
     monkeypatch.delenv("REID_ORCH_CACHE")
     assert default_cache_dir() == Path.home() / ".cache" / "reid-orchestrator"
     assert spec_hash(SMALL) != spec_hash(replace(SMALL, seed=4))
+
+
+def test_synthetic_adapter_ships_masks_for_every_image(small_root: Path) -> None:
+    from trainables.data.adapters import read_dataset
+    from trainables.data.check import check_dataset
+
+    records = read_dataset("synthetic", small_root)
+    assert all(r.mask_path is not None for split in SPLITS for r in records.split(split))
+    report = check_dataset("synthetic", small_root)  # every image and mask decodes
+    assert all(row.masks == row.images for row in report.splits)

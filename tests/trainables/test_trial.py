@@ -68,3 +68,18 @@ def test_python_dash_m_trainables_runs_a_trial_file(tiny_market, tmp_path):
     bad.write_text("train: {epochs: zero}\n", encoding="utf-8")
     result = subprocess.run([sys.executable, "-m", "trainables", str(bad)], capture_output=True, text=True)
     assert result.returncode == 2 and "train.epochs" in result.stderr
+
+
+def test_a_trial_with_apra_and_dranet_trains_on_camera_ids(tiny_market):
+    config = TrialConfig.model_validate(
+        {
+            "dataset": {"name": "market1501", "root": str(tiny_market), "height": 64, "width": 32},
+            "model": {"apra": {"stages": [1], "lam": 0.1}, "dranet": {"rcam": True, "rsam": True, "stage": 3}},
+            "loss": {"triplet": {"kind": "batch_soft", "soft_margin": True}},
+            "train": {"epochs": 1, "ids_per_batch": 4, "images_per_id": 4, "warmup_epochs": 0, "lr_steps": []},
+        }
+    )
+    final = run_trial(config, load_reid_data(config.dataset), report=lambda m: None, runtime=RuntimeOptions(threads=1))
+    assert {"loss_camera", "loss_hard", "loss_triplet", "mAP"} <= set(final)
+    # six cameras in the tiny dataset: an untrained camera classifier starts near ln(6)
+    assert 0.5 < final["loss_camera"] < 5.0

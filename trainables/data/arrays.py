@@ -25,7 +25,7 @@ import numpy as np
 from trainables.data.errors import DatasetError, summarize_paths
 from trainables.data.market import SPLIT_FOLDERS, ImageRecord, read_market_split
 
-__all__ = ["SplitArrays", "load_market_dataset", "load_split"]
+__all__ = ["SplitArrays", "find_unreadable", "load_market_dataset", "load_masks", "load_split"]
 
 _JPEG_SUFFIXES = frozenset({".jpg", ".jpeg"})
 _JPEG_TAIL = 1024  # the end-of-image marker must sit within this many bytes of the end
@@ -156,6 +156,62 @@ def load_split(records: Sequence[ImageRecord], height: int, width: int,
         masks=masks,
         paths=[str(r.path) for r in records],
     )
+
+
+def load_masks(records: Sequence[ImageRecord], height: int, width: int,
+               num_threads: int | None = None) -> np.ndarray:
+    """Decode only the masks of ``records``: ``(N, height, width)`` uint8 in {0, 1}.
+
+    Raises:
+        DatasetError: records without a mask, or masks that cannot be decoded.
+    """
+    missing = [r.path for r in records if r.mask_path is None]
+    if missing:
+        raise DatasetError(
+            f"no person mask for {summarize_paths(missing)}; masks are read from "
+            "<root>/masks/<path under root>.png: compute them with `orchestrator data masks`"
+        )
+    masks = np.empty((len(records), height, width), dtype=np.uint8)
+
+    def work(i: int) -> Path | None:
+        mask = _decode_mask(Path(records[i].mask_path), height, width)  # type: ignore[arg-type]
+        if mask is None:
+            return Path(records[i].mask_path)  # type: ignore[arg-type]
+        masks[i] = mask
+        return None
+
+    with ThreadPoolExecutor(max_workers=num_threads or min(8, os.cpu_count() or 1)) as pool:
+        bad = [path for path in pool.map(work, range(len(records))) if path is not None]
+    if bad:
+        raise DatasetError(f"cannot decode mask {summarize_paths(bad)}: recompute or remove them")
+    return masks
+
+
+def _readable(path: Path) -> bool:
+    data = _read_bytes(path)
+    if data is None or data.size == 0:
+        return False
+    if path.suffix.lower() in _JPEG_SUFFIXES:
+        tail = data[-_JPEG_TAIL:].tobytes()
+        if data[:2].tobytes() != b"\xff\xd8" or b"\xff\xd9" not in tail:
+            return False
+    return cv2.imdecode(data, cv2.IMREAD_REDUCED_GRAYSCALE_2) is not None
+
+
+def find_unreadable(paths: Sequence[str | Path], num_threads: int | None = None,
+                    progress: Callable[[str], None] | None = None) -> list[Path]:
+    """The files among ``paths`` that are missing, empty, truncated or not images, in order."""
+    items = [Path(p) for p in paths]
+    n = len(items)
+    step = max(1, n // 10)
+    bad: list[Path] = []
+    with ThreadPoolExecutor(max_workers=num_threads or min(8, os.cpu_count() or 1)) as pool:
+        for done, (path, ok) in enumerate(zip(items, pool.map(_readable, items)), start=1):
+            if not ok:
+                bad.append(path)
+            if progress is not None and (done % step == 0 or done == n):
+                progress(f"checked {done}/{n} files")
+    return bad
 
 
 def load_market_dataset(root: str | Path, height: int, width: int,

@@ -1,6 +1,9 @@
 """Batch-wise training augmentation in torch, on whatever device the batch lives on.
 
 Images arrive as uint8 (B, H, W, 3); the output is a normalised float (B, 3, H, W) tensor.
+Order: the implicit-attention composite first (it needs the images as stored, aligned with
+their masks; the paper applies it "in the first place before any other augmentation"), then
+flip, pad-crop and random erasing.
 Doing this per batch on the trial's device (rather than per image in a loader) keeps the
 input pipeline off the critical path on a GPU and needs no worker processes on a CPU.
 """
@@ -8,7 +11,9 @@ input pipeline off the critical path on a GPU and needs no worker processes on a
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch.nn import functional as F
 
@@ -18,10 +23,15 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 
 def to_normalized_float(images: torch.Tensor) -> torch.Tensor:
     """uint8 (B, H, W, 3) -> float (B, 3, H, W) normalised with ImageNet statistics."""
-    x = images.permute(0, 3, 1, 2).float().div_(255.0)
+    x = images.permute(0, 3, 1, 2).contiguous().float().div_(255.0)
     mean = torch.tensor(IMAGENET_MEAN, device=x.device).view(1, 3, 1, 1)
     std = torch.tensor(IMAGENET_STD, device=x.device).view(1, 3, 1, 1)
-    return (x - mean) / std
+    return x.sub_(mean).div_(std)  # in place: the same arithmetic as (x - mean) / std
+
+
+def _vectorized(requested: bool | None, device: torch.device) -> bool:
+    """Per-sample loops win on a CPU; one batched kernel wins on an accelerator."""
+    return requested if requested is not None else device.type != "cpu"
 
 
 def random_flip(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
@@ -45,6 +55,46 @@ def random_pad_crop(x: torch.Tensor, pad: int, generator: torch.Generator) -> to
     return padded.permute(0, 2, 3, 1)[batch, rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2)
 
 
+def flip_pad_crop(images: torch.Tensor, flip: bool, pad: int, generator: torch.Generator,
+                  vectorized: bool | None = None) -> torch.Tensor:
+    """``random_pad_crop(random_flip(to_normalized_float(images)))`` in one pass, same draws.
+
+    The shift and the mirror are applied while gathering the uint8 pixels (a slice copy per
+    sample on the CPU, one vectorised gather on other devices); the pixels that come from the
+    zero padding are zeroed after normalisation, as padding the normalised image does.
+    ``vectorized`` picks the path (default: vectorised on every device but the CPU).
+    """
+    b, h, w, _ = images.shape
+    device = images.device
+    flipped = torch.rand(b, generator=generator, device=device) < 0.5 if flip else torch.zeros(b, dtype=torch.bool, device=device)
+    if pad <= 0:
+        if flip:
+            images = torch.where(flipped.view(-1, 1, 1, 1), images.flip(2), images)
+        return to_normalized_float(images)
+    off_y = torch.randint(0, 2 * pad + 1, (b,), generator=generator, device=device) - pad
+    off_x = torch.randint(0, 2 * pad + 1, (b,), generator=generator, device=device) - pad
+    if not _vectorized(vectorized, device):
+        # A slice copy per sample from the normalised batch: cheaper than any gather on a CPU.
+        x = to_normalized_float(images)
+        out = torch.zeros_like(x)
+        for k, (dy, dx, mirror) in enumerate(zip(off_y.tolist(), off_x.tolist(), flipped.tolist())):
+            r0, r1, c0, c1 = max(0, -dy), min(h, h - dy), max(0, -dx), min(w, w - dx)
+            if r0 >= r1 or c0 >= c1:
+                continue  # the crop shows only padding
+            if mirror:  # out[r, c] = x[r + dy, w - 1 - (c + dx)]
+                out[k, :, r0:r1, c0:c1] = x[k, :, r0 + dy : r1 + dy, w - c1 - dx : w - c0 - dx].flip(-1)
+            else:
+                out[k, :, r0:r1, c0:c1] = x[k, :, r0 + dy : r1 + dy, c0 + dx : c1 + dx]
+        return out
+    rows = off_y[:, None] + torch.arange(h, device=device)[None, :]  # source rows (B, H)
+    cols = off_x[:, None] + torch.arange(w, device=device)[None, :]  # source cols of the mirror (B, W)
+    valid = ((rows >= 0) & (rows < h))[:, :, None] & ((cols >= 0) & (cols < w))[:, None, :]
+    src_cols = torch.where(flipped[:, None], w - 1 - cols, cols).clamp(0, w - 1)
+    batch = torch.arange(b, device=device)[:, None, None]
+    out = images[batch, rows.clamp(0, h - 1)[:, :, None], src_cols[:, None, :]]
+    return to_normalized_float(out).masked_fill_(~valid[:, None], 0.0)
+
+
 def random_erasing(
     x: torch.Tensor,
     p: float,
@@ -52,11 +102,17 @@ def random_erasing(
     ratio: tuple[float, float],
     generator: torch.Generator,
     attempts: int = 10,
+    inplace: bool = False,
+    vectorized: bool | None = None,
 ) -> torch.Tensor:
     """Random erasing (Zhong et al. 2017), as used by Robust-ReID section 3.1: with probability
     ``p`` replace a rectangle covering ``area`` (fraction of the image) with aspect ratio in
     ``ratio`` (log-uniform) by random noise. All samples are drawn in one vectorised step with
     a few attempts each; a sample whose attempts all fall outside the image is left intact.
+
+    On a CPU the noise is drawn for the erased rectangles only and written in place (into a
+    copy of ``x`` unless ``inplace``); elsewhere (or with ``vectorized``) one noise tensor and
+    a masked select.
     """
     if p <= 0:
         return x
@@ -75,6 +131,12 @@ def random_erasing(
     ew = ew.gather(1, first[:, None]).squeeze(1)
     top = (torch.rand(b, generator=generator, device=device) * (h - eh + 1).clamp(min=1)).long()
     left = (torch.rand(b, generator=generator, device=device) * (w - ew + 1).clamp(min=1)).long()
+    if not _vectorized(vectorized, device):
+        out = x if inplace else x.clone()
+        for k in apply.nonzero().flatten().tolist():
+            t, l_, hh, ww = int(top[k]), int(left[k]), int(eh[k]), int(ew[k])
+            out[k, :, t : t + hh, l_ : l_ + ww] = torch.randn((c, hh, ww), generator=generator, dtype=x.dtype)
+        return out
     ys = torch.arange(h, device=device)[None, :]
     xs = torch.arange(w, device=device)[None, :]
     in_rows = (ys >= top[:, None]) & (ys < (top + eh)[:, None])
@@ -84,8 +146,86 @@ def random_erasing(
     return torch.where(mask, noise, x)
 
 
+@dataclass
+class CompositeTensors:
+    """A :class:`~trainables.data.implicit_attention.CompositeBank` as tensors on one device.
+
+    ``roi``: (N, H, W, 1) uint8 in {0, 1}; ``backgrounds``: (N, H, W, 3) uint8; ``offsets``:
+    (N + 1,) int64; ``partners``: (M,) int64. Indexed by the training-set index of a sample.
+    """
+
+    roi: torch.Tensor
+    backgrounds: torch.Tensor
+    offsets: torch.Tensor
+    partners: torch.Tensor
+
+    @classmethod
+    def from_arrays(cls, roi: np.ndarray, backgrounds: np.ndarray, offsets: np.ndarray, partners: np.ndarray,
+                    device: torch.device | str = "cpu") -> "CompositeTensors":
+        as_tensor = lambda a: torch.from_numpy(np.ascontiguousarray(a)).to(device)  # noqa: E731
+        return cls(
+            roi=as_tensor((np.asarray(roi) > 0).astype(np.uint8)[..., None]),
+            backgrounds=as_tensor(backgrounds),
+            offsets=as_tensor(offsets.astype(np.int64, copy=False)),
+            partners=as_tensor(partners.astype(np.int64, copy=False)),
+        )
+
+    @classmethod
+    def from_bank(cls, bank, device: torch.device | str = "cpu") -> "CompositeTensors":
+        return cls.from_arrays(bank.roi_masks, bank.backgrounds, bank.offsets, bank.partners, device)
+
+
+def implicit_attention_composite(
+    images: torch.Tensor,
+    index: torch.Tensor,
+    bank: CompositeTensors,
+    p: float,
+    generator: torch.Generator,
+    inplace: bool = False,
+    vectorized: bool | None = None,
+) -> torch.Tensor:
+    """Implicit-attention composite (Yaghoubi et al., eq. 1) of a uint8 batch, on its device.
+
+    For each sample b (training-set index ``i = index[b]``), with probability ``p`` and when i
+    has a compatible partner, a partner j is drawn uniformly from its list and the sample
+    becomes ``where(roi_i, images[b], backgrounds[j])``; otherwise it is left as it is. The
+    label of i is untouched (the batch order is kept). ``p <= 0`` returns ``images`` itself.
+
+    The select is computed as ``image * m + background * (1 - m)`` on uint8 (exact: one term is
+    always 0), faster than ``torch.where`` with a broadcast mask. On a CPU only the composited
+    samples are computed, one by one (into a copy of ``images`` unless ``inplace``); on other devices the
+    whole batch, without a host synchronisation (``vectorized`` forces either path).
+    """
+    if p <= 0 or bank.partners.numel() == 0:
+        return images
+    b = images.shape[0]
+    device = images.device
+    start = bank.offsets[index]
+    count = bank.offsets[index + 1] - start
+    apply = (torch.rand(b, generator=generator, device=device) < p) & (count > 0)
+    pick = (torch.rand(b, generator=generator, device=device) * count).long()
+    pick = torch.minimum(pick, (count - 1).clamp(min=0))
+    partner = bank.partners[(start + pick).clamp(max=bank.partners.numel() - 1)]
+    if not _vectorized(vectorized, device):
+        chosen = apply.nonzero().flatten().tolist()
+        if not chosen:
+            return images
+        out = images if inplace else images.clone()
+        own, other = index.tolist(), partner.tolist()
+        for k in chosen:
+            m = bank.roi[own[k]]
+            out[k] = images[k] * m + bank.backgrounds[other[k]] * (1 - m)
+        return out
+    m = bank.roi[index] | (~apply).to(torch.uint8)[:, None, None, None]
+    return images * m + bank.backgrounds[partner] * (1 - m)
+
+
 class BatchAugmenter:
-    """Applies the configured augmentations to a uint8 batch; deterministic per seed."""
+    """Applies the configured augmentations to a uint8 batch; deterministic per seed.
+
+    With ``composite`` (precomputed tensors on the batch's device) and ``composite_p > 0``,
+    calls must pass the training-set ``index`` of each sample.
+    """
 
     def __init__(
         self,
@@ -95,17 +235,21 @@ class BatchAugmenter:
         erasing_p: float = 0.0,
         erasing_area: tuple[float, float] = (0.02, 0.4),
         erasing_ratio: tuple[float, float] = (0.3, 3.3),
+        composite: CompositeTensors | None = None,
+        composite_p: float = 0.0,
         seed: int = 0,
         device: torch.device | str = "cpu",
     ):
         self.flip, self.pad = flip, pad
         self.erasing_p, self.erasing_area, self.erasing_ratio = erasing_p, erasing_area, erasing_ratio
+        self.composite, self.composite_p = composite, composite_p
         self.generator = torch.Generator(device=device)
         self.generator.manual_seed(seed)
 
-    def __call__(self, images: torch.Tensor) -> torch.Tensor:
-        x = to_normalized_float(images)
-        if self.flip:
-            x = random_flip(x, self.generator)
-        x = random_pad_crop(x, self.pad, self.generator)
-        return random_erasing(x, self.erasing_p, self.erasing_area, self.erasing_ratio, self.generator)
+    def __call__(self, images: torch.Tensor, index: torch.Tensor | None = None) -> torch.Tensor:
+        if self.composite is not None and self.composite_p > 0:
+            if index is None:
+                raise ValueError("the implicit-attention composite needs the training-set index of each sample")
+            images = implicit_attention_composite(images, index, self.composite, self.composite_p, self.generator)
+        x = flip_pad_crop(images, self.flip, self.pad, self.generator)
+        return random_erasing(x, self.erasing_p, self.erasing_area, self.erasing_ratio, self.generator, inplace=True)

@@ -35,9 +35,12 @@ __all__ = [
     "SPLIT_FOLDERS",
     "DatasetError",
     "ImageRecord",
+    "keep_record",
+    "mask_path_for",
     "parse_market_name",
     "read_market_split",
     "relabel",
+    "scan_market_folder",
 ]
 
 JUNK_PID = -1
@@ -74,14 +77,16 @@ class ImageRecord:
     mask_path: Path | None = None
 
 
-def parse_market_name(filename: str | Path) -> tuple[int, int]:
+def parse_market_name(filename: str | Path, max_camera: int | None = None) -> tuple[int, int]:
     """Return ``(pid, camid)`` parsed from a Market-1501 style file name.
 
     ``camid`` is 1-based, as written in the name (``c1`` -> 1). ``pid`` is -1 for junk and 0
     for distractors. Only the base name is parsed; the whole path is named in the error.
+    ``max_camera`` (a dataset's camera count, e.g. 6 for Market-1501) rejects higher ids.
 
     Raises:
-        DatasetError: the name does not start with ``<pid>_c<camera>`` or the camera is 0.
+        DatasetError: the name does not start with ``<pid>_c<camera>``, the camera is 0 or
+            above ``max_camera``.
     """
     name = Path(filename).stem
     match = _NAME_RE.match(name)
@@ -96,7 +101,49 @@ def parse_market_name(filename: str | Path) -> tuple[int, int]:
             f"bad image file name {str(filename)!r}: camera ids are 1-based, got c{camid}; "
             f"expected {EXPECTED_NAME_PATTERN}"
         )
+    if max_camera is not None and camid > max_camera:
+        raise DatasetError(
+            f"bad image file name {str(filename)!r}: camera c{camid} is above this dataset's "
+            f"{max_camera} cameras; expected {EXPECTED_NAME_PATTERN}"
+        )
     return pid, camid
+
+
+def mask_path_for(root: str | Path, image_path: str | Path) -> Path:
+    """Where the person mask of ``image_path`` lives: ``<root>/masks/<path under root>.png``.
+
+    For a Market layout that is ``<root>/masks/<split folder>/<stem>.png``; for list-file
+    layouts (MSMT17) the sub-folders under the split folder are kept.
+    """
+    root = Path(root)
+    relative = Path(image_path).relative_to(root)
+    return root / "masks" / relative.with_suffix(".png")
+
+
+def keep_record(split: str, pid: int) -> bool:
+    """The protocol: junk (-1) is dropped everywhere; distractors (0) only stay in the gallery."""
+    return _keep(split, pid)
+
+
+def scan_market_folder(folder: str | Path,
+                       max_camera: int | None = None) -> tuple[list[ImageRecord], list[Path]]:
+    """Every image of one folder in Market naming, junk and distractors included.
+
+    Returns ``(records sorted by file name, image files whose names do not parse)``; files that
+    are not images (``Thumbs.db``) are ignored. ``mask_path`` is not set.
+    """
+    records: list[ImageRecord] = []
+    bad: list[Path] = []
+    for path in sorted(Path(folder).iterdir(), key=lambda p: p.name):
+        if path.suffix.lower() not in IMAGE_SUFFIXES or not path.is_file():
+            continue
+        try:
+            pid, camid = parse_market_name(path.name, max_camera)
+        except DatasetError:
+            bad.append(path)
+            continue
+        records.append(ImageRecord(path=path, pid=pid, camid=camid))
+    return records, bad
 
 
 def _keep(split: str, pid: int) -> bool:
@@ -108,12 +155,14 @@ def _keep(split: str, pid: int) -> bool:
     return True
 
 
-def read_market_split(root: str | Path, split: str) -> list[ImageRecord]:
+def read_market_split(root: str | Path, split: str,
+                      max_camera: int | None = None) -> list[ImageRecord]:
     """List the images of one split of a Market-1501 style dataset, sorted by file name.
 
     Args:
         root: dataset root holding ``bounding_box_train``, ``query`` and ``bounding_box_test``.
         split: ``"train"``, ``"query"`` or ``"gallery"``.
+        max_camera: reject camera ids above this (the dataset's camera count), if given.
 
     Returns:
         One :class:`ImageRecord` per kept image. ``mask_path`` is set where
@@ -143,20 +192,14 @@ def read_market_split(root: str | Path, split: str) -> list[ImageRecord]:
     )
 
     records: list[ImageRecord] = []
-    bad: list[Path] = []
-    for path in sorted(split_dir.iterdir(), key=lambda p: p.name):
-        if path.suffix.lower() not in IMAGE_SUFFIXES or not path.is_file():
+    scanned, bad = scan_market_folder(split_dir, max_camera)
+    for record in scanned:
+        if not _keep(split, record.pid):
             continue
-        try:
-            pid, camid = parse_market_name(path.name)
-        except DatasetError:
-            bad.append(path)
-            continue
-        if not _keep(split, pid):
-            continue
-        mask_name = f"{path.stem}.png"
+        mask_name = f"{record.path.stem}.png"
         mask_path = mask_dir / mask_name if mask_name in mask_names else None
-        records.append(ImageRecord(path=path, pid=pid, camid=camid, mask_path=mask_path))
+        records.append(ImageRecord(path=record.path, pid=record.pid, camid=record.camid,
+                                   mask_path=mask_path))
 
     if bad:
         raise DatasetError(

@@ -1,6 +1,22 @@
-"""Losses: identity cross entropy and metric-learning (triplet) losses."""
+"""Losses: identity cross entropy, metric-learning (triplet) losses, the combined objective."""
 
 from trainables.losses.objective import LossTerms, ReIDObjective
-from trainables.losses.triplet import batch_hard_triplet, pairwise_euclidean
+from trainables.losses.triplet import (
+    TRIPLET_KINDS,
+    batch_hard_triplet,
+    batch_soft_triplet,
+    pairwise_euclidean,
+    register_triplet,
+    triplet_loss,
+)
 
-__all__ = ["LossTerms", "ReIDObjective", "batch_hard_triplet", "pairwise_euclidean"]
+__all__ = [
+    "LossTerms",
+    "ReIDObjective",
+    "TRIPLET_KINDS",
+    "batch_hard_triplet",
+    "batch_soft_triplet",
+    "pairwise_euclidean",
+    "register_triplet",
+    "triplet_loss",
+]

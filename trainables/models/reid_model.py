@@ -1,4 +1,4 @@
-"""A timm backbone with a ReID head.
+"""A timm backbone with a ReID head, and optional modules inserted after backbone stages.
 
 Training returns the pooled feature (for the metric loss) and identity logits; evaluation
 returns the embedding used for retrieval. Necks:
@@ -7,21 +7,36 @@ returns the embedding used for retrieval. Necks:
   ``f_t``, a BatchNorm without a learned shift gives ``f_i`` for the classifier, and ``f_i`` is
   the retrieval embedding.
 - ``l2norm`` (Robust-ReID section 3.1, "L2 normalization"): the pooled feature is L2-normalised
-  and used for both losses and retrieval.
+  and used for both losses and retrieval. For the two-branch Robust-ReID/HA-CNN backbones each
+  branch's part (global, local) is normalised on its own, as in the paper's Fig. 4.
 - ``none``: the pooled feature is used everywhere.
+
+Inserted modules (``inserts``, see :mod:`trainables.models.inserts`) are placed by
+:func:`~trainables.models.surgery.insert_after_stage` after the backbone weights are loaded.
+In training their side outputs join the :class:`ReIDOutput`: APRA's camera logits
+(``camera_logits``) and DRANet's hard examples, which run through the rest of the backbone
+appended to the batch and come back as identity logits (``hard_logits``).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import copy
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Mapping, Sequence
 
 import timm
 import torch
 from torch import nn
 from torch.nn import functional as F
 
+# Registers the Robust-ReID/HA-CNN timm models and the inserted modules.
+import trainables.models.apra  # noqa: F401
+import trainables.models.dranet  # noqa: F401
+import trainables.models.robust_reid  # noqa: F401
+from trainables.models.inserts import InsertedModule, build_insert
 from trainables.models.pooling import build_pooling
+from trainables.models.surgery import insert_after_stage, stage_info
 
 # Classifier-head parameter prefixes of timm models: dropped when loading backbone weights.
 HEAD_PREFIXES = ("fc.", "classifier.", "head.", "last_linear.")
@@ -29,11 +44,19 @@ HEAD_PREFIXES = ("fc.", "classifier.", "head.", "last_linear.")
 
 @dataclass
 class ReIDOutput:
-    """``features``: input to the metric loss; ``logits``: identity scores (training only)."""
+    """One forward pass.
+
+    ``features``: (B, D) input to the metric loss; ``logits``: (B, classes) identity scores
+    (training only); ``embedding``: (B, D) retrieval embedding; ``camera_logits``: one
+    (B, cameras) tensor per APRA module (training only); ``hard_logits``: identity logits of
+    each kind of DRANet hard example, (B, classes) each (training only).
+    """
 
     features: torch.Tensor
     logits: torch.Tensor | None
     embedding: torch.Tensor
+    camera_logits: list[torch.Tensor] = field(default_factory=list)
+    hard_logits: dict[str, torch.Tensor] = field(default_factory=dict)
 
 
 def load_backbone_weights(backbone: nn.Module, path: str) -> None:
@@ -56,7 +79,20 @@ def load_backbone_weights(backbone: nn.Module, path: str) -> None:
 
 
 class ReIDModel(nn.Module):
-    """Backbone -> global pooling -> neck -> identity classifier."""
+    """Backbone (+ inserted modules) -> global pooling -> neck -> identity classifier.
+
+    Args:
+        backbone: timm model name (including ``robust_reid_1x``/``robust_reid_2x``/``hacnn``).
+        num_classes: training identities.
+        pooling: 'avg' or 'gem'.
+        neck: 'bnneck', 'l2norm' or 'none'.
+        classifier_bias: bias in the identity classifier.
+        pretrained_path: local backbone weights, loaded before any surgery.
+        backbone_kwargs: extra keyword arguments for ``timm.create_model``
+            (e.g. ``{"shuffle_blocks": False}`` for the Robust-ReID backbones).
+        inserts: modules to insert, in order, as ``{"module": registry name, "stage":
+            feature_info index, "kwargs": {...}}``; the stage's channel count is passed for you.
+    """
 
     def __init__(
         self,
@@ -67,15 +103,49 @@ class ReIDModel(nn.Module):
         neck: str = "bnneck",
         classifier_bias: bool = False,
         pretrained_path: str | None = None,
+        backbone_kwargs: Mapping[str, Any] | None = None,
+        inserts: Sequence[Mapping[str, Any]] = (),
     ):
         super().__init__()
-        self.backbone = timm.create_model(backbone, pretrained=False, num_classes=0, global_pool="")
-        if pretrained_path:
-            load_backbone_weights(self.backbone, pretrained_path)
-        self.feature_dim = int(self.backbone.num_features)
-        self.pool = build_pooling(pooling)
+        self.build_kwargs: dict[str, Any] = copy.deepcopy(
+            dict(
+                backbone=backbone,
+                num_classes=num_classes,
+                pooling=pooling,
+                neck=neck,
+                classifier_bias=classifier_bias,
+                pretrained_path=pretrained_path,
+                backbone_kwargs=dict(backbone_kwargs or {}),
+                inserts=[dict(spec) for spec in inserts],
+            )
+        )
         if neck not in ("bnneck", "l2norm", "none"):
             raise ValueError(f"unknown neck '{neck}'; known: bnneck, l2norm, none")
+        net = timm.create_model(backbone, pretrained=False, num_classes=0, global_pool="", **dict(backbone_kwargs or {}))
+        if pretrained_path:
+            load_backbone_weights(net, pretrained_path)
+        for spec in inserts:
+            unknown = set(spec) - {"module", "stage", "kwargs"}
+            if unknown or "module" not in spec or "stage" not in spec:
+                raise ValueError(f"an insert is {{'module', 'stage', 'kwargs'}}, got keys {sorted(spec)}")
+            info = stage_info(net, spec["stage"])
+            module = build_insert(spec["module"], info.channels, dict(spec.get("kwargs") or {}))
+            net = insert_after_stage(net, spec["stage"], module)
+        self.backbone = net
+        self.inserted = [m for m in net.modules() if isinstance(m, InsertedModule)]
+        expanding = [m for m in self.inserted if m.hard_example_names]
+        if len(expanding) > 1:
+            raise ValueError("at most one inserted module may generate hard examples")
+        self.hard_example_names: tuple[str, ...] = expanding[0].hard_example_names if expanding else ()
+
+        # Two-branch backbones (Robust-ReID/HA-CNN) pool inside and return their descriptor.
+        self.branch_dims: tuple[int, ...] | None = getattr(net, "embedding_dims", None)
+        if self.branch_dims is not None:
+            net.reset_classifier(0, global_pool=pooling)
+            self.pool: nn.Module = nn.Identity()
+        else:
+            self.pool = build_pooling(pooling)
+        self.feature_dim = int(net.num_features)
         self.neck_kind = neck
         self.bottleneck: nn.Module = nn.Identity()
         if neck == "bnneck":
@@ -86,10 +156,35 @@ class ReIDModel(nn.Module):
         if classifier_bias:
             nn.init.zeros_(self.classifier.bias)
 
+    def pooled_features(self, images: torch.Tensor) -> torch.Tensor:
+        """(N, D) pooled backbone features; N > B in training when hard examples are appended."""
+        if self.branch_dims is not None:
+            return self.backbone.forward_head(self.backbone.forward_features(images), pre_logits=True)
+        return self.pool(self.backbone.forward_features(images))
+
     def forward(self, images: torch.Tensor) -> ReIDOutput:
-        pooled = self.pool(self.backbone.forward_features(images))
+        batch = images.shape[0]
+        for module in self.inserted:
+            module.clear()
+        pooled = self.pooled_features(images)
         if self.neck_kind == "l2norm":
-            pooled = F.normalize(pooled, dim=1)
+            parts = pooled.split(list(self.branch_dims), dim=1) if self.branch_dims else (pooled,)
+            pooled = torch.cat([F.normalize(part, dim=1) for part in parts], dim=1)
         embedding = self.bottleneck(pooled)
-        logits = self.classifier(embedding) if self.training else None
-        return ReIDOutput(features=pooled, logits=logits, embedding=embedding)
+        if not self.training:
+            return ReIDOutput(features=pooled, logits=None, embedding=embedding)
+        logits = self.classifier(embedding)
+        expected = batch * (1 + len(self.hard_example_names))
+        if pooled.shape[0] != expected:
+            raise RuntimeError(f"the backbone returned {pooled.shape[0]} rows for a batch of {batch}; expected {expected}")
+        hard = {name: logits[(i + 1) * batch : (i + 2) * batch] for i, name in enumerate(self.hard_example_names)}
+        cameras = [aux[:batch] for aux in (m.aux_logits() for m in self.inserted) if aux is not None]
+        for module in self.inserted:
+            module.clear()  # hold no graph tensors between calls (a module with one cannot be deep-copied)
+        return ReIDOutput(
+            features=pooled[:batch],
+            logits=logits[:batch],
+            embedding=embedding[:batch],
+            camera_logits=cameras,
+            hard_logits=hard,
+        )

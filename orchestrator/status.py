@@ -1,0 +1,120 @@
+"""``orchestrator status``: where a study stands, from its result store and MLflow.
+
+Done, failed and pruned trials come from the store (the source of truth); running trials are
+the study's MLflow child runs still RUNNING without a store row; pending is the rest of the
+plan. The time left is estimated from the durations of finished trials and the study's
+concurrency.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import statistics
+from dataclasses import dataclass, field
+from typing import Any
+
+from orchestrator.spec import LoadedSpec
+from storage import ResultStore, latest_per_config
+
+
+@dataclass
+class StudyStatus:
+    study: str
+    planned: int
+    done: int = 0
+    failed: int = 0
+    pruned: int = 0
+    running: list[str] = field(default_factory=list)
+    best: tuple[str, float] | None = None  # (variant and seed, metric value)
+    metric: str = "mAP"
+    seconds_per_trial: float | None = None
+    concurrency: int = 1
+
+    @property
+    def pending(self) -> int:
+        return max(0, self.planned - self.done - self.pruned - self.failed - len(self.running))
+
+    @property
+    def seconds_left(self) -> float | None:
+        """Rough time to finish: remaining trial-slots x mean duration / concurrency."""
+        if self.seconds_per_trial is None:
+            return None
+        remaining = self.pending + 0.5 * len(self.running)
+        return remaining * self.seconds_per_trial / max(1, self.concurrency)
+
+
+def _duration(row: dict[str, Any]) -> float | None:
+    try:
+        started = dt.datetime.fromisoformat(row["started_at"])
+        finished = dt.datetime.fromisoformat(row["finished_at"])
+    except (KeyError, TypeError, ValueError):
+        return None
+    return (finished - started).total_seconds()
+
+
+def _concurrency(loaded: LoadedSpec) -> int:
+    import os
+
+    resources = loaded.spec.resources
+    by_cpu = max(1, int(int(os.environ.get("REID_ORCH_NUM_CPUS", os.cpu_count() or 1)) // resources.cpus_per_trial))
+    limits = [by_cpu, resources.max_concurrent_trials or by_cpu]
+    if loaded.spec.ablation.search is not None:
+        limits.append(loaded.spec.ablation.search.max_concurrent)
+    return min(limits)
+
+
+def study_status(loaded: LoadedSpec, store: ResultStore, running_runs: list[Any] | None = None) -> StudyStatus:
+    """Status of ``loaded`` from its store rows and (optionally) its MLflow child runs."""
+    study = loaded.name
+    metric = loaded.spec.study.metric
+    search = loaded.spec.ablation.search
+    planned = len(loaded.trials)
+    if search is not None:
+        planned = search.num_samples + search.repeat_best * (len(loaded.spec.ablation.seeds) - 1)
+    rows = latest_per_config(store.read_rows("trials", study))
+    status = StudyStatus(study, planned, metric=metric, concurrency=_concurrency(loaded))
+    for row in rows:
+        kind = row.get("status")
+        status.done += kind == "completed"
+        status.failed += kind == "failed"
+        status.pruned += kind == "pruned"
+        value = row.get(metric)
+        if kind == "completed" and value is not None and (status.best is None or value > status.best[1]):
+            status.best = (f"{row['variant']} seed={row['seed']}", float(value))
+    recorded = {row["config_hash"] for row in rows}
+    for run in running_runs or []:
+        if run.info.status == "RUNNING" and run.data.tags.get("reid.config_hash") not in recorded:
+            status.running.append(run.info.run_name or run.data.tags.get("reid.variant", "?"))
+    durations = [d for d in (_duration(r) for r in rows if r.get("status") in ("completed", "pruned")) if d is not None]
+    if durations:
+        status.seconds_per_trial = statistics.fmean(durations)
+    return status
+
+
+def format_status(status: StudyStatus) -> str:
+    lines = [
+        f"study '{status.study}': {status.planned} trials planned",
+        f"  done {status.done}, running {len(status.running)}, failed {status.failed}, "
+        f"pruned {status.pruned}, pending {status.pending}",
+    ]
+    for name in status.running:
+        lines.append(f"  running: {name}")
+    if status.best:
+        lines.append(f"  best {status.metric} so far: {100 * status.best[1]:.1f}% ({status.best[0]})")
+    left = status.seconds_left
+    if status.pending or status.running:
+        lines.append(f"  time left: about {format_duration(left)}" if left is not None else "  time left: unknown until a trial finishes")
+    elif status.failed:
+        lines.append(f"  {status.failed} failed trial(s) run again on 'orchestrator resume {status.study}'")
+    else:
+        lines.append("  finished")
+    return "\n".join(lines)
+
+
+def format_duration(seconds: float) -> str:
+    seconds = max(0.0, seconds)
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"

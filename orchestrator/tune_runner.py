@@ -1,0 +1,164 @@
+"""Ray Tune plumbing: start Ray, and run either a fixed list of trials or an Optuna search.
+
+Configuration is kept separate from execution (Tuner(trainable, param_space, tune_config,
+run_config)); the decoded datasets, the recipe and the runtime options reach the trainable
+through ``tune.with_parameters`` so they travel once per node through the object store.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from pathlib import Path
+from typing import Any, Callable
+
+from orchestrator.spec import LoadedSpec
+from search_spaces import PlannedTrial
+from search_spaces.search import Choice, IntRange, LogUniform, SearchSpec, Uniform
+
+Echo = Callable[[str], None]
+
+
+def start_ray(address: str | None, echo: Echo) -> bool:
+    """Connect to ``address`` or start a local Ray; returns whether this call started it."""
+    import ray
+
+    if ray.is_initialized():
+        return False
+    kwargs = dict(include_dashboard=False, log_to_driver=False, configure_logging=True, logging_level="WARNING")
+    if address:
+        echo(f"connecting to Ray at {address}")
+        ray.init(address=address, **kwargs)
+    else:
+        ray.init(num_cpus=int(os.environ.get("REID_ORCH_NUM_CPUS", os.cpu_count() or 1)), **kwargs)
+    return True
+
+
+def _quiet_tune_output() -> None:
+    # Ray's own progress tables would interleave with the recorder's lines; the legacy
+    # reporter at verbose=0 prints nothing.
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+
+
+def _trainable(loaded: LoadedSpec, datasets: dict, **parameters: Any):
+    from ray import tune
+
+    from trainables.tune_entry import tune_trainable
+
+    resources = loaded.spec.resources
+    runtime = {"threads": max(1, int(resources.cpus_per_trial))}
+    return tune.with_resources(
+        tune.with_parameters(tune_trainable, datasets=datasets, runtime=runtime, **parameters),
+        {"cpu": resources.cpus_per_trial, "gpu": resources.gpus_per_trial},
+    )
+
+
+def _run_config(loaded: LoadedSpec, recorder, study_dir: Path):
+    from ray import tune
+
+    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    return tune.RunConfig(
+        name=f"{loaded.name}-{stamp}",
+        storage_path=str(study_dir / "ray"),
+        callbacks=[recorder],
+        failure_config=tune.FailureConfig(max_failures=loaded.spec.resources.retries),
+        verbose=0,
+    )
+
+
+def run_trials(loaded: LoadedSpec, trials: list[PlannedTrial], recorder, datasets: dict, study_dir: Path) -> None:
+    """Run a fixed list of planned trials, one Tune trial each."""
+    _quiet_tune_output()
+    from ray import tune
+
+    # The hash travels with each trial so the recorder can match results to planned trials.
+    param_space = {
+        "trial": tune.grid_search([{"config": t.config.model_dump(mode="json"), "hash": t.config_hash} for t in trials]),
+    }
+    tuner = tune.Tuner(
+        _trainable(loaded, datasets),
+        param_space=param_space,
+        tune_config=tune.TuneConfig(max_concurrent_trials=loaded.spec.resources.max_concurrent_trials, reuse_actors=False),
+        run_config=_run_config(loaded, recorder, study_dir),
+    )
+    tuner.fit()
+
+
+def tune_domain(dist):
+    """Our search distribution as a Ray Tune sampling domain."""
+    from ray import tune
+
+    if isinstance(dist, LogUniform):
+        return tune.loguniform(dist.low, dist.high)
+    if isinstance(dist, Uniform):
+        return tune.uniform(dist.low, dist.high)
+    if isinstance(dist, IntRange):
+        # Tune's randint excludes the upper bound; ours includes it.
+        return tune.lograndint(dist.low, dist.high + 1) if dist.log else tune.randint(dist.low, dist.high + 1)
+    if isinstance(dist, Choice):
+        return tune.choice(list(dist.values))
+    raise TypeError(f"unsupported distribution {dist!r}")
+
+
+def run_search(
+    loaded: LoadedSpec,
+    recorder,
+    datasets: dict,
+    study_dir: Path,
+    *,
+    num_samples: int,
+    metric: str,
+    history: list[tuple[dict[str, Any], float]],
+) -> None:
+    """Optuna TPE through Ray Tune's searcher, warm-started with ``history`` (point, value)."""
+    _quiet_tune_output()
+    # Trials report every epoch but evaluate only every few; Tune must not demand the metric
+    # in every result (the last epoch always evaluates, so the searcher sees it).
+    os.environ["TUNE_DISABLE_STRICT_METRIC_CHECKING"] = "1"
+    from ray import tune
+    from ray.tune.schedulers import ASHAScheduler
+    from ray.tune.search import ConcurrencyLimiter
+    from ray.tune.search.optuna import OptunaSearch
+
+    search: SearchSpec = loaded.spec.ablation.search
+    seed = loaded.spec.ablation.seeds[0]
+    searcher = OptunaSearch(
+        metric=metric,
+        mode=search.mode,
+        seed=seed,
+        # Optuna's searcher names parameters by their flattened path ("search/<axis>").
+        points_to_evaluate=[{f"search/{path}": value for path, value in point.items()} for point, _ in history] or None,
+        evaluated_rewards=[value for _, value in history] or None,
+    )
+    scheduler = None
+    if search.asha is not None:
+        max_epochs = _max_epochs(loaded)
+        scheduler = ASHAScheduler(
+            time_attr="epoch",
+            max_t=max_epochs,
+            grace_period=min(search.asha.grace_period, max_epochs),
+            reduction_factor=search.asha.reduction_factor,
+        )
+    tuner = tune.Tuner(
+        _trainable(loaded, datasets, recipe=loaded.spec.baseline.model_dump(mode="python"), seed=seed),
+        param_space={"search": {path: tune_domain(dist) for path, dist in search.space.items()}},
+        tune_config=tune.TuneConfig(
+            metric=metric,
+            mode=search.mode,
+            search_alg=ConcurrencyLimiter(searcher, max_concurrent=search.max_concurrent),
+            scheduler=scheduler,
+            num_samples=num_samples,
+            reuse_actors=False,
+        ),
+        run_config=_run_config(loaded, recorder, study_dir),
+    )
+    tuner.fit()
+
+
+def _max_epochs(loaded: LoadedSpec) -> int:
+    dist = loaded.spec.ablation.search.space.get("train.epochs")
+    if isinstance(dist, IntRange):
+        return dist.high
+    if isinstance(dist, Choice):
+        return max(int(v) for v in dist.values)
+    return loaded.spec.baseline.train.epochs

@@ -1,0 +1,164 @@
+"""Offline validation of every rendered and shipped Kubernetes manifest.
+
+Core kinds are checked against the Kubernetes schemas shipped by kubernetes-validate (strict:
+unknown fields are errors); RayJob against KubeRay's CRD schema read from
+``../shared/k8s-schemas/`` beside the project (made strict the same way). No cluster needed.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import jsonschema
+import kubernetes_validate
+import pytest
+import yaml
+
+from orchestrator.k8s_render import RenderOptions, render_manifests, write_manifests
+from orchestrator.spec import load_spec, parse_spec
+from orchestrator.yaml_source import YamlSource
+
+ROOT = Path(__file__).resolve().parents[2]
+SCHEMAS = ROOT.parent / "shared" / "k8s-schemas"
+SHIPPED = ROOT / "k8s" / "base"
+CORE_KINDS = {"ConfigMap", "Deployment", "Service", "NetworkPolicy"}
+SECRET_VALUES = {
+    "AWS_SECRET_ACCESS_KEY": "s3cret-value-that-must-not-leak",
+    "AWS_ACCESS_KEY_ID": "AKIA-MUST-NOT-LEAK",
+    "MLFLOW_TRACKING_PASSWORD": "mlflow-pass-must-not-leak",
+    "RAY_AUTH_TOKEN": "ray-token-must-not-leak",
+}
+
+
+def strict(schema):
+    """Forbid unknown fields wherever the CRD lists properties (as the API server would prune them)."""
+    schema = copy.deepcopy(schema)
+
+    def walk(node):
+        if isinstance(node, dict):
+            if "properties" in node and not node.get("x-kubernetes-preserve-unknown-fields") and "additionalProperties" not in node:
+                node["additionalProperties"] = False
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(schema)
+    return schema
+
+
+@pytest.fixture(scope="module")
+def crd_schemas():
+    assert SCHEMAS.is_dir(), f"KubeRay CRD schemas expected at {SCHEMAS}"
+    schemas = {}
+    for file, kind in (("ray.io_rayjobs.yaml", "RayJob"), ("ray.io_rayclusters.yaml", "RayCluster")):
+        crd = yaml.load((SCHEMAS / file).read_text(), Loader=yaml.CSafeLoader)
+        version = next(v for v in crd["spec"]["versions"] if v["name"] == "v1")
+        schemas[kind] = strict(version["schema"]["openAPIV3Schema"])
+    return schemas
+
+
+def validate_documents(documents, crd_schemas):
+    for doc in documents:
+        kind = doc["kind"]
+        if kind in CORE_KINDS:
+            kubernetes_validate.validate(doc, kubernetes_validate.latest_version(), strict=True)
+        elif kind in crd_schemas:
+            jsonschema.validate(doc, crd_schemas[kind])
+        elif kind == "Kustomization":
+            assert doc["resources"]
+        else:
+            raise AssertionError(f"unexpected kind {kind}")
+
+
+def documents_in(folder: Path):
+    for path in sorted(folder.glob("*.yaml")):
+        yield path, [d for d in yaml.safe_load_all(path.read_text()) if d]
+
+
+OPTION_SETS = [
+    RenderOptions(),
+    RenderOptions(image="registry.example.org/reid:1.2", gpus_per_trial=0.25, workers=4, gpus_per_worker=8, data_pvc="market", dataset_root="/data/Market-1501", namespace="reid"),
+    RenderOptions(gpus_per_trial=0, workers=1, gpus_per_worker=0, store_uri="s3://bucket/prefix/deeper"),
+]
+
+
+@pytest.mark.parametrize("options", OPTION_SETS)
+def test_rendered_manifests_validate(options, crd_schemas, tmp_path, monkeypatch):
+    for name, value in SECRET_VALUES.items():
+        monkeypatch.setenv(name, value)
+    loaded = load_spec(ROOT / "examples" / "quickstart.yaml")
+    write_manifests(render_manifests(loaded, options), tmp_path)
+    kinds = set()
+    for path, documents in documents_in(tmp_path):
+        validate_documents(documents, crd_schemas)
+        kinds |= {d["kind"] for d in documents}
+        text = path.read_text()
+        for secret in SECRET_VALUES.values():
+            assert secret not in text, f"{secret} leaked into {path}"
+    assert kinds == {"ConfigMap", "RayJob", "Deployment", "Service", "NetworkPolicy", "Kustomization"}
+    kustomization = yaml.safe_load((tmp_path / "kustomization.yaml").read_text())
+    assert all((tmp_path / resource).is_file() for resource in kustomization["resources"])
+
+
+def test_rayjob_carries_the_study_and_cluster_shape(crd_schemas):
+    loaded = load_spec(ROOT / "examples" / "quickstart.yaml")
+    options = RenderOptions(workers=3, gpus_per_worker=2, gpus_per_trial=0.5)
+    manifests = render_manifests(loaded, options)
+    job = manifests["rayjob.yaml"]["spec"]
+    assert job["shutdownAfterJobFinishes"] is True
+    assert job["entrypoint"].startswith("orchestrator launch /etc/reid-orchestrator/study.yaml")
+    cluster = job["rayClusterSpec"]
+    assert cluster["authOptions"] == {"mode": "token", "secretName": "reid-ray-auth-token"}
+    worker = cluster["workerGroupSpecs"][0]
+    assert worker["replicas"] == 3
+    assert worker["template"]["spec"]["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == "2"
+    # The spec in the ConfigMap is a valid study spec pointing at shared storage.
+    text = manifests["configmap.yaml"]["data"]["study.yaml"]
+    cluster_spec = parse_spec(YamlSource(Path("study.yaml"), yaml.safe_load(text))).spec
+    assert cluster_spec.output.store == options.store_uri
+    assert cluster_spec.resources.gpus_per_trial == 0.5
+    assert cluster_spec.output.tracking_uri == "http://quickstart-mlflow:5000"
+
+
+def test_every_credential_is_a_secret_reference():
+    manifests = render_manifests(load_spec(ROOT / "examples" / "quickstart.yaml"), RenderOptions())
+    deployment = manifests["mlflow.yaml"][0]
+    env = {e["name"]: e for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]}
+    for name in ("MLFLOW_BACKEND_STORE_URI", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        assert "value" not in env[name] and "secretKeyRef" in env[name]["valueFrom"]
+    service = manifests["mlflow.yaml"][1]
+    assert service["spec"]["type"] == "ClusterIP"  # not exposed outside the cluster
+
+
+def test_shipped_manifests_validate_and_match_a_fresh_render(crd_schemas, tmp_path):
+    shipped = dict(documents_in(SHIPPED))
+    assert set(shipped) >= {SHIPPED / n for n in ("configmap.yaml", "rayjob.yaml", "mlflow.yaml", "kustomization.yaml")}
+    for documents in shipped.values():
+        validate_documents(documents, crd_schemas)
+    write_manifests(render_manifests(load_spec(ROOT / "examples" / "quickstart.yaml"), RenderOptions()), tmp_path)
+    for path, documents in documents_in(tmp_path):
+        assert shipped[SHIPPED / path.name] == documents, f"k8s/base/{path.name} is stale: re-render it"
+
+
+def test_a_uri_with_a_credential_is_refused_by_the_cli(tmp_path):
+    exe = Path(sys.executable).with_name("orchestrator")
+    result = subprocess.run(
+        [str(exe), "k8s", "render", str(ROOT / "examples" / "quickstart.yaml"), "--out", str(tmp_path / "out"), "--store-uri", "s3://AKIA:topsecret@bucket/x"],
+        capture_output=True, text=True, env={**os.environ},
+    )
+    assert result.returncode == 2
+    assert "embeds a credential" in result.stderr and "topsecret" not in result.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_broken_rayjob_is_caught(crd_schemas):
+    job = copy.deepcopy(render_manifests(load_spec(ROOT / "examples" / "quickstart.yaml"), RenderOptions())["rayjob.yaml"])
+    job["spec"]["rayClusterSpec"]["workerGroupSpecs"][0]["replicaz"] = 2
+    with pytest.raises(jsonschema.ValidationError, match="replicaz"):
+        validate_documents([job], crd_schemas)

@@ -1,0 +1,150 @@
+"""The bad-input suite: malformed specs, datasets and storage.
+
+Each case runs the real ``orchestrator launch`` command in-process and must end with exactly
+one line on stderr naming the place (YAML file:line and key, or the file/folder), exit status
+2, and nothing launched: no Ray, no MLflow run, no result row.
+"""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from orchestrator.cli import app
+
+GOOD_BASELINE = "baseline:\n  train: {epochs: 1}\n"
+
+
+def spec(body: str) -> str:
+    return textwrap.dedent(body).lstrip("\n")
+
+
+# (name, spec text, expected fragment of the single error line). "{root}" is a tiny dataset.
+SPEC_CASES = [
+    ("unknown top-level key", "study: {name: s}\nbaselin: {}\n", "spec.yaml:2: baselin: unknown key 'baselin'"),
+    ("unknown nested key", "study: {name: s}\nbaseline:\n  model:\n    backbne: resnet18\n", "spec.yaml:4: baseline.model.backbne: unknown key"),
+    ("wrong type", "study: {name: s}\nbaseline:\n  train: {epochs: many}\n", "spec.yaml:3: baseline.train.epochs: Input should be a valid integer"),
+    ("missing study name", "study: {description: x}\n", "study.name: required key is missing"),
+    ("missing study block", "baseline: {}\n", "study: required key is missing"),
+    ("bad study name", "study: {name: 'a b'}\n", "spec.yaml:1: study.name: String should match pattern"),
+    ("negative learning rate", "study: {name: s}\nbaseline:\n  train:\n    lr: -0.1\n", "spec.yaml:4: baseline.train.lr: Input should be greater than 0"),
+    ("label smoothing out of range", "study: {name: s}\nbaseline:\n  loss: {label_smoothing: 1.5}\n", "baseline.loss.label_smoothing: Input should be less than 1"),
+    ("erasing area reversed", "study: {name: s}\nbaseline:\n  augment:\n    random_erasing: {area: [0.4, 0.1]}\n", "baseline.augment.random_erasing: area: 0 < low <= high must hold"),
+    ("unknown design", "study: {name: s}\nablation: {design: factorial}\n", "spec.yaml:2: ablation.design: unknown design 'factorial'"),
+    ("grid without axes", "study: {name: s}\nablation:\n  design: grid\n", "spec.yaml:3: ablation.design: design 'grid' needs 'axes'"),
+    ("unknown axis", "study: {name: s}\nablation:\n  design: grid\n  axes:\n    model.neckk: [l2norm]\n", "spec.yaml:5: ablation.axes['model.neckk'][0]: unknown axis 'model.neckk'"),
+    ("axis without values", "study: {name: s}\nablation:\n  design: grid\n  axes:\n    model.neck: []\n", "spec.yaml:4: ablation.axes: axis 'model.neck' has no values"),
+    ("invalid variant value", "study: {name: s}\nablation:\n  variants:\n    - name: v\n      set: {model.neck: batchnorm}\n", "spec.yaml:5: ablation.variants[0].set['model.neck']: variant 'v': model.neck: Input should be"),
+    ("duplicate variant names", "study: {name: s}\nablation:\n  design: list\n  variants: [{name: a}, {name: a}]\n", "two variants are named 'a'"),
+    ("duplicate seeds", "study: {name: s}\nablation: {seeds: [1, 1]}\n", "spec.yaml:2: ablation.seeds: seeds must be unique"),
+    ("negative seed", "study: {name: s}\nablation: {seeds: [-1]}\n", "seeds must be >= 0"),
+    ("unknown backbone", "study: {name: s}\nbaseline:\n  model: {backbone: resnet5000}\n", "spec.yaml:3: baseline.model.backbone: unknown timm backbone 'resnet5000'"),
+    ("real dataset without root", "study: {name: s}\nbaseline:\n  dataset: {name: market1501}\n", "spec.yaml:3: baseline.dataset: dataset 'market1501' needs 'root'"),
+    ("missing dataset folder", "study: {name: s}\nbaseline:\n  dataset: {name: market1501, root: /no/such/market}\n", "spec.yaml:3: baseline.dataset.root: dataset folder not found: /no/such/market"),
+    ("missing weights file", "study: {name: s}\nbaseline:\n  model: {pretrained_path: /no/weights.pth}\n", "spec.yaml:3: baseline.model.pretrained_path: weights file not found"),
+    ("negative GPUs", "study: {name: s}\nresources: {gpus_per_trial: -1}\n", "spec.yaml:2: resources.gpus_per_trial: Input should be greater than or equal to 0"),
+    ("optuna without search", "study: {name: s}\nablation: {design: optuna}\n", "needs a 'search' block"),
+    ("log range from zero", "study: {name: s}\nablation:\n  design: optuna\n  search:\n    num_samples: 2\n    space:\n      train.lr: {type: loguniform, low: 0, high: 1}\n", "a log range needs low > 0"),
+    ("search bound invalid for the config", "study: {name: s}\nablation:\n  design: optuna\n  search:\n    num_samples: 2\n    space:\n      train.epochs: {type: int, low: 0, high: 3}\n", "spec.yaml:7: ablation.search.space['train.epochs']"),
+    ("unreadable YAML", "study: {name: s\nbaseline: [\n", "invalid YAML"),
+    ("YAML list at the top", "- study\n", "spec.yaml:1: the spec must be a YAML mapping"),
+    ("empty file", "", "the spec must be a YAML mapping"),
+]
+
+
+def run_launch(tmp_path: Path, text: str | None, monkeypatch) -> tuple[int, list[str]]:
+    monkeypatch.chdir(tmp_path)
+    path = tmp_path / "spec.yaml"
+    if text is not None:
+        path.write_text(text, encoding="utf-8")
+    result = CliRunner().invoke(app, ["launch", str(path)])
+    return result.exit_code, [line for line in result.stderr.splitlines() if line.strip()]
+
+
+def assert_nothing_launched(tmp_path: Path) -> None:
+    import ray
+
+    assert not ray.is_initialized()
+    assert not list(tmp_path.rglob("mlflow.db")), "an MLflow store was created"
+    assert not list(tmp_path.rglob("part-*.parquet")), "a result row was written"
+
+
+@pytest.mark.parametrize("name, text, fragment", SPEC_CASES, ids=[c[0] for c in SPEC_CASES])
+def test_bad_specs(name, text, fragment, tmp_path, monkeypatch):
+    code, lines = run_launch(tmp_path, text, monkeypatch)
+    assert code == 2
+    assert len(lines) == 1, lines
+    assert lines[0].startswith("error: ") and fragment in lines[0], lines[0]
+    assert not (tmp_path / "studies").exists()
+    assert_nothing_launched(tmp_path)
+
+
+def test_missing_spec_file(tmp_path, monkeypatch):
+    code, lines = run_launch(tmp_path, None, monkeypatch)
+    assert code == 2 and len(lines) == 1 and "no such file" in lines[0] and "spec.yaml" in lines[0]
+
+
+def market_copy(tiny_market: Path, tmp_path: Path) -> Path:
+    import shutil
+
+    root = tmp_path / "market"
+    shutil.copytree(tiny_market, root)
+    return root
+
+
+def dataset_spec(root: Path, extra: str = "") -> str:
+    return f"study: {{name: s}}\nbaseline:\n  dataset: {{name: market1501, root: '{root}', height: 64, width: 32}}\n  train: {{epochs: 1}}\n{extra}"
+
+
+def test_corrupt_image_in_dataset(tiny_market, tmp_path, monkeypatch):
+    root = market_copy(tiny_market, tmp_path)
+    victims = sorted((root / "query").glob("*.jpg"))[:2]
+    for victim in victims:
+        victim.write_bytes(b"\xff\xd8 not really a jpeg")
+    code, lines = run_launch(tmp_path, dataset_spec(root), monkeypatch)
+    assert code == 2 and len(lines) == 1, lines
+    assert victims[0].name in lines[0] and "2 file(s)" in lines[0]
+    assert_nothing_launched(tmp_path)
+
+
+def test_badly_named_file_in_dataset(tiny_market, tmp_path, monkeypatch):
+    root = market_copy(tiny_market, tmp_path)
+    (root / "bounding_box_train" / "holiday_photo.jpg").write_bytes((next((root / "query").glob("*.jpg"))).read_bytes())
+    code, lines = run_launch(tmp_path, dataset_spec(root), monkeypatch)
+    assert code == 2 and len(lines) == 1, lines
+    assert "holiday_photo.jpg" in lines[0]
+    assert_nothing_launched(tmp_path)
+
+
+def test_missing_split_folder(tiny_market, tmp_path, monkeypatch):
+    import shutil
+
+    root = market_copy(tiny_market, tmp_path)
+    shutil.rmtree(root / "bounding_box_test")
+    code, lines = run_launch(tmp_path, dataset_spec(root), monkeypatch)
+    assert code == 2 and len(lines) == 1, lines
+    assert "bounding_box_test" in lines[0]
+    assert_nothing_launched(tmp_path)
+
+
+def test_unwritable_result_store(tiny_market, tmp_path, monkeypatch):
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the store should be")
+    code, lines = run_launch(tmp_path, dataset_spec(tiny_market, f"output: {{store: '{blocker}/results'}}\n"), monkeypatch)
+    assert code == 2 and len(lines) == 1, lines
+    assert "not-a-folder/results" in lines[0] and "not writable" in lines[0]
+    assert_nothing_launched(tmp_path)
+
+
+def test_unreachable_s3_store(tiny_market, tmp_path, monkeypatch):
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")  # nothing listens on port 9
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "very-secret-value")
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    code, lines = run_launch(tmp_path, dataset_spec(tiny_market, "output: {store: 's3://bucket/prefix'}\n"), monkeypatch)
+    assert code == 2 and len(lines) == 1, lines
+    assert "127.0.0.1:9" in lines[0] and "bucket" in lines[0] and "very-secret-value" not in lines[0]
+    assert_nothing_launched(tmp_path)
