@@ -23,18 +23,25 @@ def free_port() -> int:
 
 
 @pytest.fixture()
-def two_node_cluster(tmp_path):
+def two_node_cluster():
+    import shutil
+    import tempfile
+
     port = free_port()
+    # Short: Ray's unix sockets live under the temp dir and socket paths are limited to 107 bytes.
+    temp_dir = tempfile.mkdtemp(prefix="ray-", dir="/tmp")
     env = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_USAGE_STATS_ENABLED": "0"}
     common = ["--node-ip-address=127.0.0.1", "--num-cpus=1", "--disable-usage-stats"]
-    head = [str(BIN / "ray"), "start", "--head", f"--port={port}", "--include-dashboard=false", f"--temp-dir={tmp_path / 'ray'}", *common]
-    subprocess.run(head, check=True, env=env, capture_output=True, timeout=180)
+    head = [str(BIN / "ray"), "start", "--head", f"--port={port}", "--include-dashboard=false", f"--temp-dir={temp_dir}", *common]
+    started = subprocess.run(head, env=env, capture_output=True, text=True, timeout=180)
+    assert started.returncode == 0, started.stdout[-2000:] + started.stderr[-2000:]
     try:
         worker = [str(BIN / "ray"), "start", f"--address=127.0.0.1:{port}", *common]
         subprocess.run(worker, check=True, env=env, capture_output=True, timeout=180)
         yield f"127.0.0.1:{port}", env
     finally:
-        stop_cluster(f"127.0.0.1:{port}", str(tmp_path / "ray"))
+        stop_cluster(f"127.0.0.1:{port}", temp_dir)
+        shutil.rmtree(temp_dir, ignore_errors=True)
 
 
 def stop_cluster(gcs_address: str, temp_dir: str) -> None:

@@ -74,17 +74,28 @@ def flip_pad_crop(images: torch.Tensor, flip: bool, pad: int, generator: torch.G
     off_y = torch.randint(0, 2 * pad + 1, (b,), generator=generator, device=device) - pad
     off_x = torch.randint(0, 2 * pad + 1, (b,), generator=generator, device=device) - pad
     if not _vectorized(vectorized, device):
-        # A slice copy per sample from the normalised batch: cheaper than any gather on a CPU.
-        x = to_normalized_float(images)
-        out = torch.zeros_like(x)
+        # One uint8 slice copy per sample (cheaper than any gather on a CPU), one normalisation,
+        # then the padding strips of each sample set to 0.
+        shifted = torch.empty_like(images)
+        windows = []
         for k, (dy, dx, mirror) in enumerate(zip(off_y.tolist(), off_x.tolist(), flipped.tolist())):
             r0, r1, c0, c1 = max(0, -dy), min(h, h - dy), max(0, -dx), min(w, w - dx)
+            windows.append((r0, r1, c0, c1))
             if r0 >= r1 or c0 >= c1:
                 continue  # the crop shows only padding
-            if mirror:  # out[r, c] = x[r + dy, w - 1 - (c + dx)]
-                out[k, :, r0:r1, c0:c1] = x[k, :, r0 + dy : r1 + dy, w - c1 - dx : w - c0 - dx].flip(-1)
+            if mirror:  # out[r, c] = images[r + dy, w - 1 - (c + dx)]
+                shifted[k, r0:r1, c0:c1] = images[k, r0 + dy : r1 + dy, w - c1 - dx : w - c0 - dx].flip(1)
             else:
-                out[k, :, r0:r1, c0:c1] = x[k, :, r0 + dy : r1 + dy, c0 + dx : c1 + dx]
+                shifted[k, r0:r1, c0:c1] = images[k, r0 + dy : r1 + dy, c0 + dx : c1 + dx]
+        out = to_normalized_float(shifted)
+        for k, (r0, r1, c0, c1) in enumerate(windows):
+            if r0 >= r1 or c0 >= c1:
+                out[k] = 0.0
+                continue
+            out[k, :, :r0] = 0.0
+            out[k, :, r1:] = 0.0
+            out[k, :, :, :c0] = 0.0
+            out[k, :, :, c1:] = 0.0
         return out
     rows = off_y[:, None] + torch.arange(h, device=device)[None, :]  # source rows (B, H)
     cols = off_x[:, None] + torch.arange(w, device=device)[None, :]  # source cols of the mirror (B, W)
