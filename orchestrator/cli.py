@@ -27,6 +27,8 @@ app = typer.Typer(
 )
 data_app = typer.Typer(help="Dataset tools: check a dataset, precompute person masks, generate the synthetic dataset.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
+preset_app = typer.Typer(help="Ready-made studies: one per paper, plus the quickstart.", no_args_is_help=True)
+app.add_typer(preset_app, name="preset")
 k8s_app = typer.Typer(help="Kubernetes: render KubeRay manifests for a study.", no_args_is_help=True)
 app.add_typer(k8s_app, name="k8s")
 
@@ -257,6 +259,30 @@ def status(
     except Exception as err:  # noqa: BLE001 - status still shows what the store knows
         echo(f"(MLflow at {redact_uri(uri)} not readable: {type(err).__name__}; running trials unknown)")
     echo(format_status(study_status(loaded, ResultStore(location.store_uri()), running)))
+
+
+@preset_app.command("list")
+@handle_errors
+def preset_list() -> None:
+    """List the presets."""
+    from orchestrator.preset_library import list_presets
+
+    presets = list_presets()
+    width = max(map(len, presets))
+    for name, description in presets.items():
+        echo(f"{name:<{width}}  {description}")
+
+
+@preset_app.command("show")
+@handle_errors
+def preset_show(
+    name: str = typer.Argument(..., help="Preset name (see 'orchestrator preset list')."),
+    dataset_root: Optional[str] = typer.Option(None, "--dataset-root", help="Your dataset folder, swapped in for the placeholder."),
+) -> None:
+    """Print a preset spec; redirect it to a file and launch it."""
+    from orchestrator.preset_library import preset_text
+
+    print(preset_text(name, dataset_root), end="")
 
 
 @k8s_app.command("render")

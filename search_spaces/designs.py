@@ -41,6 +41,9 @@ class VariantPlan:
     # Design-specific facts about the row, e.g. which parts a leave-one-out row turns off;
     # stored with the results so tables can be laid out the way papers print them.
     meta: dict[str, Any] = field(default_factory=dict, compare=False)
+    # Named after its changes by the design (not by the user): expansion then names it by the
+    # changes that take effect, so a grid row equal to the baseline is called "baseline".
+    auto_name: bool = False
 
     @property
     def changed(self) -> dict[str, Any]:
@@ -129,6 +132,11 @@ def register_design(name: str) -> Callable[[DesignFn], DesignFn]:
     return decorate
 
 
+def changes_name(changes: tuple[Change, ...] | list[Change]) -> str:
+    """``path=value, ...`` of a set of changes; the baseline's name when there are none."""
+    return ", ".join(f"{c.path}={format_value(c.value)}" for c in changes) or BASELINE
+
+
 def format_value(value: Any) -> str:
     """Compact, stable text for a value in a variant name (``0.5``, ``true``, ``[1,2]``)."""
     if isinstance(value, str):
@@ -170,8 +178,8 @@ def grid(spec: AblationSpec) -> list[VariantPlan]:
     _require(not spec.variants, "design 'grid' takes 'axes', not 'variants'", ("ablation", "variants"))
     plans = []
     for combo in itertools.product(*axis_changes(spec)):
-        name = ", ".join(f"{change.path}={format_value(change.value)}" for change in combo)
-        plans.append(VariantPlan(name, tuple(combo)))
+        name = changes_name(combo)
+        plans.append(VariantPlan(name, tuple(combo), auto_name=True))
     return plans
 
 
@@ -185,7 +193,7 @@ def one_at_a_time(spec: AblationSpec) -> list[VariantPlan]:
     )
     plans = [VariantPlan(BASELINE)]
     for changes in axis_changes(spec):
-        plans.extend(VariantPlan(f"{c.path}={format_value(c.value)}", (c,)) for c in changes)
+        plans.extend(VariantPlan(f"{c.path}={format_value(c.value)}", (c,), auto_name=True) for c in changes)
     plans.extend(named_variants(spec))
     return plans
 

@@ -16,8 +16,8 @@ from typing import Any, Iterable
 
 from pydantic import BaseModel, ValidationError
 
-from search_spaces.designs import DESIGNS, SEARCH_DESIGNS, AblationSpec, Change, DesignError, VariantPlan
-from search_spaces.hashing import config_hash
+from search_spaces.designs import DESIGNS, SEARCH_DESIGNS, AblationSpec, Change, DesignError, VariantPlan, changes_name
+from search_spaces.hashing import config_hash, flatten
 from search_spaces.search import probe_points, sample_name
 from search_spaces.trial_config import Recipe, TrialConfig
 
@@ -140,6 +140,26 @@ def validate_search(recipe: Recipe, ablation: AblationSpec) -> None:
         resolve_sample(recipe, point, ablation.seeds[0])
 
 
+def effective_plan(recipe_tree: dict[str, Any], plan: VariantPlan) -> VariantPlan:
+    """``plan`` without the changes its own other changes override (a parameter of a module
+    the same variant switches off), named after the rest: the off-row of a grid over a module
+    switch x its parameters is named by the switch alone."""
+    resolved = flatten(build_config(recipe_tree, plan, 0).model_dump(mode="json"))
+    kept = tuple(
+        change
+        for change in plan.changes
+        if change.path not in resolved or resolved[change.path] == _as_json(change.value)
+    )
+    return VariantPlan(changes_name(kept), kept, plan.meta, auto_name=False)
+
+
+def _as_json(value: Any) -> Any:
+    """Tuples as lists, as the resolved config dumps them."""
+    if isinstance(value, (list, tuple)):
+        return [_as_json(v) for v in value]
+    return value
+
+
 def expand(recipe: Recipe, ablation: AblationSpec) -> list[PlannedTrial]:
     """All trials of a study, variants in design order, seeds innermost, duplicates dropped.
 
@@ -160,6 +180,8 @@ def expand(recipe: Recipe, ablation: AblationSpec) -> list[PlannedTrial]:
     trials: list[PlannedTrial] = []
     seen_hashes: set[str] = set()
     for plan in plans:
+        if plan.auto_name:
+            plan = effective_plan(recipe_tree, plan)
         for seed in ablation.seeds:
             config = build_config(recipe_tree, plan, seed)
             digest = config_hash(config)

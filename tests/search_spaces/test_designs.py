@@ -15,6 +15,7 @@ def test_grid_is_full_factorial_times_seeds():
     assert len(trials) == 3 * 2 * 2
     assert len({t.config_hash for t in trials}) == 12
     assert trials[0].changes == {"loss.triplet.margin": 0.1, "model.neck": "bnneck"}
+    assert trials[0].variant == "loss.triplet.margin=0.1, model.neck=bnneck"
     assert trials[0].config.loss.triplet.margin == 0.1
 
 
@@ -153,3 +154,22 @@ def test_search_bounds_are_validated_against_the_config():
     assert caught.value.origin == ("ablation", "search", "space", "train.epochs")
     with pytest.raises(ChangeError, match="unknown axis"):
         expand(Recipe(), ablation(**optuna_block(space={"train.lrr": {"type": "choice", "values": [1]}})))
+
+
+def test_grid_over_a_module_switch_runs_the_off_row_once():
+    trials = expand(
+        Recipe(),
+        ablation(
+            design="grid",
+            axes={"augment.implicit_attention.enabled": [False, True], "augment.implicit_attention.p": [0.1, 0.3, 0.5]},
+        ),
+    )
+    names = [t.variant for t in trials]
+    assert len(trials) == 1 + 3  # the off row once, not once per p
+    assert names == [
+        "augment.implicit_attention.enabled=false",
+        "augment.implicit_attention.enabled=true, augment.implicit_attention.p=0.1",
+        "augment.implicit_attention.enabled=true, augment.implicit_attention.p=0.3",
+        "augment.implicit_attention.enabled=true, augment.implicit_attention.p=0.5",
+    ]
+    assert trials[0].changes == {"augment.implicit_attention.enabled": False}

@@ -279,8 +279,11 @@ def inpaint_backgrounds(images: np.ndarray, rois: np.ndarray, dilation: int = 7,
 
 
 def composite(image_i: np.ndarray, roi_i: np.ndarray, background_j: np.ndarray) -> np.ndarray:
-    """Eq. 1 for one pair: ``where(roi_i, image_i, background_j)`` (uint8 H x W x 3)."""
-    return np.where(roi_i[..., None] > 0, image_i, background_j)
+    """Eq. 1 for one pair: ``where(roi_i, image_i, background_j)`` (uint8 H x W x 3), as a copy
+    of ``background_j`` with the ROI pixels of ``image_i`` copied over (``cv2.copyTo``)."""
+    out = np.array(background_j, copy=True, order="C")
+    mask = np.ascontiguousarray(roi_i, dtype=np.uint8)
+    return cv2.copyTo(np.ascontiguousarray(image_i), mask, out)
 
 
 def build_bank(images: np.ndarray, masks: np.ndarray, params: CompositeParams,
