@@ -53,13 +53,26 @@ def _trainable(loaded: LoadedSpec, datasets: dict, **parameters: Any):
     )
 
 
+def tune_storage(loaded: LoadedSpec, study_dir: Path) -> tuple[str, Any]:
+    """Where Ray Tune keeps its experiment state: beside an S3 result store (so every node of
+    a cluster can reach it), else in the study folder. Returns (path, pyarrow filesystem|None)."""
+    store = loaded.spec.store_uri()
+    if store.startswith("s3://"):
+        from storage.result_store import s3_filesystem
+
+        return f"{store[len('s3://'):].rstrip('/')}/_ray", s3_filesystem()
+    return str(study_dir / "ray"), None
+
+
 def _run_config(loaded: LoadedSpec, recorder, study_dir: Path):
     from ray import tune
 
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    storage_path, storage_filesystem = tune_storage(loaded, study_dir)
     return tune.RunConfig(
         name=f"{loaded.name}-{stamp}",
-        storage_path=str(study_dir / "ray"),
+        storage_path=storage_path,
+        storage_filesystem=storage_filesystem,
         callbacks=[recorder],
         failure_config=tune.FailureConfig(max_failures=loaded.spec.resources.retries),
         verbose=0,

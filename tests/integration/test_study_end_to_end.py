@@ -12,10 +12,13 @@ import pytest
 
 pytestmark = pytest.mark.integration
 
+SECRETS = {"AWS_SECRET_ACCESS_KEY": "e2e-secret-key-value", "MLFLOW_TRACKING_PASSWORD": "e2e-mlflow-password"}
+
 
 def orchestrator(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     exe = Path(sys.executable).with_name("orchestrator")
-    env = {**os.environ, "REID_ORCH_NUM_CPUS": "2", "PYTHONUNBUFFERED": "1"}
+    # Credentials in the environment must never reach output, MLflow or Parquet (checked below).
+    env = {**os.environ, "REID_ORCH_NUM_CPUS": "2", "PYTHONUNBUFFERED": "1", **SECRETS}
     env.pop("MLFLOW_TRACKING_URI", None)
     return subprocess.run([str(exe), *args], capture_output=True, text=True, cwd=cwd, env=env, timeout=900)
 
@@ -118,3 +121,14 @@ def test_relaunch_runs_nothing_and_summarize_prints_the_same_table(finished_stud
     assert summary.returncode == 0, summary.stderr
     table = summary.stdout.strip()
     assert table and table in first.stdout
+
+
+def test_no_credential_reaches_output_mlflow_or_parquet(finished_study):
+    workdir, _, result = finished_study
+    study_dir = workdir / "studies" / "e2e"
+    haystacks = [result.stdout, result.stderr]
+    for path in study_dir.rglob("*"):
+        if path.is_file():
+            haystacks.append(path.read_bytes().decode("latin-1"))
+    for secret in SECRETS.values():
+        assert not any(secret in text for text in haystacks), f"{secret} leaked"
