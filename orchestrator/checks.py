@@ -32,7 +32,8 @@ def check_models(loaded: LoadedSpec) -> None:
 
     seen: set[str] = set()
     for trial in trials_to_check(loaded):
-        key = trial.config.model.model_dump_json()
+        # Stage checks build the model at the trial's input size: key on both.
+        key = trial.config.model.model_dump_json() + trial.config.dataset.model_dump_json()
         if key in seen:
             continue
         seen.add(key)

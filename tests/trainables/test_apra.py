@@ -6,12 +6,11 @@ from __future__ import annotations
 import pytest
 import torch
 
+from search_spaces import TrialConfig
 from trainables.losses import ReIDObjective
 from trainables.models import ReIDModel
 from trainables.models.apra import APRA, GradientReversal, reverse_gradient
 from trainables.trial import build_optimizer, train_step
-
-from search_spaces import TrialConfig
 
 BACKBONES = {"resnet10t": 5, "mobilenetv3_small_050": 5}  # two families, stages 0..4
 LABELS = torch.tensor([0, 0, 1, 1, 2, 2])
