@@ -52,12 +52,12 @@ def _decode_datasets(trials: list[PlannedTrial], echo: Echo, datasets: dict | No
 
     datasets = {} if datasets is None else datasets
     for trial in trials:
-        key = dataset_key(trial.config.dataset)
+        key = dataset_key(trial.config.dataset, trial.config.augment)
         if key in datasets:
             continue
         echo(f"decoding dataset {key} ...")
         try:
-            data = load_reid_data(trial.config.dataset, progress=lambda msg: echo(f"  {msg}"))
+            data = load_reid_data(trial.config.dataset, progress=lambda msg: echo(f"  {msg}"), augment=trial.config.augment)
         except DatasetError as err:
             raise DataError(str(err)) from None
         echo(

@@ -44,7 +44,7 @@ def tune_trainable(
         tune.report({**metrics, "node_id": node_id})
 
     trial_config = trial_config_from(config, recipe, seed)
-    data = (datasets or {}).get(dataset_key(trial_config.dataset))
+    data = (datasets or {}).get(dataset_key(trial_config.dataset, trial_config.augment))
     with warnings.catch_warnings():
         # Arrays from the object store are read-only views; trials never write to them.
         warnings.filterwarnings("ignore", message=".*not writable.*")
