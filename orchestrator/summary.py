@@ -274,8 +274,9 @@ def _latex_cell(cell: Cell, with_std: bool) -> str:
 
 
 def to_latex(summary: AblationSummary) -> str:
-    """A ``table`` float with a booktabs ``tabular``; needs ``\\usepackage{booktabs}`` (and
-    ``amssymb`` for the check marks of a leave-one-out table)."""
+    """A ``table*`` float (full text width in two-column papers) holding a booktabs ``tabular``:
+    mean (bold where best), std small beside it, the delta small below. Needs
+    ``\\usepackage{booktabs}`` (and ``amssymb`` for the check marks of a leave-one-out table)."""
     table = ablation_table(summary)
     caption = latex_escape(_note(summary, "{}")).replace("±", r"$\pm$")
     lines = [

@@ -198,8 +198,14 @@ class ResultStore:
             raise
 
     def _publish(self, temporary: str, final: str) -> None:
-        """Rename locally; on S3 a server-side copy, so the final object appears whole."""
-        self._fs.move(temporary, final)
+        """Rename locally; on S3 a server-side copy, so the final object appears whole. Once
+        published, failing to remove the temporary object is no error (it is hidden, and
+        ``compact`` sweeps it): reporting one would make the caller write the rows twice."""
+        if isinstance(self._fs, pafs.LocalFileSystem):
+            self._fs.move(temporary, final)
+        else:
+            self._fs.copy_file(temporary, final)
+            self._delete_quietly(temporary)
 
     def _delete(self, path: str) -> None:
         self._fs.delete_file(path)

@@ -12,7 +12,9 @@
             epoch, loss terms, lr, images_per_second, and the evaluation metrics on
             evaluation epochs (null elsewhere).
 
-Every row carries ``schema_version``. Adding a column is backwards compatible (readers unify
+Every row carries ``schema_version``; rows read through :class:`ResultStore` also carry
+``source_part``, the part file a row was first written to (compaction keeps it, so a row is
+never read twice). Adding a column is backwards compatible (readers unify
 schemas); renaming or retyping one bumps the version.
 """
 
