@@ -65,6 +65,18 @@ STALE_TEMP_SECONDS = 3600
 DONE_STATUSES = ("completed", "pruned")
 
 
+def rows_to_table(rows: list[dict[str, Any]]) -> pa.Table:
+    """Rows -> Arrow table with the union of all rows' columns (in first-seen order).
+
+    ``pa.Table.from_pylist`` infers columns from the first row only and would silently drop a
+    column that appears later (e.g. evaluation metrics present on some epochs only).
+    """
+    columns: dict[str, None] = {}
+    for row in rows:
+        columns.update(dict.fromkeys(row))
+    return pa.Table.from_pylist([{name: row.get(name) for name in columns} for row in rows])
+
+
 class StoreUnavailableError(OSError):
     """The store cannot be reached, read or written; the message names the URI."""
 
@@ -175,7 +187,7 @@ class ResultStore:
         if not rows:
             return None
         rows = [{"schema_version": SCHEMA_VERSION, **row} for row in rows]
-        arrow_table = pa.Table.from_pylist(rows)
+        arrow_table = rows_to_table(rows)
         folder = f"{self._root}/{table}/{study}"
         name = f"part-{trial_id}-{_utc_stamp()}-{uuid.uuid4().hex[:8]}{PART_SUFFIX}"
         final = f"{folder}/{name}"

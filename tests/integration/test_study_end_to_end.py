@@ -1,4 +1,4 @@
-"""A real 2-trial, 1-epoch study through the real CLI: Ray Tune, MLflow (SQLite), Parquet."""
+"""A real 2-trial, 2-epoch study through the real CLI: Ray Tune, MLflow (SQLite), Parquet."""
 
 from __future__ import annotations
 
@@ -35,7 +35,7 @@ def finished_study(tiny_market, tmp_path_factory):
             baseline:
               dataset: {{name: market1501, root: "{tiny_market}", height: 64, width: 32}}
               model: {{backbone: resnet10t}}
-              train: {{epochs: 1, ids_per_batch: 4, images_per_id: 4, warmup_epochs: 0, lr_steps: [], eval_every: 1}}
+              train: {{epochs: 2, ids_per_batch: 4, images_per_id: 4, warmup_epochs: 0, lr_steps: [], eval_every: 2}}
             ablation:
               design: one_at_a_time
               variants:
@@ -82,7 +82,10 @@ def test_parquet_tables_hold_one_row_per_trial_camera_and_epoch(finished_study):
     assert {row["metric"] for row in cameras} >= {"q_mAP", "g_mAP"}
     assert {row["camera"] for row in cameras if row["metric"] == "q_mAP"} == set(range(1, 7))
     curves = [row for f in (results / "curves" / "e2e").glob("*.parquet") for row in pq.read_table(f).to_pylist()]
-    assert sorted((row["variant"], row["epoch"]) for row in curves) == [("+erasing", 1), ("baseline", 1)]
+    assert sorted((row["variant"], row["epoch"]) for row in curves) == [("+erasing", 1), ("+erasing", 2), ("baseline", 1), ("baseline", 2)]
+    for row in curves:  # evaluation metrics on the evaluation epoch only, none lost
+        assert row["loss"] > 0
+        assert (row["mAP"] is None) if row["epoch"] == 1 else (0.0 <= row["mAP"] <= 1.0)
     # No temporary file is left visible.
     assert not [p for p in results.rglob("*") if p.name.startswith(".tmp")]
 
@@ -102,12 +105,13 @@ def test_mlflow_has_a_parent_run_and_one_child_per_trial(finished_study):
         assert child.data.tags["mlflow.parentRunId"] == parent_id
         assert child.info.status == "FINISHED"
         assert child.data.params["model.backbone"] == "resnet10t"
-        assert child.data.params["train.epochs"] == "1"
+        assert child.data.params["train.epochs"] == "2"
         metrics = child.data.metrics
         assert {"rank1", "rank5", "rank10", "mAP", "loss"} <= set(metrics)
         assert "cam/c01/q_mAP" in metrics and "cam/c06/g_mAP" in metrics
         history = client.get_metric_history(child.info.run_id, "mAP")
-        assert [m.step for m in history] == [1]
+        assert [m.step for m in history] == [2]
+        assert [m.step for m in client.get_metric_history(child.info.run_id, "loss")] == [1, 2]
     artifacts = [a.path for a in client.list_artifacts(parent_id)]
     assert "ablation.md" in artifacts
 

@@ -203,3 +203,12 @@ def test_any_interleaving_of_writes_and_crashing_compactions_keeps_every_row_onc
     store.compact("s")
     assert multiset(store.read_rows("cameras", "s")) == multiset(written)
     assert len(store._part_files("cameras", "s")) <= 1
+
+
+def test_columns_that_appear_in_later_rows_are_kept(tmp_path):
+    # Curves: evaluation metrics exist only on evaluation epochs, not on the first row.
+    store = ResultStore(str(tmp_path))
+    rows = [{"study": "s", "epoch": 1, "loss": 2.0}, {"study": "s", "epoch": 2, "loss": 1.0, "mAP": 0.4}]
+    store.write_part("curves", "s", "t", rows)
+    read = sorted(store.read_rows("curves", "s"), key=lambda r: r["epoch"])
+    assert [r["mAP"] for r in read] == [None, 0.4]
