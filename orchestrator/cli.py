@@ -155,7 +155,7 @@ def summarize(
         chosen = parse_formats(formats or []) or ["md"]
     except ValueError as err:
         raise InputError(f"--format: {err}") from None
-    name, store_uri = _locate_study(study, store)
+    name, store_uri = _study_and_store(study, store)
     try:
         result_store = ResultStore(store_uri)
         rows = result_store.read_rows("trials", name)
@@ -186,7 +186,7 @@ def compact(
     from orchestrator.redact import redact_uri
     from storage import ResultStore, StoreUnavailableError
 
-    name, store_uri = _locate_study(study, store)
+    name, store_uri = _study_and_store(study, store)
     try:
         result_store = ResultStore(store_uri)
         if name not in result_store.studies():
@@ -201,17 +201,12 @@ def compact(
             echo(f"{result.table}: nothing to merge ({result.rows} rows)")
 
 
-def _locate_study(study: str, store: str | None) -> tuple[str, str]:
+def _study_and_store(study: str, store: str | None) -> tuple[str, str]:
     """(study name, store URI) from a name, a study folder or a spec file."""
-    path = Path(study)
-    if path.suffix in (".yaml", ".yml") and path.is_file():
-        from orchestrator.spec import load_spec
+    from orchestrator.study_files import locate_study
 
-        spec = load_spec(path).spec
-        return spec.study.name, store or spec.store_uri()
-    if path.is_dir() and (path / "results").is_dir():
-        return path.resolve().name, store or str(path / "results")
-    return study, store or str(Path("studies") / study / "results")
+    location = locate_study(study)
+    return location.name, location.store_uri(store)
 
 
 @app.command()
@@ -296,7 +291,7 @@ def k8s_render(
     gpus_per_worker: int = typer.Option(1, "--gpus-per-worker", min=0),
     store_uri: str = typer.Option("s3://reid-results/studies", "--store-uri", help="Result store every pod writes to."),
     artifacts_uri: str = typer.Option("s3://reid-results/mlflow", "--artifacts-uri", help="MLflow artifact destination."),
-    data_pvc: Optional[str] = typer.Option(None, "--data-pvc", help=f"PersistentVolumeClaim with the dataset, mounted at /data."),
+    data_pvc: Optional[str] = typer.Option(None, "--data-pvc", help="PersistentVolumeClaim with the dataset, mounted at /data."),
     dataset_root: Optional[str] = typer.Option(None, "--dataset-root", help="Dataset folder inside the pods, e.g. /data/Market-1501."),
     namespace: Optional[str] = typer.Option(None, "--namespace"),
 ) -> None:

@@ -5,26 +5,23 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import textwrap
 import time
 from pathlib import Path
 
 import pytest
 
+from tests.cli import EXE as EXE_PATH
+from tests.cli import orchestrator_env as env
+from tests.cli import run_orchestrator
+
 pytestmark = pytest.mark.integration
 
-EXE = str(Path(sys.executable).with_name("orchestrator"))
-
-
-def env() -> dict[str, str]:
-    variables = {**os.environ, "REID_ORCH_NUM_CPUS": "2", "PYTHONUNBUFFERED": "1"}
-    variables.pop("MLFLOW_TRACKING_URI", None)
-    return variables
+EXE = str(EXE_PATH)
 
 
 def orchestrator(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([EXE, *args], capture_output=True, text=True, cwd=cwd, env=env(), timeout=900)
+    return run_orchestrator(*args, cwd=cwd)
 
 
 def write_spec(path: Path, body: str) -> Path:

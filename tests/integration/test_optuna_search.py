@@ -2,22 +2,19 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
 import pytest
 
+from tests.cli import run_orchestrator
+
 pytestmark = pytest.mark.integration
 
 
 def orchestrator(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    exe = Path(sys.executable).with_name("orchestrator")
-    env = {**os.environ, "REID_ORCH_NUM_CPUS": "2"}
-    env.pop("MLFLOW_TRACKING_URI", None)
-    return subprocess.run([str(exe), *args], capture_output=True, text=True, cwd=cwd, env=env, timeout=900)
+    return run_orchestrator(*args, cwd=cwd)
 
 
 def test_optuna_with_asha_completes_records_pruned_trials_and_resumes(tiny_market, tmp_path):

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
 import pytest
+
+from tests.cli import run_orchestrator
 
 pytestmark = pytest.mark.integration
 
@@ -16,11 +16,8 @@ SECRETS = {"AWS_SECRET_ACCESS_KEY": "e2e-secret-key-value", "MLFLOW_TRACKING_PAS
 
 
 def orchestrator(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    exe = Path(sys.executable).with_name("orchestrator")
     # Credentials in the environment must never reach output, MLflow or Parquet (checked below).
-    env = {**os.environ, "REID_ORCH_NUM_CPUS": "2", "PYTHONUNBUFFERED": "1", **SECRETS}
-    env.pop("MLFLOW_TRACKING_URI", None)
-    return subprocess.run([str(exe), *args], capture_output=True, text=True, cwd=cwd, env=env, timeout=900)
+    return run_orchestrator(*args, cwd=cwd, **SECRETS)
 
 
 @pytest.fixture(scope="module")

@@ -1,19 +1,17 @@
 """The real ``orchestrator`` command, run as a subprocess like a user would."""
 
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+
+from tests.cli import run_orchestrator
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def run_cli(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
-    exe = Path(sys.executable).with_name("orchestrator")
-    command = [str(exe)] if exe.exists() else [sys.executable, "-m", "orchestrator.cli"]
-    return subprocess.run([*command, *args], capture_output=True, text=True, cwd=cwd, env={**os.environ, "COLUMNS": "200"})
+    return run_orchestrator(*args, cwd=cwd)
 
 
 def test_help_lists_the_commands():

@@ -4,14 +4,14 @@ files, every format on disk, LaTeX that compiles, and the ``summarize``/``compac
 from __future__ import annotations
 
 import csv
-import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
+
+from tests.cli import run_orchestrator
 
 from orchestrator.report import artifact_dir, parse_formats, write_study_report
 from storage import ResultStore
@@ -125,9 +125,7 @@ def test_latex_compiles_with_booktabs(tmp_path, parts):
 
 
 def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    exe = Path(sys.executable).with_name("orchestrator")
-    command = [str(exe)] if exe.exists() else [sys.executable, "-m", "orchestrator.cli"]
-    return subprocess.run([*command, *args], capture_output=True, text=True, cwd=cwd, env={**os.environ, "COLUMNS": "200"}, timeout=300)
+    return run_orchestrator(*args, cwd=cwd, timeout=300)
 
 
 def test_summarize_command_prints_and_writes_the_chosen_formats(fake_store, tmp_path):
