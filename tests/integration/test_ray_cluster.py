@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.cli import run_orchestrator
+
 pytestmark = pytest.mark.integration
 
 BIN = Path(sys.executable).parent
@@ -73,7 +75,7 @@ def stop_cluster(gcs_address: str, temp_dir: str) -> None:
 def test_trials_land_on_both_nodes_and_results_on_shared_storage(two_node_cluster, tiny_market, tmp_path):
     from storage import ResultStore
 
-    address, env = two_node_cluster
+    address, _ = two_node_cluster
     shared = tmp_path / "shared-results"  # stands in for S3 or a shared filesystem
     spec = tmp_path / "cluster.yaml"
     spec.write_text(
@@ -92,11 +94,7 @@ def test_trials_land_on_both_nodes_and_results_on_shared_storage(two_node_cluste
         ),
         encoding="utf-8",
     )
-    env = {k: v for k, v in env.items() if k != "MLFLOW_TRACKING_URI"}
-    result = subprocess.run(
-        [str(BIN / "orchestrator"), "launch", str(spec), "--address", address],
-        capture_output=True, text=True, cwd=tmp_path, env=env, timeout=600,
-    )
+    result = run_orchestrator("launch", str(spec), "--address", address, cwd=tmp_path, timeout=600, RAY_AUTH_MODE="token")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert f"connecting to Ray at {address}" in result.stdout
     rows = ResultStore(str(shared)).read_rows("trials", "cluster")
