@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from orchestrator.errors import StoreError
+from orchestrator.redact import redact_text, redact_uri
 from orchestrator.spec import LoadedSpec, spec_error
 from search_spaces import PlannedTrial, resolve_sample
 from search_spaces.search import probe_points
@@ -93,12 +94,37 @@ def _check_dataset_files(loaded: LoadedSpec, trial: PlannedTrial) -> None:
 
 def check_store(uri: str) -> ResultStore:
     """The result store is reachable and writable."""
-    store = ResultStore(uri)
     try:
+        store = ResultStore(uri)
         store.check_writable()
     except StoreUnavailableError as err:
-        raise StoreError(str(err)) from None
+        raise StoreError(redact_text(str(err), uri)) from None
     return store
+
+
+def check_tracking(uri: str) -> None:
+    """A remote MLflow tracking server answers (local SQLite/file stores are created on use)."""
+    if not uri.startswith(("http://", "https://", "databricks")):
+        return
+    import os
+
+    from mlflow.tracking import MlflowClient
+
+    # One quick try: MLflow's default retries would keep a user waiting minutes for a typo.
+    quick = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1", "MLFLOW_HTTP_REQUEST_TIMEOUT": "15"}
+    saved = {key: os.environ.get(key) for key in quick}
+    os.environ.update(quick)
+    try:
+        MlflowClient(tracking_uri=uri).search_experiments(max_results=1)
+    except Exception as err:  # noqa: BLE001 - MLflow raises many kinds; all mean "unusable"
+        detail = redact_text(str(err).splitlines()[0] if str(err) else type(err).__name__, uri)
+        raise StoreError(f"MLflow tracking server {redact_uri(uri)} is not usable: {detail[:300]}") from None
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 def check_spec(loaded: LoadedSpec) -> None:

@@ -9,6 +9,7 @@ traceback. Heavy libraries (torch, Ray, MLflow) are imported inside commands so 
 from __future__ import annotations
 
 import functools
+import os
 import sys
 import traceback
 from pathlib import Path
@@ -49,11 +50,12 @@ def handle_errors(command: Callable) -> Callable:
 
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
+        from storage import StoreUnavailableError
         from trainables.data.errors import DatasetError
 
         try:
             return command(*args, **kwargs)
-        except (OrchestratorError, DatasetError) as err:
+        except (OrchestratorError, DatasetError, StoreUnavailableError) as err:
             if _debug["on"]:
                 traceback.print_exc()
             print(f"error: {err}", file=sys.stderr)
@@ -222,6 +224,11 @@ def resume(
 
     location = locate_study(study)
     loaded = load_for_resume(location)
+    if location.record.get("tracking_uri_withheld") and not (tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")):
+        raise InputError(
+            f"study '{location.name}' was launched with a tracking URI that holds a credential, which is "
+            "not stored: pass it again with --tracking-uri or MLFLOW_TRACKING_URI"
+        )
     result = launch_study(
         loaded, tracking_uri=tracking_uri, address=address or location.record.get("address"), echo=echo
     )

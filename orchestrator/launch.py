@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from orchestrator.checks import check_spec, check_store
-from orchestrator.errors import DataError
-from orchestrator.redact import redact_uri
+from orchestrator.checks import check_spec, check_store, check_tracking
+from orchestrator.errors import DataError, StoreError
+from orchestrator.redact import redact_text, redact_uri
 from orchestrator.study_files import SPEC_COPY, StudyLocation, record_launch
 from orchestrator.spec import LoadedSpec
 from orchestrator.summary import summarize, to_markdown
@@ -131,6 +131,9 @@ class _StudyRun:
             **kwargs,
         )
 
+    def connect(self) -> None:
+        self._ray()
+
     def _ray(self) -> None:
         from orchestrator.tune_runner import start_ray
 
@@ -176,7 +179,8 @@ class _StudyRun:
         if len(seeds) > 1 and search.repeat_best:
             history = search_history(self.store, self.loaded.name, metric, seeds[0])
             best = best_points(history, search.repeat_best, search.mode)
-            repeats = [resolve_sample(recipe, point, seed) for point in best for seed in seeds[1:]]
+            # Distinct points can resolve to one config (a parameter of a switched-off module).
+            repeats = list({t.config_hash: t for t in (resolve_sample(recipe, point, seed) for point in best for seed in seeds[1:])}.values())
             done = set() if force else self.store.completed_hashes(self.loaded.name)
             todo = [t for t in repeats if t.config_hash not in done]
             self.echo(f"repeating the {len(best)} best configuration(s) at seeds {seeds[1:]}: {len(todo)} trials to run")
@@ -205,6 +209,7 @@ def launch_study(
     study_dir.mkdir(parents=True, exist_ok=True)
     store = check_store(spec.store_uri())
     uri = resolve_tracking_uri(tracking_uri, spec.output.tracking_uri, study_dir)
+    check_tracking(uri)
 
     searching = spec.ablation.design in SEARCH_DESIGNS
     todo = pending_trials(loaded, store, force)
@@ -218,12 +223,17 @@ def launch_study(
     echo(f"  results -> {redact_uri(store.uri)}\n  MLflow  -> {redact_uri(uri)}")
 
     run = _StudyRun(loaded, store, None, address, echo)
+    if address:
+        run.connect()  # an unreachable cluster fails here, before anything is recorded
     # Decode before anything is recorded: a broken dataset launches nothing, not even a run.
     run.decode(todo if not searching else [resolve_sample(spec.baseline, {}, spec.ablation.seeds[0])])
     if loaded.source.path.resolve() != (study_dir / SPEC_COPY).resolve():
         spec_text = loaded.source.path.read_text(encoding="utf-8")
         record_launch(study_dir, spec_text, store_uri=store.uri, tracking_uri=uri, address=address)
-    tracker = StudyTracker(uri, study, artifact_location=_artifact_location(uri, study_dir))
+    try:
+        tracker = StudyTracker(uri, study, artifact_location=_artifact_location(uri, study_dir))
+    except Exception as err:  # noqa: BLE001 - any MLflow failure here means the store is unusable
+        raise StoreError(f"MLflow tracking store {redact_uri(uri)}: {redact_text(str(err), uri)[:300]}") from None
     tracker.start_study(
         params={"design": spec.ablation.design, "seeds": spec.ablation.seeds, "trials": len(loaded.trials)},
         tags={"reid.spec_file": str(loaded.source.path)},

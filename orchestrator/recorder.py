@@ -197,7 +197,7 @@ class StudyRecorder(Callback):
         if "mAP" in metrics:
             state.last_eval = metrics
             state.eval_seconds += metrics.get("eval_seconds", 0.0)
-            epochs = state.planned.config.train.epochs
+            epochs = state.planned.config.train.total_epochs
             self.echo(
                 f"  {self._label(state.planned)} epoch {epoch}/{epochs}: loss {metrics.get('loss', float('nan')):.3f} "
                 f"rank-1 {100 * metrics['rank1']:.1f}% mAP {100 * metrics['mAP']:.1f}% "
@@ -209,7 +209,7 @@ class StudyRecorder(Callback):
         final = dict(state.last_eval)
         # A scheduler (ASHA) that stops a trial early completes it before its last epoch.
         epochs_done = int(state.curves[-1]["epoch"]) if state.curves else 0
-        status = "completed" if epochs_done >= state.planned.config.train.epochs else "pruned"
+        status = "completed" if epochs_done >= state.planned.config.train.total_epochs else "pruned"
         row = trial_row(
             self.study,
             state.planned,

@@ -38,3 +38,22 @@ def redact_uri(uri: str) -> str:
 def has_credentials(uri: str) -> bool:
     """Whether ``uri`` embeds something :func:`redact_uri` would hide."""
     return redact_uri(uri) != uri
+
+
+def redact_text(text: str, *uris: str) -> str:
+    """``text`` with the secret parts of ``uris`` (passwords, tokens) masked wherever they occur,
+    e.g. in an error message that quotes the URI."""
+    from urllib.parse import unquote
+
+    for uri in uris:
+        if "://" not in uri:
+            continue
+        netloc = urlsplit(uri).netloc
+        if "@" in netloc:
+            userinfo = netloc.rsplit("@", 1)[0]
+            secret = userinfo.split(":", 1)[1] if ":" in userinfo else userinfo
+            for form in {secret, unquote(secret)}:
+                if form:
+                    text = text.replace(form, MASK)
+        text = text.replace(uri, redact_uri(uri))
+    return text

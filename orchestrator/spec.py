@@ -14,9 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from orchestrator.errors import SpecError
+from orchestrator.redact import has_credentials, redact_uri
 from orchestrator.yaml_source import YamlSource, YamlSyntaxError, load_yaml
 from search_spaces import AblationSpec, ChangeError, DesignError, PlannedTrial, Recipe, expand
 
@@ -50,6 +51,17 @@ class Output(_Block):
     dir: str | None = Field(None, description="Study folder; default studies/<study name>.")
     store: str | None = Field(None, description="Parquet result store: a folder or s3://bucket/prefix.")
     tracking_uri: str | None = Field(None, description="MLflow tracking URI; default a SQLite file in the study folder.")
+
+    @field_validator("store", "tracking_uri")
+    @classmethod
+    def _no_credentials_in_files(cls, uri: str | None) -> str | None:
+        # A spec is copied into the study folder and shown in logs: secrets stay in the environment.
+        if uri is not None and has_credentials(uri):
+            raise ValueError(
+                f"{redact_uri(uri)} embeds a credential; keep it out of the spec: use "
+                "MLFLOW_TRACKING_USERNAME/MLFLOW_TRACKING_PASSWORD or AWS_* environment variables"
+            )
+        return uri
 
 
 class StudySpec(_Block):

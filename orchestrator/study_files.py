@@ -28,6 +28,8 @@ def record_launch(study_dir: Path, spec_text: str, *, store_uri: str, tracking_u
     record = {
         "store_uri": store_uri,
         "tracking_uri": None if has_credentials(tracking_uri) else tracking_uri,
+        # Resume must then be given the URI again rather than fall back to a local store.
+        "tracking_uri_withheld": has_credentials(tracking_uri),
         "address": address,
         "launched_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
     }

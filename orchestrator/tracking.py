@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+import uuid
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -56,6 +57,8 @@ class StudyTracker:
             if experiment.lifecycle_stage == "deleted":
                 self.client.restore_experiment(self.experiment_id)
         self.parent_run_id: str | None = None
+        # Runs of this launch are told apart from those an earlier, killed launch left behind.
+        self.launch_id = uuid.uuid4().hex[:12]
 
     # -- runs -----------------------------------------------------------------------------
     def _search(self, filter_string: str) -> list[Any]:
@@ -78,16 +81,19 @@ class StudyTracker:
         return self.parent_run_id
 
     def start_trial(self, trial: PlannedTrial, axes: list[str]) -> str:
-        """A fresh child run for ``trial``; stale unfinished runs of the same config are deleted."""
+        """A fresh child run for ``trial``. Unfinished runs of the same config left by an earlier
+        launch are deleted, so a rerun trial has one run; runs of this launch are never touched
+        (a search may run two samples that resolve to the same config at once)."""
         assert self.parent_run_id is not None, "start_study must be called first"
         stale = self._search(
             f"tags.`reid.role` = '{CHILD}' and tags.`reid.study` = '{self.study}' "
             f"and tags.`reid.config_hash` = '{trial.config_hash}'"
         )
         for run in stale:
-            if run.info.status != "FINISHED":
+            if run.info.status != "FINISHED" and run.data.tags.get("reid.launch_id") != self.launch_id:
                 self.client.delete_run(run.info.run_id)
         tags = {
+            "reid.launch_id": self.launch_id,
             "mlflow.parentRunId": self.parent_run_id,
             "reid.role": CHILD,
             "reid.study": self.study,
@@ -133,12 +139,15 @@ class StudyTracker:
             self.client.log_artifact(self.parent_run_id, str(path), artifact_path)
 
     def reconcile(self, done_hashes: set[str]) -> int:
-        """Close child runs left RUNNING by a killed driver whose trial is done in the store
-        (the Parquet part is written before the run is closed). Returns how many were closed."""
+        """Close the child runs an earlier, killed launch left RUNNING: FINISHED where the trial
+        is done in the store (its Parquet part is written before its run is closed), KILLED
+        otherwise (it reruns under a fresh run, which deletes this one). Call before starting
+        trials. Returns how many runs were closed."""
         closed = 0
         for run in self.child_runs():
-            if run.info.status == "RUNNING" and run.data.tags.get("reid.config_hash") in done_hashes:
-                self.client.set_terminated(run.info.run_id, status="FINISHED")
+            if run.info.status == "RUNNING" and run.data.tags.get("reid.launch_id") != self.launch_id:
+                done = run.data.tags.get("reid.config_hash") in done_hashes
+                self.client.set_terminated(run.info.run_id, status="FINISHED" if done else "KILLED")
                 closed += 1
         return closed
 

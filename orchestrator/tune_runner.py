@@ -28,7 +28,12 @@ def start_ray(address: str | None, echo: Echo) -> bool:
     kwargs = dict(include_dashboard=False, log_to_driver=False, configure_logging=True, logging_level="WARNING")
     if address:
         echo(f"connecting to Ray at {address}")
-        ray.init(address=address, **kwargs)
+        try:
+            ray.init(address=address, **kwargs)
+        except (ConnectionError, RuntimeError, ValueError) as err:
+            from orchestrator.errors import InputError
+
+            raise InputError(f"cannot connect to the Ray cluster at {address}: {str(err).splitlines()[0] if str(err) else type(err).__name__}") from None
     else:
         ray.init(num_cpus=int(os.environ.get("REID_ORCH_NUM_CPUS", os.cpu_count() or 1)), **kwargs)
     return True
@@ -135,7 +140,7 @@ def run_search(
 
     search: SearchSpec = loaded.spec.ablation.search
     seed = loaded.spec.ablation.seeds[0]
-    searcher = OptunaSearch(
+    searcher = evaluated_results_only(OptunaSearch)(
         metric=metric,
         mode=search.mode,
         seed=seed,
@@ -169,9 +174,27 @@ def run_search(
 
 
 def _max_epochs(loaded: LoadedSpec) -> int:
+    """The most epochs any trial of the search can run (SWA/SWAG cycles included)."""
+    train = loaded.spec.baseline.train
     dist = loaded.spec.ablation.search.space.get("train.epochs")
     if isinstance(dist, IntRange):
-        return dist.high
+        return train.total_epochs - train.epochs + dist.high
     if isinstance(dist, Choice):
-        return max(int(v) for v in dist.values)
-    return loaded.spec.baseline.train.epochs
+        return train.total_epochs - train.epochs + max(int(v) for v in dist.values)
+    return train.total_epochs
+
+
+def evaluated_results_only(searcher_class):
+    """A searcher class that sees only results carrying the metric.
+
+    Trials report every epoch but evaluate every ``train.eval_every`` epochs; Ray's Optuna
+    searcher reads the metric from every intermediate result and fails without it.
+    """
+
+    class EvaluatedResultsOnly(searcher_class):
+        def on_trial_result(self, trial_id: str, result: dict) -> None:
+            if self.metric in result:
+                super().on_trial_result(trial_id, result)
+
+    EvaluatedResultsOnly.__name__ = f"{searcher_class.__name__}EvaluatedOnly"
+    return EvaluatedResultsOnly

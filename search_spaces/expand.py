@@ -18,7 +18,7 @@ from pydantic import BaseModel, ValidationError
 
 from search_spaces.designs import DESIGNS, SEARCH_DESIGNS, AblationSpec, Change, DesignError, VariantPlan, changes_name
 from search_spaces.hashing import config_hash, flatten
-from search_spaces.search import probe_points, sample_name
+from search_spaces.search import Uniform, probe_points, sample_name
 from search_spaces.trial_config import Recipe, TrialConfig
 
 
@@ -133,9 +133,26 @@ def resolve_sample(recipe: Recipe | dict[str, Any], sampled: dict[str, Any], see
     return PlannedTrial(plan.name, point, seed, config, config_hash(config), origins, dict(plan.meta))
 
 
+def leaf_annotation(path: str) -> Any:
+    """The type annotation of the config field at dotted ``path`` (which must exist)."""
+    model: type[BaseModel] = Recipe
+    annotation: Any = None
+    for part in path.split("."):
+        annotation = model.model_fields[part].annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            model = annotation
+    return annotation
+
+
 def validate_search(recipe: Recipe, ablation: AblationSpec) -> None:
-    """Every bound and choice of the search space yields a valid config (else ChangeError)."""
+    """Every axis names a field, continuous ranges sample float fields only, and every bound
+    and choice yields a valid config (else ChangeError at the axis)."""
     assert ablation.search is not None
+    for path, dist in ablation.search.space.items():
+        origin = ("ablation", "search", "space", path)
+        check_path(path, origin)
+        if isinstance(dist, Uniform) and leaf_annotation(path) in (int, int | None):
+            raise ChangeError(f"'{path}' takes integers; sample it with type: int, not {dist.type}", origin)
     for point in probe_points(ablation.search):
         resolve_sample(recipe, point, ablation.seeds[0])
 

@@ -343,6 +343,11 @@ class TrainConfig(Section):
     eval_every: int = Field(10, ge=1, description="Evaluate every N epochs and after the last.")
     swa: SWAConfig = SWAConfig()
 
+    @property
+    def total_epochs(self) -> int:
+        """Epochs a trial runs in all: ``epochs`` plus the SWA/SWAG cycles that follow them."""
+        return self.epochs + (self.swa.cycles * self.swa.cycle_epochs if self.swa.enabled else 0)
+
     @model_validator(mode="after")
     def _steps_increase(self) -> "TrainConfig":
         if list(self.lr_steps) != sorted(set(self.lr_steps)):

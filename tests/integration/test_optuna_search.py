@@ -27,7 +27,7 @@ def test_optuna_with_asha_completes_records_pruned_trials_and_resumes(tiny_marke
             study: {{name: search}}
             baseline:
               dataset: {{name: market1501, root: "{tiny_market}", height: 64, width: 32}}
-              train: {{epochs: 4, ids_per_batch: 4, images_per_id: 4, warmup_epochs: 0, lr_steps: [], eval_every: 1}}
+              train: {{epochs: 4, ids_per_batch: 4, images_per_id: 4, warmup_epochs: 0, lr_steps: [], eval_every: 2}}
             ablation:
               design: optuna
               seeds: [0, 1]

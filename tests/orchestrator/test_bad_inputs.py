@@ -148,3 +148,43 @@ def test_unreachable_s3_store(tiny_market, tmp_path, monkeypatch):
     assert code == 2 and len(lines) == 1, lines
     assert "127.0.0.1:9" in lines[0] and "bucket" in lines[0] and "very-secret-value" not in lines[0]
     assert_nothing_launched(tmp_path)
+
+
+def test_a_credential_in_the_spec_is_refused_and_never_shown(tmp_path, monkeypatch):
+    text = "study: {name: s}\noutput:\n  tracking_uri: http://alice:s3cr3t-pw@mlflow.internal:5000\n"
+    code, lines = run_launch(tmp_path, text, monkeypatch)
+    assert code == 2 and len(lines) == 1, lines
+    assert "spec.yaml:3: output.tracking_uri" in lines[0] and "embeds a credential" in lines[0]
+    assert "s3cr3t-pw" not in lines[0] and "alice:***@mlflow.internal" in lines[0]
+    assert not (tmp_path / "studies").exists()
+
+
+def test_an_unreachable_tracking_server_is_one_redacted_line(tiny_market, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    path = tmp_path / "spec.yaml"
+    path.write_text(dataset_spec(tiny_market), encoding="utf-8")
+    result = CliRunner().invoke(app, ["launch", str(path), "--tracking-uri", "http://bob:hunter2-pw@127.0.0.1:9"])
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert result.exit_code == 2 and len(lines) == 1, result.stderr
+    assert "MLflow tracking server http://bob:***@127.0.0.1:9 is not usable" in lines[0]
+    assert "hunter2-pw" not in result.stderr + result.stdout
+    assert_nothing_launched(tmp_path)
+
+
+def test_an_unknown_store_scheme(tmp_path, monkeypatch):
+    code, lines = run_launch(tmp_path, "study: {name: s}\noutput: {store: 'gs://bucket/x'}\n", monkeypatch)
+    assert code == 2 and len(lines) == 1, lines
+    assert "gs://bucket/x" in lines[0] and "s3://" in lines[0]
+
+
+def test_resume_without_a_withheld_tracking_uri_is_refused(tmp_path, monkeypatch):
+    from orchestrator.study_files import record_launch
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    record_launch(
+        tmp_path / "studies" / "s", "study: {name: s}\n", store_uri=str(tmp_path / "r"), tracking_uri="http://u:pw-xyz@h:5000", address=None
+    )
+    assert "pw-xyz" not in (tmp_path / "studies" / "s" / "launch.json").read_text()
+    result = CliRunner().invoke(app, ["resume", "s"])
+    assert result.exit_code == 2 and "pass it again with --tracking-uri" in result.stderr

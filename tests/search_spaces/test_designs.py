@@ -173,3 +173,10 @@ def test_grid_over_a_module_switch_runs_the_off_row_once():
         "augment.implicit_attention.enabled=true, augment.implicit_attention.p=0.5",
     ]
     assert trials[0].changes == {"augment.implicit_attention.enabled": False}
+
+
+def test_a_continuous_range_over_an_integer_field_is_rejected():
+    with pytest.raises(ChangeError, match="takes integers; sample it with type: int") as caught:
+        expand(Recipe(), ablation(**optuna_block(space={"train.epochs": {"type": "uniform", "low": 5, "high": 20}})))
+    assert caught.value.origin == ("ablation", "search", "space", "train.epochs")
+    expand(Recipe(), ablation(**optuna_block(space={"train.epochs": {"type": "int", "low": 5, "high": 20}})))
