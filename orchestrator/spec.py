@@ -51,6 +51,18 @@ class Output(_Block):
     dir: str | None = Field(None, description="Study folder; default studies/<study name>.")
     store: str | None = Field(None, description="Parquet result store: a folder or s3://bucket/prefix.")
     tracking_uri: str | None = Field(None, description="MLflow tracking URI; default a SQLite file in the study folder.")
+    checkpoints: str | None = Field(
+        None,
+        description="Folder (on a cluster: one every node can write, e.g. a shared volume) where each "
+        "trial's final model is saved as <config hash>.pt, loadable with trainables.models.checkpoint.load_checkpoint.",
+    )
+
+    @field_validator("checkpoints")
+    @classmethod
+    def _checkpoints_in_a_folder(cls, path: str | None) -> str | None:
+        if path is not None and "://" in path:
+            raise ValueError(f"checkpoints go to a folder (a shared volume on a cluster), got {path}")
+        return path
 
     @field_validator("store", "tracking_uri")
     @classmethod

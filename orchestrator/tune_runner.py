@@ -51,7 +51,10 @@ def _trainable(loaded: LoadedSpec, datasets: dict, **parameters: Any):
     from trainables.tune_entry import tune_trainable
 
     resources = loaded.spec.resources
-    runtime = {"threads": max(1, int(resources.cpus_per_trial))}
+    runtime: dict[str, Any] = {"threads": max(1, int(resources.cpus_per_trial))}
+    if loaded.spec.output.checkpoints:
+        folder = Path(loaded.spec.output.checkpoints).expanduser().resolve()
+        runtime["checkpoint_path"] = str(folder / "{hash}.pt")
     return tune.with_resources(
         tune.with_parameters(tune_trainable, datasets=datasets, runtime=runtime, **parameters),
         {"cpu": resources.cpus_per_trial, "gpu": resources.gpus_per_trial},

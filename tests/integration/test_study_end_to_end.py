@@ -40,6 +40,7 @@ def finished_study(tiny_market, tmp_path_factory):
                   set: {{augment.random_erasing.p: 0.5}}
               seeds: [0]
             resources: {{cpus_per_trial: 1}}
+            output: {{checkpoints: checkpoints}}
             """
         ),
         encoding="utf-8",
@@ -133,3 +134,14 @@ def test_no_credential_reaches_output_mlflow_or_parquet(finished_study):
             haystacks.append(path.read_bytes().decode("latin-1"))
     for secret in SECRETS.values():
         assert not any(secret in text for text in haystacks), f"{secret} leaked"
+
+
+def test_each_trial_saves_a_checkpoint_that_reloads_strictly(finished_study):
+    from trainables.models.checkpoint import load_checkpoint
+    from storage import ResultStore
+
+    workdir, _, _ = finished_study
+    rows = ResultStore(str(workdir / "studies" / "e2e" / "results")).read_rows("trials", "e2e")
+    for row in rows:
+        model, kwargs = load_checkpoint(workdir / "checkpoints" / f"{row['config_hash']}.pt")
+        assert kwargs["backbone"] == "resnet10t" and model.classifier.out_features > 0
