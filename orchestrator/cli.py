@@ -146,31 +146,26 @@ def summarize(
     figures: bool = typer.Option(True, "--figures/--no-figures", help="With --out: also draw the figures."),
 ) -> None:
     """Print a study's ablation table from its result store, or write tables and figures with --out."""
-    from orchestrator.errors import StoreError, StudyNotFoundError
-    from orchestrator.redact import redact_uri
+    from orchestrator.errors import StudyNotFoundError
     from orchestrator.report import parse_formats, write_study_report
     from orchestrator.summary import FORMATS
     from orchestrator.summary import summarize as summarize_rows
-    from storage import ResultStore, StoreUnavailableError
+    from storage import ResultStore
 
     try:
         chosen = parse_formats(formats or []) or ["md"]
     except ValueError as err:
         raise InputError(f"--format: {err}") from None
     name, store_uri = _study_and_store(study, store)
-    try:
-        result_store = ResultStore(store_uri)
-        rows = result_store.read_rows("trials", name)
-        if not rows:
-            raise StudyNotFoundError(f"no results for study '{name}' in {redact_uri(store_uri)}")
-        if out is None:
-            summary = summarize_rows(name, rows)
-            echo("\n".join(FORMATS[fmt][1](summary) for fmt in chosen))
-            return
-        written = write_study_report(name, result_store, out, formats=chosen, figures=figures)
-    except StoreUnavailableError as err:
-        raise StoreError(str(err)) from None
-    for path in written:
+    result_store = ResultStore(store_uri)
+    rows = result_store.read_rows("trials", name)
+    if not rows:
+        raise StudyNotFoundError(f"no results for study '{name}' in {redact_uri(store_uri)}")
+    if out is None:
+        summary = summarize_rows(name, rows)
+        echo("\n".join(FORMATS[fmt][1](summary) for fmt in chosen))
+        return
+    for path in write_study_report(name, result_store, out, formats=chosen, figures=figures):
         echo(str(path))
 
 
@@ -184,19 +179,14 @@ def compact(
 
     No row is lost or duplicated at any point: the merged file is written before the parts are deleted, and readers take each part's rows once.
     """
-    from orchestrator.errors import StoreError, StudyNotFoundError
-    from orchestrator.redact import redact_uri
-    from storage import ResultStore, StoreUnavailableError
+    from orchestrator.errors import StudyNotFoundError
+    from storage import ResultStore
 
     name, store_uri = _study_and_store(study, store)
-    try:
-        result_store = ResultStore(store_uri)
-        if name not in result_store.studies():
-            raise StudyNotFoundError(f"no results for study '{name}' in {redact_uri(store_uri)}")
-        results = result_store.compact(name)
-    except StoreUnavailableError as err:
-        raise StoreError(str(err)) from None
-    for result in results:
+    result_store = ResultStore(store_uri)
+    if name not in result_store.studies():
+        raise StudyNotFoundError(f"no results for study '{name}' in {redact_uri(store_uri)}")
+    for result in result_store.compact(name):
         if result.files_merged:
             echo(f"{result.table}: {result.files_merged} files merged into 1 ({result.rows} rows)")
         else:

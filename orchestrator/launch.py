@@ -132,9 +132,7 @@ class _StudyRun:
         )
 
     def connect(self) -> None:
-        self._ray()
-
-    def _ray(self) -> None:
+        """Start (or join) Ray once per launch."""
         from orchestrator.tune_runner import start_ray
 
         self.started_ray = start_ray(self.address, self.echo) or self.started_ray
@@ -155,7 +153,7 @@ class _StudyRun:
             return
         datasets = self.decode(trials)
         recorder = self._recorder(trials)
-        self._ray()
+        self.connect()
         run_trials(self.loaded, trials, recorder, datasets, self.study_dir)
         self._finish(recorder)
 
@@ -173,7 +171,7 @@ class _StudyRun:
         if remaining:
             datasets = self.decode([resolve_sample(recipe, {}, seeds[0])])
             recorder = self._recorder([], resolve_sample=lambda point: resolve_sample(recipe, point, seeds[0]), total=remaining)
-            self._ray()
+            self.connect()
             run_search(self.loaded, recorder, datasets, self.study_dir, num_samples=remaining, metric=metric, history=history)
             self._finish(recorder)
         if len(seeds) > 1 and search.repeat_best:

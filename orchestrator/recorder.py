@@ -222,8 +222,7 @@ class StudyRecorder(Callback):
             extra=self._timings(state),
         )
         self._write(state.planned, {"trials": [row], "cameras": camera_rows(self.study, state.planned, final), "curves": state.curves})
-        self.tracker.finish_trial(state.run_id, "FINISHED")
-        self.tracker.client.set_tag(state.run_id, "reid.status", status)
+        self.tracker.finish_trial(state.run_id, "FINISHED", outcome=status)
         self._done(state)
         self.pruned += status == "pruned"
         verb = "finished" if status == "completed" else f"pruned at epoch {epochs_done}"
@@ -248,7 +247,7 @@ class StudyRecorder(Callback):
             extra={**self._timings(state), "error_traceback": text[-20000:]},
         )
         self._write(state.planned, {"trials": [row], "curves": state.curves})
-        self.tracker.finish_trial(state.run_id, "FAILED", error=summary)
+        self.tracker.finish_trial(state.run_id, "FAILED", error=summary, outcome="failed")
         self._done(state)
         self.failed += 1
         self.echo(f"{self._progress()} FAILED {self._label(state.planned)}: {summary}")

@@ -123,8 +123,11 @@ class StudyTracker:
         for start in range(0, len(entries), 1000):
             self.client.log_batch(run_id, metrics=entries[start : start + 1000])
 
-    def finish_trial(self, run_id: str, status: str, error: str | None = None) -> None:
-        """``status``: FINISHED or FAILED; the error text is kept as a tag."""
+    def finish_trial(self, run_id: str, status: str, error: str | None = None, outcome: str | None = None) -> None:
+        """``status``: FINISHED or FAILED (MLflow's); ``outcome`` (completed, pruned, failed) and
+        the error text are kept as tags."""
+        if outcome:
+            self.client.set_tag(run_id, "reid.status", outcome)
         if error:
             self.client.set_tag(run_id, "reid.error", error[:5000])
         self.client.set_terminated(run_id, status=status)

@@ -52,6 +52,17 @@ class SplitArrays:
     def __len__(self) -> int:
         return len(self.paths)
 
+    @classmethod
+    def from_records(cls, records: Sequence[ImageRecord], images: np.ndarray, masks: np.ndarray | None = None) -> "SplitArrays":
+        """Decoded ``images`` (and ``masks``) with the ids and paths of their ``records``."""
+        return cls(
+            images=images,
+            pids=np.array([r.pid for r in records], dtype=np.int64),
+            camids=np.array([r.camid for r in records], dtype=np.int64),
+            masks=masks,
+            paths=[str(r.path) for r in records],
+        )
+
 
 def _read_bytes(path: Path) -> np.ndarray | None:
     try:
@@ -149,13 +160,7 @@ def load_split(records: Sequence[ImageRecord], height: int, width: int,
             f"cannot decode {summarize_paths(bad)}; the files are missing, truncated or not "
             "images: replace or remove them"
         )
-    return SplitArrays(
-        images=images,
-        pids=np.array([r.pid for r in records], dtype=np.int64),
-        camids=np.array([r.camid for r in records], dtype=np.int64),
-        masks=masks,
-        paths=[str(r.path) for r in records],
-    )
+    return SplitArrays.from_records(records, images, masks)
 
 
 def load_masks(records: Sequence[ImageRecord], height: int, width: int,

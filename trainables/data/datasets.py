@@ -148,13 +148,7 @@ def _decode(base_key: str, split: str, records: DatasetRecords, config: DatasetC
     key = (base_key, split, _stamp(chosen))
     images = _decoded.get(key)
     if images is not None:
-        return SplitArrays(
-            images=images,
-            pids=np.array([r.pid for r in chosen], dtype=np.int64),
-            camids=np.array([r.camid for r in chosen], dtype=np.int64),
-            masks=None,
-            paths=[str(r.path) for r in chosen],
-        )
+        return SplitArrays.from_records(chosen, images)
     arrays = load_split(chosen, config.height, config.width, progress=progress)
     _decoded[key] = arrays.images
     return arrays
