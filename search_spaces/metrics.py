@@ -1,0 +1,93 @@
+"""Metric and status names, defined once.
+
+The trainable reports these keys, the recorder writes them to MLflow and Parquet, the store
+filters on the statuses and the summary reads them back: every package imports the names from
+here instead of spelling the strings. Pure Python, no imports beyond the standard library, so
+``storage`` and ``search_spaces`` may use it without pulling in torch.
+
+Per-camera metrics travel as one flat key per camera and metric, ``cam/cNN/<metric>`` (the
+MLflow name of DESIGN.md), built by :func:`camera_key` and read back by :func:`parse_camera_key`.
+"""
+
+from __future__ import annotations
+
+import re
+
+# -- overall metrics (fractions in [0, 1] in the store, percent in tables) --------------------
+RANK1 = "rank1"
+RANK5 = "rank5"
+RANK10 = "rank10"
+RANK20 = "rank20"
+RANK50 = "rank50"
+MAP = "mAP"
+MINP = "mINP"
+
+#: CMC ranks reported as scalar metrics (MLflow and the ``trials`` table).
+REPORTED_RANKS: tuple[int, ...] = (1, 5, 10, 20, 50)
+
+
+def rank_key(k: int) -> str:
+    """``rank<k>``: the CMC at rank k."""
+    return f"rank{k}"
+
+
+# -- per-camera metrics (APRA section 4) --------------------------------------------------------
+Q_MAP = "q_mAP"  # query-mAP of camera c: mean AP over the queries taken by camera c
+G_MAP = "g_mAP"  # gallery-mAP of camera c: AP against the positives of camera c only
+Q_RANK1 = "q_rank1"  # rank-1 over the queries of camera c (MLflow name ``cam/cNN/rank1``)
+CAMERA_METRICS: tuple[str, ...] = (Q_MAP, G_MAP, Q_RANK1)
+
+# Camera summaries of a per-camera metric m: ``weakest_m``, ``weakest_m_camera``, ``avg_m``,
+# ``std_m`` (population), ``spread_m`` (max - min).
+CAMERA_SUMMARIES: tuple[str, ...] = ("weakest", "avg", "std", "spread")
+
+
+def camera_summary_key(summary: str, metric: str) -> str:
+    """``weakest_q_mAP``, ``avg_g_mAP``, ...: a summary over cameras of a per-camera metric."""
+    if summary not in CAMERA_SUMMARIES:
+        raise ValueError(f"unknown camera summary {summary!r}; known: {', '.join(CAMERA_SUMMARIES)}")
+    return f"{summary}_{metric}"
+
+
+WEAKEST_Q_MAP = camera_summary_key("weakest", Q_MAP)
+WEAKEST_G_MAP = camera_summary_key("weakest", G_MAP)
+AVG_Q_MAP = camera_summary_key("avg", Q_MAP)
+AVG_G_MAP = camera_summary_key("avg", G_MAP)
+
+_CAMERA_KEY = re.compile(r"^cam/c(\d+)/(.+)$")
+
+
+def camera_key(camera: int, metric: str) -> str:
+    """The flat report / MLflow key of one camera's metric: ``cam/c03/q_mAP``."""
+    return f"cam/c{int(camera):02d}/{metric}"
+
+
+def parse_camera_key(key: str) -> tuple[int, str] | None:
+    """``cam/c03/q_mAP`` -> ``(3, "q_mAP")``; any other key -> None."""
+    match = _CAMERA_KEY.match(key)
+    return (int(match.group(1)), match.group(2)) if match else None
+
+
+# -- bookkeeping keys a trial reports besides metrics -------------------------------------------
+EPOCH = "epoch"
+LOSS = "loss"
+
+# -- trial statuses (the ``status`` column and MLflow's ``reid.outcome`` tag) --------------------
+COMPLETED = "completed"
+PRUNED = "pruned"  # stopped early by the scheduler (ASHA); counts as done
+FAILED = "failed"
+DONE_STATUSES: tuple[str, ...] = (COMPLETED, PRUNED)
+
+#: Metrics a table may show as columns (``report.metrics`` in a spec), with their headers.
+TABLE_METRIC_HEADERS: dict[str, str] = {
+    **{rank_key(k): f"rank-{k}" for k in REPORTED_RANKS},
+    MAP: "mAP",
+    MINP: "mINP",
+    WEAKEST_Q_MAP: "weakest q-mAP",
+    WEAKEST_G_MAP: "weakest g-mAP",
+    AVG_Q_MAP: "avg q-mAP",
+    AVG_G_MAP: "avg g-mAP",
+}
+
+#: The default table columns, in APRA Table 2's order.
+DEFAULT_TABLE_METRICS: tuple[str, ...] = (RANK1, MAP, WEAKEST_Q_MAP, WEAKEST_G_MAP, AVG_Q_MAP, AVG_G_MAP)
