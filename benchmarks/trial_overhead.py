@@ -1,0 +1,88 @@
+"""Per-trial overhead of a study of many short trials, as a fraction of the study's wall time.
+
+A study of ``--trials`` one-epoch trials on the synthetic dataset (tiny images, a small ResNet)
+runs through the real CLI (``orchestrator launch``: Ray Tune, MLflow, Parquet), ``--concurrent``
+at a time. Each trial's own work -- its training and evaluation seconds, as the trial measured
+them and the store recorded them -- is the plain baseline; everything else the study's wall time
+holds (worker start-up and imports, Tune bookkeeping, MLflow and Parquet writes) is overhead:
+
+    slot_work   = sum(train_seconds + eval_seconds) / concurrent
+    overhead    = wall - slot_work                     (seconds, whole study)
+    per_trial   = overhead * concurrent / trials       (seconds a slot loses per trial)
+    fraction    = overhead / wall
+
+The dataset is generated (and decoded once) before the clock starts, so the figure is the
+orchestration cost alone. Usage::
+
+    python benchmarks/trial_overhead.py --trials 60 --concurrent 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pyarrow.dataset as ds
+
+SPEC = """\
+study: {{name: overhead}}
+baseline:
+  dataset: {{name: synthetic, height: 32, width: 16}}
+  model: {{backbone: resnet10t}}
+  train: {{epochs: 1, ids_per_batch: 4, images_per_id: 2, warmup_epochs: 0, lr_steps: [], eval_every: 1}}
+ablation:
+  design: list
+  variants: [{{name: baseline}}]
+  seeds: [{seeds}]
+resources: {{cpus_per_trial: 1, max_concurrent_trials: {concurrent}}}
+output: {{dir: {dir}}}
+"""
+
+
+def orchestrator() -> str:
+    return str(Path(sys.executable).with_name("orchestrator"))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--trials", type=int, default=60)
+    parser.add_argument("--concurrent", type=int, default=2)
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory() as tmp:
+        study_dir = Path(tmp) / "study"
+        spec = Path(tmp) / "overhead.yaml"
+        seeds = ", ".join(str(s) for s in range(args.trials))
+        spec.write_text(SPEC.format(seeds=seeds, concurrent=args.concurrent, dir=study_dir))
+        env = {**os.environ, "REID_ORCH_NUM_CPUS": str(args.concurrent)}
+        # Generate the synthetic dataset (first use) outside the timed run.
+        warm = "from search_spaces.trial_config import DatasetConfig; from trainables.data.datasets import load_reid_data; load_reid_data(DatasetConfig())"
+        subprocess.run([sys.executable, "-c", warm], env=env, check=True)
+        started = time.perf_counter()
+        subprocess.run([orchestrator(), "launch", str(spec)], env=env, check=True, stdout=subprocess.DEVNULL)
+        wall = time.perf_counter() - started
+
+        table = ds.dataset(str(study_dir / "results" / "trials"), format="parquet").to_table(
+            columns=["status", "train_seconds", "eval_seconds"]
+        )
+        rows = table.to_pylist()
+    done = [r for r in rows if r["status"] == "completed"]
+    if len(done) != args.trials:
+        raise SystemExit(f"expected {args.trials} completed trials, found {len(done)}")
+    work = sum(r["train_seconds"] + r["eval_seconds"] for r in done)
+    slot_work = work / args.concurrent
+    overhead = wall - slot_work
+    print(f"trials {args.trials}, {args.concurrent} at a time")
+    print(f"study wall time          {wall:8.1f} s")
+    print(f"trial work per slot      {slot_work:8.1f} s  (train + eval, the baseline)")
+    print(f"overhead                 {overhead:8.1f} s  = {overhead / wall:.1%} of the study")
+    print(f"overhead per trial       {overhead * args.concurrent / args.trials:8.2f} s per slot")
+
+
+if __name__ == "__main__":
+    main()
