@@ -241,13 +241,13 @@ def check_resources(loaded: LoadedSpec, address: str | None, *, cluster: bool = 
     if cluster:
         judged, nodes, autoscaling = cluster_capacity()
     else:
-        judged, nodes, autoscaling = "this machine", [local_capacity()], False
+        judged, nodes, autoscaling = "", [local_capacity()], False
     if any(_fits(node, need) for node in nodes):
         return
     key = "gpus_per_trial" if need["GPU"] > 0 and not any(node.get("GPU", 0.0) >= need["GPU"] for node in nodes) else "cpus_per_trial"
     message = (
-        f"a trial asks for {need['CPU']:g} CPU and {need['GPU']:g} GPU, more than any of the {judged} "
-        f"has ({_describe(nodes)}): lower resources.{key}"
+        f"a trial asks for {need['CPU']:g} CPU and {need['GPU']:g} GPU, more than "
+        f"{f'any of the {judged}' if judged else 'this machine'} has ({_describe(nodes)}): lower resources.{key}"
         + (" (or run where GPUs are, e.g. --address of a GPU cluster)" if key == "gpus_per_trial" else "")
     )
     if autoscaling:

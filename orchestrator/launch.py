@@ -205,7 +205,7 @@ def launch_study(
     (Ctrl-C) afterwards raises :class:`StudyInterrupted` with its MLflow runs marked KILLED."""
     spec = loaded.spec
     study_dir = spec.study_dir()
-    created = [path for path in (study_dir, _local_store_root(spec.store_uri())) if path is not None and not path.exists()]
+    created = [_first_missing(path) for path in (study_dir, _local_store_root(spec.store_uri())) if path is not None and not path.exists()]
     try:
         return _launch(loaded, tracking_uri=tracking_uri, force=force, address=address, echo=echo)
     except BaseException:
@@ -353,6 +353,13 @@ def _local_store_root(uri: str) -> Path | None:
     if "://" in uri and not uri.startswith("file://"):
         return None
     return Path(uri[len("file://") :] if uri.startswith("file://") else uri).expanduser().resolve()
+
+
+def _first_missing(path: Path) -> Path:
+    """The outermost folder of ``path`` that does not exist yet (what creating it would add)."""
+    while not path.parent.exists():
+        path = path.parent
+    return path
 
 
 def _remove_empty_folders(root: Path) -> None:

@@ -218,3 +218,47 @@ def test_a_broken_pod_template_is_caught(project_schemas):
     job["spec"]["rayClusterSpec"]["workerGroupSpecs"][0]["template"]["spec"]["containers"][0]["imagePullPolicy"] = 3
     with pytest.raises(kubernetes_validate.ValidationError):
         validate_documents([job], project_schemas)
+
+
+@pytest.mark.parametrize(
+    "option, value, fragment",
+    [
+        ("--namespace", "Reid_Studies", "--namespace 'Reid_Studies' is not a valid Kubernetes namespace"),
+        ("--namespace", "-reid", "is not a valid Kubernetes namespace"),
+        ("--namespace", "a" * 64, "at most 63 characters"),
+        ("--image", "Registry.example.org/Reid:1.0", "--image 'Registry.example.org/Reid:1.0' is not a valid image reference"),
+        ("--image", "reid orchestrator:1", "is not a valid image reference"),
+        ("--image", "reid:1:2", "is not a valid image reference"),
+        ("--image", "https://registry.example.org/reid:1", "is not a valid image reference"),
+    ],
+)
+def test_names_kubernetes_would_reject_are_refused(option, value, fragment, tmp_path):
+    from typer.testing import CliRunner
+
+    from orchestrator.cli import app
+
+    result = CliRunner().invoke(app, ["k8s", "render", str(ROOT / "examples" / "quickstart.yaml"), "--out", str(tmp_path / "out"), option, value])
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert result.exit_code == 2 and len(lines) == 1, result.stderr
+    assert fragment in lines[0]
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("image", ["reid-orchestrator:0.1.0", "localhost:5000/team/reid-orchestrator:v2", "ghcr.io/org/reid@sha256:" + "a" * 64])
+def test_valid_image_references_render(image):
+    job = render_manifests(load_spec(ROOT / "examples" / "quickstart.yaml"), RenderOptions(image=image, namespace="reid-1"))["rayjob.yaml"]
+    assert job["spec"]["rayClusterSpec"]["headGroupSpec"]["template"]["spec"]["containers"][0]["image"] == image
+
+
+def test_render_out_pointing_at_a_file_is_one_line(tmp_path):
+    from typer.testing import CliRunner
+
+    from orchestrator.cli import app
+
+    target = tmp_path / "manifests.yaml"
+    target.write_text("not a folder")
+    result = CliRunner().invoke(app, ["k8s", "render", str(ROOT / "examples" / "quickstart.yaml"), "--out", str(target)])
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert result.exit_code == 2 and len(lines) == 1, result.stderr
+    assert f"--out {target}: {target} is a file, not a folder" in lines[0]
+    assert target.read_text() == "not a folder"
