@@ -40,6 +40,59 @@ def check_models(loaded: LoadedSpec) -> None:
         seen.add(key)
         for path, message in check_trial_config(trial.config):
             raise spec_error(loaded.source, trial.origin_of(path), message)
+        _check_input_size(loaded, trial)
+
+
+def fixed_input_size(backbone: str) -> tuple[int, int] | None:
+    """(height, width) a timm backbone accepts only (ViT, Swin: position embeddings and windows
+    sized for one input), from its pretrained config: no weights, no model built. None: any size."""
+    import timm
+
+    try:
+        cfg = timm.models.get_pretrained_cfg(backbone)
+    except Exception:  # noqa: BLE001 - unknown to timm's config table: the backbone check decides
+        return None
+    if cfg is None or not getattr(cfg, "fixed_input_size", False):
+        return None
+    _, height, width = cfg.input_size
+    return int(height), int(width)
+
+
+def _check_input_size(loaded: LoadedSpec, trial: PlannedTrial) -> None:
+    backbone, dataset = trial.config.model.backbone, trial.config.dataset
+    fixed = fixed_input_size(backbone)
+    if fixed is not None and fixed != (dataset.height, dataset.width):
+        raise spec_error(
+            loaded.source,
+            trial.origin_of("model.backbone"),
+            f"backbone '{backbone}' takes only {fixed[0]}x{fixed[1]} images (timm's fixed input size), but "
+            f"dataset.height x width is {dataset.height}x{dataset.width}: set dataset.height: {fixed[0]} and "
+            f"width: {fixed[1]}, or choose a backbone without a fixed size (a CNN such as resnet50)",
+        )
+
+
+STORE_SCHEMES = ("s3://", "file://")
+
+
+def check_output(loaded: LoadedSpec) -> None:
+    """``output.dir`` is a folder (or can be one) and ``output.store`` a scheme the store speaks."""
+    output = loaded.spec.output
+    if output.dir is not None:
+        folder = Path(output.dir).expanduser()
+        blocker = next((p for p in (folder, *folder.parents) if p.exists()), None)
+        if blocker is not None and not blocker.is_dir():
+            raise spec_error(
+                loaded.source,
+                ("output", "dir"),
+                f"{blocker.resolve()} is a file, not a folder: give output.dir a folder path (or remove the file)",
+            )
+    store = output.store
+    if store is not None and "://" in store and not store.startswith(STORE_SCHEMES):
+        raise spec_error(
+            loaded.source,
+            ("output", "store"),
+            f"result store '{redact_uri(store)}': the scheme is not supported; use a folder path or s3://bucket/prefix",
+        )
 
 
 def check_datasets(loaded: LoadedSpec) -> None:
@@ -127,7 +180,84 @@ def check_tracking(uri: str) -> None:
                 os.environ[key] = value
 
 
+def local_capacity() -> dict[str, float]:
+    """CPUs and GPUs a Ray started on this machine gets (as ``tune_runner.start_ray`` starts it)."""
+    import os
+
+    cpus = float(os.environ.get("REID_ORCH_NUM_CPUS", os.cpu_count() or 1))
+    gpus = 0.0
+    if os.environ.get("CUDA_VISIBLE_DEVICES", None) != "":
+        import torch
+
+        gpus = float(torch.cuda.device_count())
+    return {"CPU": cpus, "GPU": gpus}
+
+
+def _fits(node: dict[str, float], need: dict[str, float]) -> bool:
+    return all(node.get(kind, 0.0) >= amount for kind, amount in need.items() if amount > 0)
+
+
+def _describe(nodes: list[dict[str, float]]) -> str:
+    shapes = sorted({(node.get("CPU", 0.0), node.get("GPU", 0.0)) for node in nodes}, reverse=True)
+    return ", ".join(f"{cpu:g} CPU / {gpu:g} GPU" for cpu, gpu in shapes) or "none"
+
+
+def cluster_capacity() -> tuple[str, list[dict[str, float]], bool]:
+    """(what was judged, resources per node or node type, whether an autoscaler may add nodes
+    of unknown shape) for the Ray cluster this process is connected to.
+
+    An autoscaling cluster that publishes its node types (Ray's autoscaler v2, KubeRay) is
+    judged by the types it can start; otherwise by the nodes alive now."""
+    import ray
+
+    try:
+        from ray._private.state import state
+
+        config = state.get_cluster_config()
+    except Exception:  # noqa: BLE001 - a private API: absent or changed means "unknown"
+        config = None
+    if config is not None and config.node_group_configs:
+        types = [dict(group.resources) for group in config.node_group_configs if group.max_count != 0]
+        return "node types the cluster can start", types, False
+    nodes = [dict(node["Resources"]) for node in ray.nodes() if node.get("Alive")]
+    try:
+        from ray.experimental.internal_kv import _internal_kv_get
+
+        autoscaling = _internal_kv_get("__autoscaling_status") is not None
+    except Exception:  # noqa: BLE001
+        autoscaling = False
+    return "nodes of the cluster", nodes, autoscaling
+
+
+def check_resources(loaded: LoadedSpec, address: str | None, *, cluster: bool = False, echo=print) -> None:
+    """A trial's CPUs and GPUs fit on at least one node, or Ray would wait for ever.
+
+    Without ``address`` this machine is judged before Ray starts; with one, call again with
+    ``cluster=True`` once connected. Refused with one line naming ``resources.*``."""
+    if bool(address) != cluster:
+        return
+    resources = loaded.spec.resources
+    need = {"CPU": resources.cpus_per_trial, "GPU": resources.gpus_per_trial}
+    if cluster:
+        judged, nodes, autoscaling = cluster_capacity()
+    else:
+        judged, nodes, autoscaling = "", [local_capacity()], False
+    if any(_fits(node, need) for node in nodes):
+        return
+    key = "gpus_per_trial" if need["GPU"] > 0 and not any(node.get("GPU", 0.0) >= need["GPU"] for node in nodes) else "cpus_per_trial"
+    message = (
+        f"a trial asks for {need['CPU']:g} CPU and {need['GPU']:g} GPU, more than "
+        f"{f'any of the {judged}' if judged else 'this machine'} has ({_describe(nodes)}): lower resources.{key}"
+        + (" (or run where GPUs are, e.g. --address of a GPU cluster)" if key == "gpus_per_trial" else "")
+    )
+    if autoscaling:
+        echo(f"warning: {message}; waiting for the autoscaler to add a node that fits")
+        return
+    raise spec_error(loaded.source, ("resources", key), message)
+
+
 def check_spec(loaded: LoadedSpec) -> None:
     """All checks that need no storage: what ``orchestrator validate`` runs."""
+    check_output(loaded)
     check_datasets(loaded)
     check_models(loaded)

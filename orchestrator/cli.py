@@ -45,34 +45,71 @@ def echo(message: str) -> None:
     print(message, flush=True)
 
 
+INTERRUPTED = 130  # the shell's status for a process ended by SIGINT
+
+
 def handle_errors(command: Callable) -> Callable:
-    """Map the exception hierarchy to one stderr line and an exit status."""
+    """Map the exception hierarchy to one stderr line and an exit status: 2 for bad input,
+    1 for any other failure (its traceback behind ``--debug``), 130 for Ctrl-C."""
 
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
+        import signal
+
         from storage import StoreUnavailableError
         from trainables.data.errors import DatasetError
 
         try:
             return command(*args, **kwargs)
+        except typer.Exit:
+            raise
         except (OrchestratorError, DatasetError, StoreUnavailableError) as err:
             if _debug["on"]:
                 traceback.print_exc()
             print(f"error: {err}", file=sys.stderr)
             code = err.exit_code if isinstance(err, OrchestratorError) else InputError.exit_code
             raise typer.Exit(code) from None
+        except KeyboardInterrupt:
+            print("interrupted", file=sys.stderr)
+            raise typer.Exit(INTERRUPTED) from None
+        except Exception as err:  # noqa: BLE001 - a runtime failure: one line, traceback on --debug
+            if _debug["on"]:
+                traceback.print_exc()
+            first = str(err).strip().splitlines()[0] if str(err).strip() else ""
+            print(f"error: {type(err).__name__}{': ' + first[:500] if first else ''} (rerun with --debug for the traceback)", file=sys.stderr)
+            raise typer.Exit(1) from None
+        finally:
+            # A launch stops listening to Ctrl-C while it cleans up; listen again.
+            if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+                signal.signal(signal.SIGINT, signal.default_int_handler)
 
     return wrapper
 
 
+def _max_trials_option():
+    from orchestrator.study_size import DEFAULT_MAX_TRIALS
+
+    return typer.Option(
+        DEFAULT_MAX_TRIALS, "--max-trials", min=1, help="Refuse studies that plan more trials (counted before anything is expanded)."
+    )
+
+
+def _out_folder(out: Path, option: str = "--out") -> Path:
+    """An output folder argument: refused (one line, exit 2) where a file is in the way."""
+    blocker = next((p for p in (out, *out.parents) if p.exists()), None)
+    if blocker is not None and not blocker.is_dir():
+        raise InputError(f"{option} {out}: {blocker} is a file, not a folder; give a folder path")
+    return out
+
+
 @app.command()
 @handle_errors
-def validate(spec: Path = typer.Argument(..., help="Study spec (YAML).")) -> None:
+def validate(spec: Path = typer.Argument(..., help="Study spec (YAML)."), max_trials: int = _max_trials_option()) -> None:
     """Check a spec without starting Ray: schema, axes, backbones, dataset folders."""
     from orchestrator.checks import check_spec
     from orchestrator.spec import load_spec
 
-    loaded = load_spec(spec)
+    loaded = load_spec(spec, max_trials=max_trials)
     check_spec(loaded)
     search = loaded.spec.ablation.search
     if search is not None:
@@ -84,11 +121,11 @@ def validate(spec: Path = typer.Argument(..., help="Study spec (YAML).")) -> Non
 
 @app.command()
 @handle_errors
-def plan(spec: Path = typer.Argument(..., help="Study spec (YAML).")) -> None:
+def plan(spec: Path = typer.Argument(..., help="Study spec (YAML)."), max_trials: int = _max_trials_option()) -> None:
     """Print every trial of a study (variant, changed axes, seed, config hash) without running it."""
     from orchestrator.spec import load_spec
 
-    loaded = load_spec(spec)
+    loaded = load_spec(spec, max_trials=max_trials)
     search = loaded.spec.ablation.search
     if search is not None:
         echo(f"design {loaded.spec.ablation.design}: Optuna TPE proposes {search.num_samples} configurations at seed {loaded.spec.ablation.seeds[0]}")
@@ -115,12 +152,13 @@ def launch(
     tracking_uri: Optional[str] = typer.Option(None, "--tracking-uri", help="MLflow tracking URI (default: MLFLOW_TRACKING_URI, the spec, or a SQLite file in the study folder)."),
     address: Optional[str] = typer.Option(None, "--address", help="Address of an existing Ray cluster (default: start Ray on this machine)."),
     force: bool = typer.Option(False, "--force", help="Rerun trials that already completed."),
+    max_trials: int = _max_trials_option(),
 ) -> None:
     """Run a study: every trial not yet completed, then print the ablation table."""
     from orchestrator.launch import launch_study
     from orchestrator.spec import load_spec
 
-    loaded = load_spec(spec)
+    loaded = load_spec(spec, max_trials=max_trials)
     result = launch_study(loaded, tracking_uri=tracking_uri, force=force, address=address, echo=echo)
     echo("")
     echo(result.table)
@@ -161,6 +199,8 @@ def summarize(
     rows = result_store.read_rows("trials", name)
     if not rows:
         raise StudyNotFoundError(f"no results for study '{name}' in {redact_uri(store_uri)}")
+    if out is not None:
+        _out_folder(out)
     if out is None:
         summary = summarize_rows(name, rows)
         echo("\n".join(FORMATS[fmt][1](summary) for fmt in chosen))
@@ -235,22 +275,31 @@ def status(
     study: str = typer.Argument(..., help="Study name (under ./studies), study folder, or the study's spec file."),
     tracking_uri: Optional[str] = typer.Option(None, "--tracking-uri", help="MLflow tracking URI, to show running trials."),
 ) -> None:
-    """Show a study's progress: trials done, running, failed and pending, the best so far, time left."""
+    """Show a study's progress: trials done, running, failed and pending, the best so far, time left,
+    and whether its driver is alive. Exits 2 when the result store cannot be read."""
+    from orchestrator.errors import StoreError
     from orchestrator.launch import load_for_resume
     from orchestrator.status import format_status, study_status
     from orchestrator.study_files import locate_study
     from orchestrator.tracking import StudyTracker, resolve_tracking_uri
     from storage import ResultStore
+    from storage.lock import LockUnavailableError, StudyLock
 
     location = locate_study(study)
     loaded = load_for_resume(location)
+    store = ResultStore(location.store_uri())
+    store.check_readable()
+    try:
+        driver = StudyLock(store.uri, loaded.name).read()
+    except LockUnavailableError as err:
+        raise StoreError(str(err)) from None
     uri = resolve_tracking_uri(tracking_uri, location.record.get("tracking_uri"), loaded.spec.study_dir())
     running = []
     try:
         running = StudyTracker(uri, loaded.name).child_runs()
     except Exception as err:  # noqa: BLE001 - status still shows what the store knows
         echo(f"(MLflow at {redact_uri(uri)} not readable: {type(err).__name__}; running trials unknown)")
-    echo(format_status(study_status(loaded, ResultStore(location.store_uri()), running)))
+    echo(format_status(study_status(loaded, store, running, driver)))
 
 
 @preset_app.command("list")
@@ -277,12 +326,15 @@ def preset_show(
     print(preset_text(name, dataset_root), end="")
 
 
+DEFAULT_IMAGE = "reid-orchestrator:0.1.0"  # orchestrator.k8s_render.DEFAULT_IMAGE, kept here so --help stays fast
+
+
 @k8s_app.command("render")
 @handle_errors
 def k8s_render(
     spec: Path = typer.Argument(..., help="Study spec (YAML)."),
     out: Path = typer.Option(..., "--out", help="Folder for the manifests (kubectl apply -k DIR)."),
-    image: str = typer.Option("reid-orchestrator:latest", "--image", help="Container image with this project installed."),
+    image: str = typer.Option(DEFAULT_IMAGE, "--image", help="Container image with this project installed (the repository's Dockerfile builds the default)."),
     gpus_per_trial: float = typer.Option(1.0, "--gpus-per-trial", min=0, help="GPUs per trial; fractions pack trials per GPU."),
     workers: int = typer.Option(2, "--workers", min=1, help="GPU worker pods."),
     gpus_per_worker: int = typer.Option(1, "--gpus-per-worker", min=0),
@@ -291,12 +343,14 @@ def k8s_render(
     data_pvc: Optional[str] = typer.Option(None, "--data-pvc", help="PersistentVolumeClaim with the dataset, mounted at /data."),
     dataset_root: Optional[str] = typer.Option(None, "--dataset-root", help="Dataset folder inside the pods, e.g. /data/Market-1501."),
     namespace: Optional[str] = typer.Option(None, "--namespace"),
+    max_trials: int = _max_trials_option(),
 ) -> None:
     """Write the RayJob, MLflow server and spec ConfigMap manifests for a study."""
     from orchestrator.k8s_render import RenderOptions, render_manifests, write_manifests
     from orchestrator.spec import load_spec
 
-    loaded = load_spec(spec)
+    _out_folder(out)
+    loaded = load_spec(spec, max_trials=max_trials)
     options = RenderOptions(
         image=image, gpus_per_trial=gpus_per_trial, workers=workers, gpus_per_worker=gpus_per_worker,
         store_uri=store_uri, artifacts_uri=artifacts_uri, data_pvc=data_pvc, dataset_root=dataset_root, namespace=namespace,

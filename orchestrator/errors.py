@@ -39,3 +39,13 @@ class StoreError(InputError):
 
 class StudyNotFoundError(InputError):
     """A command named a study that has no results."""
+
+
+class StudyBusyError(InputError):
+    """Another live driver is running the study (its lock is held)."""
+
+
+class StudyInterrupted(OrchestratorError):
+    """The user interrupted a running study (Ctrl-C); it can be resumed."""
+
+    exit_code = 130

@@ -33,6 +33,19 @@ SPEC_MOUNT = "/etc/reid-orchestrator"
 SPEC_KEY = "study.yaml"
 DATA_MOUNT = "/data"
 RAY_VERSION = "2.60.0"
+# The image the repository's Dockerfile builds: `docker build -t reid-orchestrator:0.1.0 .`
+# (the tag is the project's version in pyproject.toml; a test keeps them equal).
+DEFAULT_IMAGE = "reid-orchestrator:0.1.0"
+
+# RFC 1123 label, what Kubernetes accepts as a namespace name.
+DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+# The image reference grammar of the distribution project (reference/regexp.go), without the
+# optional lowercase-only check on the domain: [domain[:port]/]path[:tag][@digest].
+_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+_DOMAIN = r"(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*|\[[0-9a-fA-F:]+\])(?::[0-9]+)?"
+IMAGE_REFERENCE = re.compile(
+    rf"^(?:{_DOMAIN}/)?{_COMPONENT}(?:/{_COMPONENT})*(?::[\w][\w.-]{{0,127}})?(?:@[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{{32,}})?$"
+)
 
 # Secrets the manifests reference (created by the operator; see k8s/README.md).
 S3_SECRET = "reid-s3-credentials"  # AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY (+ optional AWS_ENDPOINT_URL)
@@ -42,7 +55,7 @@ RAY_TOKEN_SECRET = "reid-ray-auth-token"  # Ray token authentication, shared by 
 
 @dataclass(frozen=True)
 class RenderOptions:
-    image: str = "reid-orchestrator:latest"
+    image: str = DEFAULT_IMAGE
     gpus_per_trial: float = 1.0
     workers: int = 2
     gpus_per_worker: int = 1
@@ -69,6 +82,22 @@ def _check_no_credentials(options: RenderOptions) -> None:
             raise InputError(
                 f"--{field.replace('_', '-')} embeds a credential ({redact_uri(value)}); "
                 f"credentials belong in the Secret '{S3_SECRET}'"
+            )
+
+
+def check_names(options: RenderOptions) -> None:
+    """Values Kubernetes would reject at apply time are refused at render time."""
+    namespace = options.namespace
+    if namespace is not None and (len(namespace) > 63 or not DNS_LABEL.match(namespace)):
+        raise InputError(
+            f"--namespace '{namespace}' is not a valid Kubernetes namespace: at most 63 characters, "
+            "lowercase letters, digits and '-', starting and ending with a letter or digit (e.g. 'reid-studies')"
+        )
+    for option, image in (("--image", options.image), ("--mlflow-image", options.mlflow_image)):
+        if len(image) > 255 or not IMAGE_REFERENCE.match(image):
+            raise InputError(
+                f"{option} '{image}' is not a valid image reference: [registry[:port]/]name[:tag][@sha256:digest], "
+                f"the name in lowercase (e.g. registry.example.org/reid-orchestrator:0.1.0)"
             )
 
 
@@ -134,6 +163,7 @@ def _ray_pod(name: str, options: RenderOptions, *, head: bool, command_env: list
 def render_manifests(loaded: LoadedSpec, options: RenderOptions) -> dict[str, list[dict[str, Any]] | dict[str, Any]]:
     """File name -> resource(s) for the study; no credential value appears anywhere."""
     _check_no_credentials(options)
+    check_names(options)
     name = _name(loaded.name)
     labels = {"app.kubernetes.io/part-of": "reid-orchestrator", "reid-orchestrator/study": name}
     tracking_uri = f"http://{name}-mlflow:5000"

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from orchestrator.checks import check_spec, check_store, check_tracking
-from orchestrator.errors import DataError, StoreError
+from orchestrator.checks import check_resources, check_spec, check_store, check_tracking
+from orchestrator.errors import DataError, StoreError, StudyBusyError, StudyInterrupted
 from orchestrator.redact import redact_text, redact_uri
 from orchestrator.study_files import SPEC_COPY, StudyLocation, record_launch
 from orchestrator.spec import LoadedSpec
@@ -199,17 +199,58 @@ def launch_study(
     address: str | None = None,
     echo: Echo = print,
 ) -> LaunchResult:
-    """Run every not-yet-done trial of ``loaded`` and return the ablation table."""
+    """Run every not-yet-done trial of ``loaded`` and return the ablation table.
+
+    A launch that fails before the study is recorded leaves no folder behind; one interrupted
+    (Ctrl-C) afterwards raises :class:`StudyInterrupted` with its MLflow runs marked KILLED."""
+    spec = loaded.spec
+    study_dir = spec.study_dir()
+    created = [_first_missing(path) for path in (study_dir, _local_store_root(spec.store_uri())) if path is not None and not path.exists()]
+    try:
+        return _launch(loaded, tracking_uri=tracking_uri, force=force, address=address, echo=echo)
+    except BaseException:
+        for path in created:
+            _remove_empty_folders(path)
+        raise
+
+
+def _launch(loaded: LoadedSpec, *, tracking_uri: str | None, force: bool, address: str | None, echo: Echo) -> LaunchResult:
+    from storage.lock import LockHeldError, LockUnavailableError, StudyLock
+
     spec = loaded.spec
     study = loaded.name
     check_spec(loaded)
+    check_resources(loaded, address, echo=echo)
     study_dir = spec.study_dir()
-    study_dir.mkdir(parents=True, exist_ok=True)
     store = check_store(spec.store_uri())
     uri = resolve_tracking_uri(tracking_uri, spec.output.tracking_uri, study_dir)
     check_tracking(uri)
 
     searching = spec.ablation.design in SEARCH_DESIGNS
+    run = _StudyRun(loaded, store, None, address, echo)
+    if address:
+        run.connect()  # an unreachable cluster fails here, before anything is recorded
+        check_resources(loaded, address, cluster=True, echo=echo)
+    # One driver per study: taken before any MLflow run is touched or any trial starts.
+    lock = StudyLock(store.uri, study, warn=echo, command="orchestrator launch")
+    try:
+        lock.acquire()
+    except LockHeldError as err:
+        run.close()
+        raise StudyBusyError(str(err)) from None
+    except LockUnavailableError as err:
+        run.close()
+        raise StoreError(redact_text(str(err), store.uri)) from None
+    try:
+        return _run_locked(loaded, run, store, uri, force, searching, echo)
+    finally:
+        lock.release()
+
+
+def _run_locked(loaded: LoadedSpec, run: "_StudyRun", store: ResultStore, uri: str, force: bool, searching: bool, echo: Echo) -> LaunchResult:
+    spec = loaded.spec
+    study = loaded.name
+    study_dir = spec.study_dir()
     todo = pending_trials(loaded, store, force)
     if not searching:
         echo(
@@ -220,17 +261,19 @@ def launch_study(
         echo(f"study '{study}': design {spec.ablation.design}")
     echo(f"  results -> {redact_uri(store.uri)}\n  MLflow  -> {redact_uri(uri)}")
 
-    run = _StudyRun(loaded, store, None, address, echo)
-    if address:
-        run.connect()  # an unreachable cluster fails here, before anything is recorded
     # Decode before anything is recorded: a broken dataset launches nothing, not even a run.
-    run.decode(todo if not searching else [resolve_sample(spec.baseline, {}, spec.ablation.seeds[0])])
+    try:
+        run.decode(todo if not searching else [resolve_sample(spec.baseline, {}, spec.ablation.seeds[0])])
+    except BaseException:
+        run.close()
+        raise
     if loaded.source.path.resolve() != (study_dir / SPEC_COPY).resolve():
         spec_text = loaded.source.path.read_text(encoding="utf-8")
-        record_launch(study_dir, spec_text, store_uri=store.uri, tracking_uri=uri, address=address)
+        record_launch(study_dir, spec_text, store_uri=store.uri, tracking_uri=uri, address=run.address)
     try:
         tracker = StudyTracker(uri, study, artifact_location=_artifact_location(uri, study_dir))
     except Exception as err:  # noqa: BLE001 - any MLflow failure here means the store is unusable
+        run.close()
         raise StoreError(f"MLflow tracking store {redact_uri(uri)}: {redact_text(str(err), uri)[:300]}") from None
     tracker.start_study(
         params={"design": spec.ablation.design, "seeds": spec.ablation.seeds, "trials": len(loaded.trials)},
@@ -244,8 +287,20 @@ def launch_study(
             run.run_search(force)
         else:
             run.run_list(todo)
-    except BaseException:
+    except KeyboardInterrupt:
         status = "KILLED"
+        _ignore_further_interrupts()  # the clean-up below takes seconds; let it finish
+        _kill_live_runs(tracker)
+        raise StudyInterrupted(
+            f"interrupted: study '{study}' stopped; finished trials are kept, the rest run on "
+            f"`orchestrator resume {study}`"
+        ) from None
+    except BaseException as err:
+        status = "FAILED"
+        _kill_live_runs(tracker)
+        store_error = _store_error_in(err)
+        if store_error is not None:
+            raise StoreError(redact_text(str(store_error), store.uri)) from None
         raise
     finally:
         run.close()
@@ -260,6 +315,64 @@ def launch_study(
     for path in write_study_report(study, store, report_dir):
         tracker.log_study_artifact(path, artifact_path=artifact_dir(path, report_dir))
     return LaunchResult(study, len(loaded.trials), len(loaded.trials) - len(todo), run.ran, failed, table, study_dir, store.uri, uri)
+
+
+def _ignore_further_interrupts() -> None:
+    import signal
+    import threading
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _kill_live_runs(tracker: StudyTracker) -> None:
+    """Mark this launch's child runs still RUNNING as KILLED (the driver is going away)."""
+    try:
+        for child in tracker.child_runs():
+            if child.info.status == "RUNNING" and child.data.tags.get("reid.launch_id") == tracker.launch_id:
+                tracker.client.set_terminated(child.info.run_id, status="KILLED")
+    except Exception:  # noqa: BLE001 - best effort on the way out; reconcile closes them next time
+        pass
+
+
+def _store_error_in(err: BaseException) -> BaseException | None:
+    """A result-store failure inside Ray Tune's wrapping (TuneError from a callback), if any."""
+    from storage import StoreUnavailableError
+
+    seen: set[int] = set()
+    current: BaseException | None = err
+    while current is not None and id(current) not in seen:
+        if isinstance(current, StoreUnavailableError):
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None
+
+
+def _local_store_root(uri: str) -> Path | None:
+    if "://" in uri and not uri.startswith("file://"):
+        return None
+    return Path(uri[len("file://") :] if uri.startswith("file://") else uri).expanduser().resolve()
+
+
+def _first_missing(path: Path) -> Path:
+    """The outermost folder of ``path`` that does not exist yet (what creating it would add)."""
+    while not path.parent.exists():
+        path = path.parent
+    return path
+
+
+def _remove_empty_folders(root: Path) -> None:
+    """Remove ``root`` and the folders under it, where empty (what a failed launch created)."""
+    import os
+
+    if not root.is_dir():
+        return
+    for folder, _, _ in sorted(os.walk(root), key=lambda entry: -len(entry[0])):
+        try:
+            os.rmdir(folder)
+        except OSError:
+            pass
 
 
 def load_for_resume(location: StudyLocation) -> LoadedSpec:

@@ -176,12 +176,16 @@ def _first_validation_error(source: YamlSource, err: ValidationError) -> SpecErr
     return spec_error(source, loc, message)
 
 
-def parse_spec(source: YamlSource) -> LoadedSpec:
-    """Validate parsed YAML and expand it; raise :class:`SpecError` on the first problem."""
+def parse_spec(source: YamlSource, *, max_trials: int | None = None) -> LoadedSpec:
+    """Validate parsed YAML and expand it; raise :class:`SpecError` on the first problem.
+    ``max_trials``: refuse a study planning more trials, counted before expanding it."""
+    from orchestrator.study_size import check_study_size
+
     try:
         spec = StudySpec.model_validate(source.data)
     except ValidationError as err:
         raise _first_validation_error(source, err) from None
+    check_study_size(str(source.path), source.line_of(("ablation",)), spec.ablation, max_trials)
     try:
         trials = expand(spec.baseline, spec.ablation)
     except (ChangeError, DesignError) as err:
@@ -205,10 +209,10 @@ def _check_reference_rows(source: YamlSource, spec: StudySpec, trials: list[Plan
             )
 
 
-def load_spec(path: str | Path) -> LoadedSpec:
-    """Read, validate and expand the spec at ``path``."""
+def load_spec(path: str | Path, *, max_trials: int | None = None) -> LoadedSpec:
+    """Read, validate and expand the spec at ``path`` (see :func:`parse_spec` for ``max_trials``)."""
     try:
         source = load_yaml(path)
     except YamlSyntaxError as err:
         raise SpecError(str(err), file=str(path), line=err.line) from None
-    return parse_spec(source)
+    return parse_spec(source, max_trials=max_trials)

@@ -1,7 +1,9 @@
 """``orchestrator status``: where a study stands, from its result store and MLflow.
 
 Done, failed and pruned trials come from the store (the source of truth); running trials are
-the study's MLflow child runs still RUNNING without a store row; pending is the rest of the
+the study's MLflow child runs still RUNNING without a store row, counted as running only while
+the study's driver is alive (its lock in the store has a fresh heartbeat and, on this host, a
+live pid): runs a killed driver left RUNNING are shown as interrupted. Pending is the rest of the
 plan. The time left is estimated from the durations of finished trials and the study's
 concurrency.
 """
@@ -15,6 +17,7 @@ from typing import Any
 
 from orchestrator.spec import LoadedSpec
 from storage import ResultStore, latest_per_config
+from storage.lock import LockHolder
 
 
 @dataclass
@@ -29,6 +32,13 @@ class StudyStatus:
     metric: str = "mAP"
     seconds_per_trial: float | None = None
     concurrency: int = 1
+    driver: LockHolder | None = None  # the lock's holder, if the study is locked
+    driver_gone: str | None = None  # why that holder is not running any more (None: alive)
+    interrupted: list[str] = field(default_factory=list)  # runs left RUNNING by a dead driver
+
+    @property
+    def driver_alive(self) -> bool:
+        return self.driver is not None and self.driver_gone is None
 
     @property
     def pending(self) -> int:
@@ -63,8 +73,11 @@ def _concurrency(loaded: LoadedSpec) -> int:
     return min(limits)
 
 
-def study_status(loaded: LoadedSpec, store: ResultStore, running_runs: list[Any] | None = None) -> StudyStatus:
-    """Status of ``loaded`` from its store rows and (optionally) its MLflow child runs."""
+def study_status(
+    loaded: LoadedSpec, store: ResultStore, running_runs: list[Any] | None = None, driver: LockHolder | None = None
+) -> StudyStatus:
+    """Status of ``loaded`` from its store rows, its driver's lock (``driver``, None when no
+    lock) and (optionally) its MLflow child runs."""
     study = loaded.name
     metric = loaded.spec.study.metric
     search = loaded.spec.ablation.search
@@ -72,7 +85,9 @@ def study_status(loaded: LoadedSpec, store: ResultStore, running_runs: list[Any]
     if search is not None:
         planned = search.num_samples + search.repeat_best * (len(loaded.spec.ablation.seeds) - 1)
     rows = latest_per_config(store.read_rows("trials", study))
-    status = StudyStatus(study, planned, metric=metric, concurrency=_concurrency(loaded))
+    status = StudyStatus(study, planned, metric=metric, concurrency=_concurrency(loaded), driver=driver)
+    if driver is not None:
+        status.driver_gone = driver.dead_reason()
     for row in rows:
         kind = row.get("status")
         status.done += kind == "completed"
@@ -84,7 +99,8 @@ def study_status(loaded: LoadedSpec, store: ResultStore, running_runs: list[Any]
     recorded = {row["config_hash"] for row in rows}
     for run in running_runs or []:
         if run.info.status == "RUNNING" and run.data.tags.get("reid.config_hash") not in recorded:
-            status.running.append(run.info.run_name or run.data.tags.get("reid.variant", "?"))
+            name = run.info.run_name or run.data.tags.get("reid.variant", "?")
+            (status.running if status.driver_alive else status.interrupted).append(name)
     durations = [d for d in (_duration(r) for r in rows if r.get("status") in ("completed", "pruned")) if d is not None]
     if durations:
         status.seconds_per_trial = statistics.fmean(durations)
@@ -97,18 +113,32 @@ def format_status(status: StudyStatus) -> str:
         f"  done {status.done}, running {len(status.running)}, failed {status.failed}, "
         f"pruned {status.pruned}, pending {status.pending}",
     ]
+    lines.append(_driver_line(status))
     for name in status.running:
         lines.append(f"  running: {name}")
+    for name in status.interrupted:
+        lines.append(f"  interrupted: {name} (its driver is gone; it runs again on resume)")
     if status.best:
         lines.append(f"  best {status.metric} so far: {100 * status.best[1]:.1f}% ({status.best[0]})")
     left = status.seconds_left
-    if status.pending or status.running:
+    if (status.pending or status.interrupted) and not status.driver_alive:
+        lines.append(f"  not running: continue with `orchestrator resume {status.study}`")
+    elif status.pending or status.running:
         lines.append(f"  time left: about {format_duration(left)}" if left is not None else "  time left: unknown until a trial finishes")
     elif status.failed:
         lines.append(f"  {status.failed} failed trial(s) run again on 'orchestrator resume {status.study}'")
     else:
         lines.append("  finished")
     return "\n".join(lines)
+
+
+def _driver_line(status: StudyStatus) -> str:
+    driver = status.driver
+    if driver is None:
+        return "  driver: none running"
+    if status.driver_gone is None:
+        return f"  driver: running ({driver.describe()}; heartbeat {driver.heartbeat_age():.0f} s ago)"
+    return f"  driver: gone ({driver.describe()}; {status.driver_gone})"
 
 
 def format_duration(seconds: float) -> str:

@@ -90,7 +90,9 @@ class StudyTracker:
             f"and tags.`reid.config_hash` = '{trial.config_hash}'"
         )
         for run in stale:
-            if run.info.status != "FINISHED" and run.data.tags.get("reid.launch_id") != self.launch_id:
+            # RUNNING: a live driver's run (the study lock keeps a second driver out; a dead
+            # driver's runs were closed as KILLED by reconcile): never deleted.
+            if run.info.status not in ("FINISHED", "RUNNING") and run.data.tags.get("reid.launch_id") != self.launch_id:
                 self.client.delete_run(run.info.run_id)
         tags = {
             "reid.launch_id": self.launch_id,

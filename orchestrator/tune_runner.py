@@ -27,6 +27,7 @@ def start_ray(address: str | None, echo: Echo) -> bool:
         return False
     kwargs = dict(include_dashboard=False, log_to_driver=False, configure_logging=True, logging_level="WARNING")
     if address:
+        check_ray_address(address)
         echo(f"connecting to Ray at {address}")
         try:
             ray.init(address=address, **kwargs)
@@ -39,10 +40,45 @@ def start_ray(address: str | None, echo: Echo) -> bool:
     return True
 
 
+RAY_PORT_TIMEOUT_SECONDS = 3.0
+
+
+def check_ray_address(address: str) -> None:
+    """Fail in seconds when nothing listens at a ``host:port`` (or ``ray://host:port``) address.
+
+    ``ray.init`` itself retries the GCS for minutes, repeating warnings and ignoring Ctrl-C;
+    a plain TCP connect with a short timeout tells a typo or a stopped cluster at once.
+    ``auto`` (the cluster this machine belongs to) is left to Ray."""
+    import socket
+
+    from orchestrator.errors import InputError
+
+    if address == "auto" or address.startswith("local"):
+        return
+    target = address.split("://", 1)[-1].rstrip("/")
+    host, sep, port_text = target.rpartition(":")
+    if not sep or not port_text.isdigit() or not host:
+        raise InputError(f"--address {address}: expected host:port (e.g. 127.0.0.1:6379), ray://host:port or auto")
+    host = host.strip("[]")
+    try:
+        with socket.create_connection((host, int(port_text)), timeout=RAY_PORT_TIMEOUT_SECONDS):
+            pass
+    except OSError as err:
+        reason = "timed out" if isinstance(err, socket.timeout) else (err.strerror or type(err).__name__).lower()
+        raise InputError(
+            f"no Ray cluster answers at {address} ({reason}): start one with `ray start --head --port={port_text}` "
+            "there, fix --address, or leave it out to run on this machine"
+        ) from None
+
+
 def _quiet_tune_output() -> None:
     # Ray's own progress tables would interleave with the recorder's lines; the legacy
     # reporter at verbose=0 prints nothing.
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    # Ctrl-C must reach the launch as KeyboardInterrupt (runs marked KILLED, exit 130, a hint
+    # to `orchestrator resume`), not be swallowed by Tune's handler, which ends the run as if it
+    # had finished and suggests Tuner.restore.
+    os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"
 
 
 def _trainable(loaded: LoadedSpec, datasets: dict, **parameters: Any):

@@ -13,15 +13,39 @@ No torch import here: the orchestrator validates and expands studies without it.
 
 from __future__ import annotations
 
-from typing import Annotated, ClassVar, Literal
+import types
+import typing
+from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+
+
+def _numeric(annotation: Any) -> bool:
+    """Whether a field holds numbers (int, float, optional or in a tuple), not booleans."""
+    if annotation in (int, float):
+        return True
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType, tuple):
+        args = [arg for arg in typing.get_args(annotation) if arg not in (type(None), Ellipsis)]
+        return bool(args) and bool not in args and all(_numeric(arg) for arg in args)
+    return False
 
 
 class Section(BaseModel):
-    """Base of every config section: unknown keys are errors, instances are immutable."""
+    """Base of every config section: unknown keys are errors, instances are immutable.
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    Numbers are strict where YAML is loose: ``epochs: true`` is not 1 and ``lr: .inf`` is not a
+    learning rate (``allow_inf_nan=False``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_booleans_for_numbers(cls, value: Any, info: ValidationInfo) -> Any:
+        field = cls.model_fields.get(info.field_name or "")
+        items = value if isinstance(value, (list, tuple)) else [value]
+        if field is not None and _numeric(field.annotation) and any(isinstance(item, bool) for item in items):
+            raise ValueError(f"expected a number, got {str(value).lower()} (YAML reads true/false/yes/no/on/off as booleans)")
+        return value
 
 
 class ToggleSection(Section):
@@ -352,6 +376,20 @@ class TrainConfig(Section):
     def _steps_increase(self) -> "TrainConfig":
         if list(self.lr_steps) != sorted(set(self.lr_steps)):
             raise ValueError(f"lr_steps must be strictly increasing, got {list(self.lr_steps)}")
+        return self
+
+    @model_validator(mode="after")
+    def _schedule_within_epochs(self) -> "TrainConfig":
+        # Only values the user changed: the defaults (steps 20, 25) suit the default 30 epochs,
+        # and a short smoke-test run with them simply never decays.
+        fields = type(self).model_fields
+        if self.lr_steps != fields["lr_steps"].get_default() and any(step >= self.epochs for step in self.lr_steps):
+            raise ValueError(
+                f"lr_steps {list(self.lr_steps)} must lie below epochs ({self.epochs}): a step at or after the "
+                "last epoch never takes effect; lower the steps or raise epochs"
+            )
+        if self.warmup_epochs != fields["warmup_epochs"].get_default() and self.warmup_epochs > self.epochs:
+            raise ValueError(f"warmup_epochs ({self.warmup_epochs}) exceeds epochs ({self.epochs}); warm-up must fit in training")
         return self
 
 

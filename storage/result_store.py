@@ -180,6 +180,24 @@ class ResultStore:
         except (OSError, pa.ArrowException) as err:
             raise StoreUnavailableError(f"result store '{self.uri}' is not writable: {err}") from None
 
+    def check_readable(self) -> None:
+        """The store exists and can be listed: a missing folder or bucket is an error here, where
+        reading would see "no rows" (``status`` must not report an unreadable study as empty)."""
+        if self.uri.startswith("s3://"):
+            check_s3_bucket(self._root.split("/", 1)[0])
+        try:
+            if isinstance(self._fs, pafs.LocalFileSystem):
+                info = self._fs.get_file_info(self._root)
+                if info.type == pafs.FileType.NotFound:
+                    raise StoreUnavailableError(f"result store '{self.uri}' does not exist")
+                if info.type != pafs.FileType.Directory:
+                    raise StoreUnavailableError(f"result store '{self.uri}' is not a folder")
+            self._fs.get_file_info(pafs.FileSelector(self._root, recursive=False, allow_not_found=True))
+        except (OSError, pa.ArrowException) as err:
+            if isinstance(err, StoreUnavailableError):
+                raise
+            raise StoreUnavailableError(f"result store '{self.uri}' is not readable: {err}") from None
+
     def write_part(self, table: str, study: str, trial_id: str, rows: list[dict[str, Any]]) -> str | None:
         """Append ``rows`` to ``table`` as one atomically written part file; returns its path."""
         if table not in TABLES:

@@ -1,8 +1,11 @@
 """Offline validation of every rendered and shipped Kubernetes manifest.
 
 Core kinds are checked against the Kubernetes schemas shipped by kubernetes-validate (strict:
-unknown fields are errors); RayJob against KubeRay's CRD schema read from
-``../shared/k8s-schemas/`` beside the project (made strict the same way). No cluster needed.
+unknown fields are errors). A RayJob is checked against the project's own schema of the fields it
+renders (``k8s/schema/rayjob.schema.yaml``), its pod templates against Kubernetes' PodTemplateSpec;
+where KubeRay's CRD files are present beside the project (``../shared/k8s-schemas/``) the full
+CRD check runs in addition (made strict the same way), otherwise it is skipped with the reason.
+No cluster needed; a clean clone with nothing beside it passes.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from orchestrator.yaml_source import YamlSource
 
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMAS = ROOT.parent / "shared" / "k8s-schemas"
+RAYJOB_SCHEMA = ROOT / "k8s" / "schema" / "rayjob.schema.yaml"
 SHIPPED = ROOT / "k8s" / "base"
 CORE_KINDS = {"ConfigMap", "Deployment", "Service", "NetworkPolicy"}
 SECRET_VALUES = {
@@ -53,8 +57,18 @@ def strict(schema):
 
 
 @pytest.fixture(scope="module")
+def project_schemas():
+    """The project's schema of the RayJob fields it writes (always available)."""
+    schema = yaml.safe_load(RAYJOB_SCHEMA.read_text())
+    jsonschema.Draft202012Validator.check_schema(schema)
+    return {"RayJob": schema}
+
+
+@pytest.fixture(scope="module")
 def crd_schemas():
-    assert SCHEMAS.is_dir(), f"KubeRay CRD schemas expected at {SCHEMAS}"
+    """KubeRay's full CRD schemas, only where the folder is present beside the project."""
+    if not SCHEMAS.is_dir():
+        pytest.skip(f"KubeRay CRD schemas not present at {SCHEMAS} (extra check; the project's own schema ran)")
     schemas = {}
     for file, kind in (("ray.io_rayjobs.yaml", "RayJob"), ("ray.io_rayclusters.yaml", "RayCluster")):
         crd = yaml.load((SCHEMAS / file).read_text(), Loader=yaml.CSafeLoader)
@@ -63,13 +77,30 @@ def crd_schemas():
     return schemas
 
 
-def validate_documents(documents, crd_schemas):
+@pytest.fixture(params=["project-schema", "kuberay-crd"])
+def schemas(request):
+    """Each test runs against the project's schema, and again against the CRD where present."""
+    return request.getfixturevalue("project_schemas" if request.param == "project-schema" else "crd_schemas")
+
+
+def pod_templates(rayjob):
+    cluster = rayjob["spec"]["rayClusterSpec"]
+    yield cluster["headGroupSpec"]["template"]
+    for group in cluster.get("workerGroupSpecs", []):
+        yield group["template"]
+
+
+def validate_documents(documents, schemas):
     for doc in documents:
         kind = doc["kind"]
         if kind in CORE_KINDS:
             kubernetes_validate.validate(doc, kubernetes_validate.latest_version(), strict=True)
-        elif kind in crd_schemas:
-            jsonschema.validate(doc, crd_schemas[kind])
+        elif kind in schemas:
+            jsonschema.validate(doc, schemas[kind])
+            if kind == "RayJob":
+                for template in pod_templates(doc):
+                    pod_template = {"apiVersion": "v1", "kind": "PodTemplate", "metadata": {"name": "t"}, "template": template}
+                    kubernetes_validate.validate(pod_template, kubernetes_validate.latest_version(), strict=True)
         elif kind == "Kustomization":
             assert doc["resources"]
         else:
@@ -89,14 +120,14 @@ OPTION_SETS = [
 
 
 @pytest.mark.parametrize("options", OPTION_SETS)
-def test_rendered_manifests_validate(options, crd_schemas, tmp_path, monkeypatch):
+def test_rendered_manifests_validate(options, schemas, tmp_path, monkeypatch):
     for name, value in SECRET_VALUES.items():
         monkeypatch.setenv(name, value)
     loaded = load_spec(ROOT / "examples" / "quickstart.yaml")
     write_manifests(render_manifests(loaded, options), tmp_path)
     kinds = set()
     for path, documents in documents_in(tmp_path):
-        validate_documents(documents, crd_schemas)
+        validate_documents(documents, schemas)
         kinds |= {d["kind"] for d in documents}
         text = path.read_text()
         for secret in SECRET_VALUES.values():
@@ -106,7 +137,7 @@ def test_rendered_manifests_validate(options, crd_schemas, tmp_path, monkeypatch
     assert all((tmp_path / resource).is_file() for resource in kustomization["resources"])
 
 
-def test_rayjob_carries_the_study_and_cluster_shape(crd_schemas):
+def test_rayjob_carries_the_study_and_cluster_shape():
     loaded = load_spec(ROOT / "examples" / "quickstart.yaml")
     options = RenderOptions(workers=3, gpus_per_worker=2, gpus_per_trial=0.5)
     manifests = render_manifests(loaded, options)
@@ -136,11 +167,11 @@ def test_every_credential_is_a_secret_reference():
     assert service["spec"]["type"] == "ClusterIP"  # not exposed outside the cluster
 
 
-def test_shipped_manifests_validate_and_match_a_fresh_render(crd_schemas, tmp_path):
+def test_shipped_manifests_validate_and_match_a_fresh_render(schemas, tmp_path):
     shipped = dict(documents_in(SHIPPED))
     assert set(shipped) >= {SHIPPED / n for n in ("configmap.yaml", "rayjob.yaml", "mlflow.yaml", "kustomization.yaml")}
     for documents in shipped.values():
-        validate_documents(documents, crd_schemas)
+        validate_documents(documents, schemas)
     write_manifests(render_manifests(load_spec(ROOT / "examples" / "quickstart.yaml"), RenderOptions()), tmp_path)
     for path, documents in documents_in(tmp_path):
         assert shipped[SHIPPED / path.name] == documents, f"k8s/base/{path.name} is stale: re-render it"
@@ -157,8 +188,77 @@ def test_a_uri_with_a_credential_is_refused_by_the_cli(tmp_path):
     assert not (tmp_path / "out").exists()
 
 
-def test_a_broken_rayjob_is_caught(crd_schemas):
+def test_a_broken_rayjob_is_caught(schemas):
     job = copy.deepcopy(render_manifests(load_spec(ROOT / "examples" / "quickstart.yaml"), RenderOptions())["rayjob.yaml"])
     job["spec"]["rayClusterSpec"]["workerGroupSpecs"][0]["replicaz"] = 2
     with pytest.raises(jsonschema.ValidationError, match="replicaz"):
-        validate_documents([job], crd_schemas)
+        validate_documents([job], schemas)
+
+
+RAYJOB_MISTAKES = [
+    ("a number where the API wants a string", lambda job: job["spec"]["rayClusterSpec"]["headGroupSpec"]["rayStartParams"].update({"num-gpus": 0})),
+    ("an unknown submission mode", lambda job: job["spec"].update({"submissionMode": "BatchMode"})),
+    ("an unknown auth mode", lambda job: job["spec"]["rayClusterSpec"]["authOptions"].update({"mode": "password"})),
+    ("a worker group without maxReplicas", lambda job: job["spec"]["rayClusterSpec"]["workerGroupSpecs"][0].pop("maxReplicas")),
+    ("a field at the wrong level", lambda job: job["spec"].update({"rayVersion": "2.60.0"})),
+]
+
+
+@pytest.mark.parametrize("mistake", [m[1] for m in RAYJOB_MISTAKES], ids=[m[0] for m in RAYJOB_MISTAKES])
+def test_the_project_schema_catches_rayjob_mistakes(mistake, project_schemas):
+    job = copy.deepcopy(render_manifests(load_spec(ROOT / "examples" / "quickstart.yaml"), RenderOptions())["rayjob.yaml"])
+    validate_documents([job], project_schemas)
+    mistake(job)
+    with pytest.raises(jsonschema.ValidationError):
+        validate_documents([job], project_schemas)
+
+
+def test_a_broken_pod_template_is_caught(project_schemas):
+    job = copy.deepcopy(render_manifests(load_spec(ROOT / "examples" / "quickstart.yaml"), RenderOptions())["rayjob.yaml"])
+    job["spec"]["rayClusterSpec"]["workerGroupSpecs"][0]["template"]["spec"]["containers"][0]["imagePullPolicy"] = 3
+    with pytest.raises(kubernetes_validate.ValidationError):
+        validate_documents([job], project_schemas)
+
+
+@pytest.mark.parametrize(
+    "option, value, fragment",
+    [
+        ("--namespace", "Reid_Studies", "--namespace 'Reid_Studies' is not a valid Kubernetes namespace"),
+        ("--namespace", "-reid", "is not a valid Kubernetes namespace"),
+        ("--namespace", "a" * 64, "at most 63 characters"),
+        ("--image", "Registry.example.org/Reid:1.0", "--image 'Registry.example.org/Reid:1.0' is not a valid image reference"),
+        ("--image", "reid orchestrator:1", "is not a valid image reference"),
+        ("--image", "reid:1:2", "is not a valid image reference"),
+        ("--image", "https://registry.example.org/reid:1", "is not a valid image reference"),
+    ],
+)
+def test_names_kubernetes_would_reject_are_refused(option, value, fragment, tmp_path):
+    from typer.testing import CliRunner
+
+    from orchestrator.cli import app
+
+    result = CliRunner().invoke(app, ["k8s", "render", str(ROOT / "examples" / "quickstart.yaml"), "--out", str(tmp_path / "out"), option, value])
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert result.exit_code == 2 and len(lines) == 1, result.stderr
+    assert fragment in lines[0]
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("image", ["reid-orchestrator:0.1.0", "localhost:5000/team/reid-orchestrator:v2", "ghcr.io/org/reid@sha256:" + "a" * 64])
+def test_valid_image_references_render(image):
+    job = render_manifests(load_spec(ROOT / "examples" / "quickstart.yaml"), RenderOptions(image=image, namespace="reid-1"))["rayjob.yaml"]
+    assert job["spec"]["rayClusterSpec"]["headGroupSpec"]["template"]["spec"]["containers"][0]["image"] == image
+
+
+def test_render_out_pointing_at_a_file_is_one_line(tmp_path):
+    from typer.testing import CliRunner
+
+    from orchestrator.cli import app
+
+    target = tmp_path / "manifests.yaml"
+    target.write_text("not a folder")
+    result = CliRunner().invoke(app, ["k8s", "render", str(ROOT / "examples" / "quickstart.yaml"), "--out", str(target)])
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert result.exit_code == 2 and len(lines) == 1, result.stderr
+    assert f"--out {target}: {target} is a file, not a folder" in lines[0]
+    assert target.read_text() == "not a folder"

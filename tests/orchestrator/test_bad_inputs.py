@@ -52,6 +52,17 @@ SPEC_CASES = [
     ("unreadable YAML", "study: {name: s\nbaseline: [\n", "invalid YAML"),
     ("YAML list at the top", "- study\n", "spec.yaml:1: the spec must be a YAML mapping"),
     ("empty file", "", "the spec must be a YAML mapping"),
+    ("boolean for a number", "study: {name: s}\nbaseline:\n  train: {epochs: true}\n", "spec.yaml:3: baseline.train.epochs: expected a number, got true"),
+    ("boolean in a list of numbers", "study: {name: s}\nbaseline:\n  train: {epochs: 30, lr_steps: [10, yes]}\n", "baseline.train.lr_steps: expected a number"),
+    ("infinite learning rate", "study: {name: s}\nbaseline:\n  train:\n    lr: .inf\n", "spec.yaml:4: baseline.train.lr: Input should be a finite number"),
+    ("NaN in an axis", "study: {name: s}\nablation:\n  axes:\n    loss.triplet.margin: [0.3, .nan]\n", "ablation.axes['loss.triplet.margin'][1]"),
+    ("duplicate key", "study: {name: s}\nbaseline:\n  train: {epochs: 1}\nbaseline:\n  train: {epochs: 2}\n", "spec.yaml:4: key 'baseline' is given twice (lines 2 and 4)"),
+    ("duplicate nested key", "study: {name: s}\nbaseline:\n  train:\n    epochs: 1\n    lr: 0.1\n    epochs: 2\n", "spec.yaml:6: key 'epochs' is given twice (lines 4 and 6)"),
+    ("lr step beyond epochs", "study: {name: s}\nbaseline:\n  train: {epochs: 10, lr_steps: [5, 12]}\n", "baseline.train: lr_steps [5, 12] must lie below epochs (10)"),
+    ("warm-up beyond epochs", "study: {name: s}\nbaseline:\n  train: {epochs: 3, warmup_epochs: 4}\n", "baseline.train: warmup_epochs (4) exceeds epochs (3)"),
+    ("fixed-size backbone at another size", "study: {name: s}\nbaseline:\n  dataset: {height: 64, width: 32}\n  model: {backbone: vit_tiny_patch16_224}\n", "spec.yaml:4: baseline.model.backbone: backbone 'vit_tiny_patch16_224' takes only 224x224 images"),
+    ("unsupported store scheme", "study: {name: s}\noutput:\n  store: 'ftp://files.example.org/results'\n", "spec.yaml:3: output.store: result store 'ftp://files.example.org/results': the scheme is not supported"),
+    ("recursive alias", "study: {name: s}\nbaseline: &a\n  x: *a\n", "recursive alias"),
 ]
 
 
@@ -80,6 +91,148 @@ def test_bad_specs(name, text, fragment, tmp_path, monkeypatch):
     assert lines[0].startswith("error: ") and fragment in lines[0], lines[0]
     assert not (tmp_path / "studies").exists()
     assert_nothing_launched(tmp_path)
+
+
+def billion_laughs(levels: int = 9) -> str:
+    """The classic: each level lists the previous one ten times; 10^9 strings once expanded."""
+    lines = ["study: {name: s}", 'l0: &l0 "lol"']
+    for level in range(1, levels + 1):
+        lines.append(f"l{level}: &l{level} [" + ", ".join([f"*l{level - 1}"] * 10) + "]")
+    return "\n".join(lines) + "\n"
+
+
+@pytest.mark.parametrize("command", ["validate", "plan", "launch"])
+def test_a_yaml_alias_bomb_is_refused_fast(command, tmp_path, monkeypatch):
+    import time
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "spec.yaml").write_text(billion_laughs(), encoding="utf-8")
+    started = time.monotonic()
+    result = CliRunner().invoke(app, [command, str(tmp_path / "spec.yaml")])
+    assert time.monotonic() - started < 10
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert result.exit_code == 2 and len(lines) == 1, result.stderr
+    assert "spec.yaml:" in lines[0] and "aliases expand this document past 200,000 nodes" in lines[0]
+    assert not (tmp_path / "studies").exists()
+
+
+def test_ordinary_anchors_and_aliases_still_work(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    text = spec("""
+        study: {name: s}
+        baseline:
+          train: &short {epochs: 1, warmup_epochs: 0, lr_steps: []}
+        ablation:
+          design: list
+          variants:
+            - {name: base}
+            - name: other
+              set: {train.epochs: 1, model.neck: l2norm}
+        extra_train_for_reference: *short
+    """)
+    (tmp_path / "spec.yaml").write_text(text.replace("extra_train_for_reference: *short\n", ""), encoding="utf-8")
+    result = CliRunner().invoke(app, ["plan", str(tmp_path / "spec.yaml")])
+    assert result.exit_code == 0, result.stderr
+    merged = "study: {name: s}\n_defaults: &train {epochs: 1, warmup_epochs: 0}\n"
+    (tmp_path / "merge.yaml").write_text(merged + "baseline:\n  train:\n    <<: *train\n    lr_steps: []\n", encoding="utf-8")
+    result = CliRunner().invoke(app, ["plan", str(tmp_path / "merge.yaml")])
+    # An unknown top-level key is still an error; the alias itself is not.
+    assert result.exit_code == 2 and "_defaults: unknown key" in result.stderr
+    aliased = "study: {name: s}\nbaseline:\n  train: &t {epochs: 2, warmup_epochs: 0, lr_steps: []}\nablation:\n  design: list\n  variants: [{name: a, set: {train.lr: 0.001}}, {name: b}]\n"
+    (tmp_path / "alias.yaml").write_text(aliased, encoding="utf-8")
+    assert CliRunner().invoke(app, ["plan", str(tmp_path / "alias.yaml")]).exit_code == 0
+
+
+def big_grid(values_per_axis: int = 1000) -> str:
+    margins = ", ".join(f"{0.1 + i * 1e-4:.4f}" for i in range(values_per_axis))
+    rates = ", ".join(f"{1e-4 * (1 + i):.6f}" for i in range(values_per_axis))
+    return f"study: {{name: s}}\nablation:\n  design: grid\n  axes:\n    loss.triplet.margin: [{margins}]\n    train.lr: [{rates}]\n"
+
+
+@pytest.mark.parametrize("command", ["validate", "plan", "launch"])
+def test_a_grid_above_the_limit_needs_the_flag_and_is_counted_not_expanded(command, tmp_path, monkeypatch):
+    import time
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "spec.yaml").write_text(big_grid(), encoding="utf-8")
+    started = time.monotonic()
+    result = CliRunner().invoke(app, [command, str(tmp_path / "spec.yaml")])
+    assert time.monotonic() - started < 10  # expanding 10^6 configs would take minutes
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert result.exit_code == 2 and len(lines) == 1, result.stderr
+    assert "spec.yaml:2: ablation: this study plans 1,000,000 trials, more than the limit of 2,000" in lines[0]
+    assert "--max-trials 1000000" in lines[0]
+    assert not (tmp_path / "studies").exists()
+
+
+def test_the_trial_limit_is_configurable(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "spec.yaml").write_text(big_grid(3), encoding="utf-8")  # 9 trials
+    assert CliRunner().invoke(app, ["plan", str(tmp_path / "spec.yaml"), "--max-trials", "8"]).exit_code == 2
+    result = CliRunner().invoke(app, ["plan", str(tmp_path / "spec.yaml"), "--max-trials", "9"])
+    assert result.exit_code == 0 and "9 trials" in result.stdout
+
+
+def test_output_dir_that_is_a_file(tmp_path, monkeypatch):
+    (tmp_path / "taken").write_text("a file")
+    code, lines = run_launch(tmp_path, f"study: {{name: s}}\noutput:\n  dir: '{tmp_path / 'taken'}/study'\n", monkeypatch)
+    assert code == 2 and len(lines) == 1, lines
+    assert "spec.yaml:3: output.dir:" in lines[0] and "taken is a file, not a folder" in lines[0]
+    assert_nothing_launched(tmp_path)
+    assert not (tmp_path / "studies").exists()
+
+
+def test_resources_no_machine_has_are_refused_before_anything_starts(tiny_market, tmp_path, monkeypatch):
+    import torch
+
+    monkeypatch.setenv("REID_ORCH_NUM_CPUS", "2")
+    code, lines = run_launch(tmp_path, dataset_spec(tiny_market, "resources: {cpus_per_trial: 64}\n"), monkeypatch)
+    assert code == 2 and len(lines) == 1, lines
+    assert "spec.yaml:5: resources.cpus_per_trial: a trial asks for 64 CPU and 0 GPU, more than this machine has (2 CPU / " in lines[0]
+    assert_nothing_launched(tmp_path)
+    assert not (tmp_path / "studies").exists()
+    if torch.cuda.device_count() < 8:
+        code, lines = run_launch(tmp_path, dataset_spec(tiny_market, "resources: {gpus_per_trial: 8}\n"), monkeypatch)
+        assert code == 2 and len(lines) == 1, lines
+        assert "resources.gpus_per_trial" in lines[0] and "8 GPU" in lines[0]
+        assert not (tmp_path / "studies").exists()
+
+
+def test_an_address_where_no_ray_listens_fails_within_seconds(tiny_market, tmp_path, monkeypatch):
+    import time
+
+    from tests.fixtures_s3 import free_port
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "spec.yaml").write_text(dataset_spec(tiny_market), encoding="utf-8")
+    port = free_port()
+    started = time.monotonic()
+    result = CliRunner().invoke(app, ["launch", str(tmp_path / "spec.yaml"), "--address", f"127.0.0.1:{port}"])
+    assert time.monotonic() - started < 30
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert result.exit_code == 2 and len(lines) == 1, result.stderr
+    assert f"no Ray cluster answers at 127.0.0.1:{port}" in lines[0] and f"ray start --head --port={port}" in lines[0]
+    assert_nothing_launched(tmp_path)
+    assert not (tmp_path / "studies").exists()
+
+
+def test_a_study_another_live_driver_runs_is_refused(tiny_market, tmp_path, monkeypatch):
+    import os
+    import socket
+
+    from storage.lock import StudyLock
+
+    store = tmp_path / "store"
+    holder = StudyLock(str(store), "s", heartbeat_seconds=60)
+    holder.acquire()  # this test process plays the first driver
+    try:
+        code, lines = run_launch(tmp_path, dataset_spec(tiny_market, f"output: {{store: '{store}'}}\n"), monkeypatch)
+    finally:
+        holder.release()
+    assert code == 2 and len(lines) == 1, lines
+    assert f"study 's' is being run by another driver (pid {os.getpid()} on host {socket.gethostname()}, started " in lines[0]
+    assert_nothing_launched(tmp_path)
+    assert not (tmp_path / "studies").exists()
 
 
 def test_missing_spec_file(tmp_path, monkeypatch):

@@ -118,16 +118,31 @@ def test_apra_needs_two_cameras():
 
 
 def test_one_bf16_channels_last_step_with_apra_on_cpu():
-    """The CUDA path's numerics (bf16 autocast + channels_last) exercised on the CPU."""
+    """The CUDA path's numerics (bf16 autocast + channels_last) exercised on the CPU.
+
+    oneDNN's bf16 convolution under CPU autocast returns NaN now and then on some CPUs, so the
+    step runs with oneDNN off (PyTorch's reference kernels, deterministic); training itself
+    autocasts only on CUDA. The bf16 forward must agree with the fp32 one within bf16 precision."""
+    torch.manual_seed(0)
     model = ReIDModel(backbone="resnet10t", num_classes=3, inserts=[{"module": "apra", "stage": 1, "kwargs": {"num_cameras": 3}}])
-    model = model.to(memory_format=torch.channels_last)
+    model = model.to(memory_format=torch.channels_last)  # train mode: BN uses the batch statistics in both passes
     x = torch.randn(6, 3, 64, 32).contiguous(memory_format=torch.channels_last)
-    with torch.autocast("cpu", dtype=torch.bfloat16):
-        out = model(x)
-    assert out.camera_logits[0].dtype == torch.bfloat16
-    terms = ReIDObjective(camera_weight=0.01)(out, LABELS, CAMERAS)
-    terms.total.backward()
-    assert torch.isfinite(model.inserted[0].channel_attention.mlp[0].weight.grad).all()
+    with torch.backends.mkldnn.flags(enabled=False):
+        with torch.no_grad():
+            reference = model(x)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            out = model(x)
+        assert out.camera_logits[0].dtype == torch.bfloat16
+        assert torch.isfinite(out.embedding).all() and torch.isfinite(out.camera_logits[0]).all()
+        # bf16 keeps 8 bits of mantissa; after a dozen layers the embeddings agree to a few percent.
+        error = (out.embedding.float() - reference.embedding).norm() / reference.embedding.norm()
+        assert error < 0.05, error
+        cosine = torch.nn.functional.cosine_similarity(out.embedding.float(), reference.embedding, dim=1)
+        assert (cosine > 0.99).all(), cosine
+        terms = ReIDObjective(camera_weight=0.01)(out, LABELS, CAMERAS)
+        terms.total.backward()
+    grad = model.inserted[0].channel_attention.mlp[0].weight.grad
+    assert torch.isfinite(grad).all() and grad.abs().sum() > 0
 
 
 @pytest.mark.gpu
