@@ -19,6 +19,21 @@ from ray.tune.result import AUTO_RESULT_KEYS
 from orchestrator.rows import camera_rows, curve_row, trial_row
 from orchestrator.tracking import StudyTracker
 from search_spaces import PlannedTrial
+from search_spaces.metrics import (
+    COMPLETED,
+    EPOCH,
+    EPOCH_SECONDS,
+    EVAL_SECONDS,
+    EVALUATION_MARKER,
+    FAILED,
+    IMAGES_PER_SECOND,
+    LOSS,
+    MAP,
+    NODE_ID,
+    NODE_IP,
+    PRUNED,
+    RANK1,
+)
 from storage import ResultStore, StoreUnavailableError
 
 # Keys Ray Tune adds to every result; only the trainable's own metrics are recorded.
@@ -155,7 +170,7 @@ class StudyRecorder(Callback):
                 delay *= 2
 
     def _progress(self) -> str:
-        extra = "".join(f", {n} {what}" for n, what in ((self.pruned, "pruned"), (self.failed, "failed")) if n)
+        extra = "".join(f", {n} {what}" for n, what in ((self.pruned, PRUNED), (self.failed, FAILED)) if n)
         eta = self._eta()
         return f"[{self.finished}/{self.total} done{extra}{f', ~{eta} left' if eta else ''}]"
 
@@ -188,28 +203,28 @@ class StudyRecorder(Callback):
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
         state = self._state(trial)
         metrics = reported_metrics(result)
-        epoch = int(metrics.get("epoch", result.get("training_iteration", 0)))
-        state.node_ip = result.get("node_ip", state.node_ip)
-        state.node_id = result.get("node_id", state.node_id)
+        epoch = int(metrics.get(EPOCH, result.get("training_iteration", 0)))
+        state.node_ip = result.get(NODE_IP, state.node_ip)
+        state.node_id = result.get(NODE_ID, state.node_id)
         state.curves.append(curve_row(self.study, state.planned, metrics))
-        state.train_seconds += metrics.get("epoch_seconds", 0.0)
+        state.train_seconds += metrics.get(EPOCH_SECONDS, 0.0)
         self.tracker.log_metrics(state.run_id, metrics, step=epoch)
-        if "mAP" in metrics:
+        if EVALUATION_MARKER in metrics:
             state.last_eval = metrics
-            state.eval_seconds += metrics.get("eval_seconds", 0.0)
+            state.eval_seconds += metrics.get(EVAL_SECONDS, 0.0)
             epochs = state.planned.config.train.total_epochs
             self.echo(
-                f"  {self._label(state.planned)} epoch {epoch}/{epochs}: loss {metrics.get('loss', float('nan')):.3f} "
-                f"rank-1 {100 * metrics['rank1']:.1f}% mAP {100 * metrics['mAP']:.1f}% "
-                f"({metrics.get('images_per_second', 0):.0f} img/s)"
+                f"  {self._label(state.planned)} epoch {epoch}/{epochs}: loss {metrics.get(LOSS, float('nan')):.3f} "
+                f"rank-1 {100 * metrics[RANK1]:.1f}% mAP {100 * metrics[MAP]:.1f}% "
+                f"({metrics.get(IMAGES_PER_SECOND, 0):.0f} img/s)"
             )
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         state = self._state(trial)
         final = dict(state.last_eval)
         # A scheduler (ASHA) that stops a trial early completes it before its last epoch.
-        epochs_done = int(state.curves[-1]["epoch"]) if state.curves else 0
-        status = "completed" if epochs_done >= state.planned.config.train.total_epochs else "pruned"
+        epochs_done = int(state.curves[-1][EPOCH]) if state.curves else 0
+        status = COMPLETED if epochs_done >= state.planned.config.train.total_epochs else PRUNED
         row = trial_row(
             self.study,
             state.planned,
@@ -224,11 +239,11 @@ class StudyRecorder(Callback):
         self._write(state.planned, {"trials": [row], "cameras": camera_rows(self.study, state.planned, final), "curves": state.curves})
         self.tracker.finish_trial(state.run_id, "FINISHED", outcome=status)
         self._done(state)
-        self.pruned += status == "pruned"
-        verb = "finished" if status == "completed" else f"pruned at epoch {epochs_done}"
+        self.pruned += status == PRUNED
+        verb = "finished" if status == COMPLETED else f"pruned at epoch {epochs_done}"
         self.echo(
-            f"{self._progress()} {verb} {self._label(state.planned)}: rank-1 {100 * final.get('rank1', float('nan')):.1f}% "
-            f"mAP {100 * final.get('mAP', float('nan')):.1f}% in {state.train_seconds + state.eval_seconds:.0f}s"
+            f"{self._progress()} {verb} {self._label(state.planned)}: rank-1 {100 * final.get(RANK1, float('nan')):.1f}% "
+            f"mAP {100 * final.get(MAP, float('nan')):.1f}% in {state.train_seconds + state.eval_seconds:.0f}s"
         )
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
@@ -239,7 +254,7 @@ class StudyRecorder(Callback):
             self.study,
             state.planned,
             self._variant_index(state.planned),
-            status="failed",
+            status=FAILED,
             error=summary,
             final=dict(state.last_eval),
             started_at=state.started_at,
@@ -247,7 +262,7 @@ class StudyRecorder(Callback):
             extra={**self._timings(state), "error_traceback": text[-20000:]},
         )
         self._write(state.planned, {"trials": [row], "curves": state.curves})
-        self.tracker.finish_trial(state.run_id, "FAILED", error=summary, outcome="failed")
+        self.tracker.finish_trial(state.run_id, "FAILED", error=summary, outcome=FAILED)
         self._done(state)
         self.failed += 1
         self.echo(f"{self._progress()} FAILED {self._label(state.planned)}: {summary}")
@@ -258,9 +273,9 @@ class StudyRecorder(Callback):
     def _timings(self, state: TrialState) -> dict[str, Any]:
         return {
             "train_seconds": state.train_seconds,
-            "eval_seconds": state.eval_seconds,
+            EVAL_SECONDS: state.eval_seconds,
             "epochs_done": len(state.curves),
-            "node_ip": state.node_ip,
-            "node_id": state.node_id,
+            NODE_IP: state.node_ip,
+            NODE_ID: state.node_id,
             "elapsed_study_seconds": time.monotonic() - self.started,
         }

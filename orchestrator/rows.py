@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import json
-import re
 from typing import Any, Mapping
 
 from search_spaces import PlannedTrial, canonical_json, flat_config
+from search_spaces.identity import IDENTITY_VERSION
+from search_spaces.metrics import EPOCH, parse_camera_key
 from storage import CONFIG_PREFIX
 
-CAMERA_KEY = re.compile(r"^cam/c(\d+)/(.+)$")
+
+def _scalars(metrics: Mapping[str, Any]) -> dict[str, Any]:
+    """The metrics without the per-camera ones (those go to the ``cameras`` table)."""
+    return {key: value for key, value in metrics.items() if parse_camera_key(key) is None}
+
+
 def identity(study: str, trial: PlannedTrial) -> dict[str, Any]:
     """Columns every table shares."""
     return {
@@ -47,27 +53,30 @@ def trial_row(
     )
     for path, value in flat_config(trial.config).items():
         row[CONFIG_PREFIX + path] = json.dumps(value) if isinstance(value, (list, dict)) else value
-    row.update({key: value for key, value in final.items() if not CAMERA_KEY.match(key)})
+    row.update(_scalars(final))
     row.update(extra or {})
     row["config_json"] = canonical_json(trial.config)
+    # The rule config_hash was computed by (search_spaces.identity); rows without it are 1.
+    row["identity_version"] = IDENTITY_VERSION
     return row
 
 
 def camera_rows(study: str, trial: PlannedTrial, final: Mapping[str, float]) -> list[dict[str, Any]]:
     """The ``cameras`` rows: one per camera x metric of the final evaluation."""
     base = identity(study, trial)
-    epoch = int(final.get("epoch", 0))
+    epoch = int(final.get(EPOCH, 0))
     rows = []
     for key, value in final.items():
-        match = CAMERA_KEY.match(key)
-        if match:
-            rows.append({**base, "epoch": epoch, "camera": int(match.group(1)), "metric": match.group(2), "value": float(value)})
+        parsed = parse_camera_key(key)
+        if parsed:
+            camera, metric = parsed
+            rows.append({**base, EPOCH: epoch, "camera": camera, "metric": metric, "value": float(value)})
     return rows
 
 
 def curve_row(study: str, trial: PlannedTrial, metrics: Mapping[str, float]) -> dict[str, Any]:
     """A ``curves`` row: one reported epoch, per-camera metrics left to the cameras table."""
     row = identity(study, trial)
-    row.update({key: value for key, value in metrics.items() if not CAMERA_KEY.match(key)})
-    row["epoch"] = int(metrics.get("epoch", 0))
+    row.update(_scalars(metrics))
+    row[EPOCH] = int(metrics.get(EPOCH, 0))
     return row

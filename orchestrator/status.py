@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from orchestrator.spec import LoadedSpec
+from search_spaces.metrics import COMPLETED, DONE_STATUSES, FAILED, MAP, PRUNED
 from storage import ResultStore, latest_per_config
 from storage.lock import LockHolder
 
@@ -29,7 +30,7 @@ class StudyStatus:
     pruned: int = 0
     running: list[str] = field(default_factory=list)
     best: tuple[str, float] | None = None  # (variant and seed, metric value)
-    metric: str = "mAP"
+    metric: str = MAP
     seconds_per_trial: float | None = None
     concurrency: int = 1
     driver: LockHolder | None = None  # the lock's holder, if the study is locked
@@ -90,18 +91,18 @@ def study_status(
         status.driver_gone = driver.dead_reason()
     for row in rows:
         kind = row.get("status")
-        status.done += kind == "completed"
-        status.failed += kind == "failed"
-        status.pruned += kind == "pruned"
+        status.done += kind == COMPLETED
+        status.failed += kind == FAILED
+        status.pruned += kind == PRUNED
         value = row.get(metric)
-        if kind == "completed" and value is not None and (status.best is None or value > status.best[1]):
+        if kind == COMPLETED and value is not None and (status.best is None or value > status.best[1]):
             status.best = (f"{row['variant']} seed={row['seed']}", float(value))
     recorded = {row["config_hash"] for row in rows}
     for run in running_runs or []:
         if run.info.status == "RUNNING" and run.data.tags.get("reid.config_hash") not in recorded:
             name = run.info.run_name or run.data.tags.get("reid.variant", "?")
             (status.running if status.driver_alive else status.interrupted).append(name)
-    durations = [d for d in (_duration(r) for r in rows if r.get("status") in ("completed", "pruned")) if d is not None]
+    durations = [d for d in (_duration(r) for r in rows if r.get("status") in DONE_STATUSES) if d is not None]
     if durations:
         status.seconds_per_trial = statistics.fmean(durations)
     return status

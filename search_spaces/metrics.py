@@ -21,6 +21,8 @@ RANK20 = "rank20"
 RANK50 = "rank50"
 MAP = "mAP"
 MINP = "mINP"
+NUM_VALID_QUERIES = "num_valid_queries"  # queries with a positive in another camera
+NUM_QUERIES_WITHOUT_POSITIVE = "num_queries_without_positive"
 
 #: CMC ranks reported as scalar metrics (MLflow and the ``trials`` table).
 REPORTED_RANKS: tuple[int, ...] = (1, 5, 10, 20, 50)
@@ -39,7 +41,8 @@ CAMERA_METRICS: tuple[str, ...] = (Q_MAP, G_MAP, Q_RANK1)
 
 # Camera summaries of a per-camera metric m: ``weakest_m``, ``weakest_m_camera``, ``avg_m``,
 # ``std_m`` (population), ``spread_m`` (max - min).
-CAMERA_SUMMARIES: tuple[str, ...] = ("weakest", "avg", "std", "spread")
+WEAKEST, AVG, STD, SPREAD = "weakest", "avg", "std", "spread"
+CAMERA_SUMMARIES: tuple[str, ...] = (WEAKEST, AVG, STD, SPREAD)
 
 
 def camera_summary_key(summary: str, metric: str) -> str:
@@ -49,17 +52,28 @@ def camera_summary_key(summary: str, metric: str) -> str:
     return f"{summary}_{metric}"
 
 
-WEAKEST_Q_MAP = camera_summary_key("weakest", Q_MAP)
-WEAKEST_G_MAP = camera_summary_key("weakest", G_MAP)
-AVG_Q_MAP = camera_summary_key("avg", Q_MAP)
-AVG_G_MAP = camera_summary_key("avg", G_MAP)
+def weakest_camera_key(metric: str) -> str:
+    """``weakest_q_mAP_camera``: the id of the camera with the lowest value of ``metric``."""
+    return f"{camera_summary_key(WEAKEST, metric)}_camera"
+
+
+WEAKEST_Q_MAP = camera_summary_key(WEAKEST, Q_MAP)
+WEAKEST_G_MAP = camera_summary_key(WEAKEST, G_MAP)
+AVG_Q_MAP = camera_summary_key(AVG, Q_MAP)
+AVG_G_MAP = camera_summary_key(AVG, G_MAP)
 
 _CAMERA_KEY = re.compile(r"^cam/c(\d+)/(.+)$")
 
 
+#: Per-camera metric -> its name in camera keys and in the ``cameras`` table's ``metric`` column
+#: (the per-camera rank-1 is ``cam/cNN/rank1`` there, as DESIGN.md names it).
+CAMERA_KEY_NAMES: dict[str, str] = {Q_MAP: Q_MAP, G_MAP: G_MAP, Q_RANK1: RANK1}
+
+
 def camera_key(camera: int, metric: str) -> str:
-    """The flat report / MLflow key of one camera's metric: ``cam/c03/q_mAP``."""
-    return f"cam/c{int(camera):02d}/{metric}"
+    """The flat report / MLflow key of one camera's metric: ``cam/c03/q_mAP``; ``q_rank1`` is
+    keyed ``cam/c03/rank1`` (:data:`CAMERA_KEY_NAMES`)."""
+    return f"cam/c{int(camera):02d}/{CAMERA_KEY_NAMES.get(metric, metric)}"
 
 
 def parse_camera_key(key: str) -> tuple[int, str] | None:
@@ -70,7 +84,17 @@ def parse_camera_key(key: str) -> tuple[int, str] | None:
 
 # -- bookkeeping keys a trial reports besides metrics -------------------------------------------
 EPOCH = "epoch"
-LOSS = "loss"
+LOSS = "loss"  # the total; its parts are ``loss_<term>`` (the objective's terms)
+LR = "lr"
+EPOCH_SECONDS = "epoch_seconds"  # training time of the epoch
+IMAGES_PER_SECOND = "images_per_second"
+EVAL_SECONDS = "eval_seconds"  # on evaluation epochs: embedding extraction and ranking
+SWA_SNAPSHOTS = "swa_snapshots"  # SWA/SWAG phase: weight snapshots averaged so far
+NODE_ID = "node_id"  # added by the Ray Tune trainable: the Ray node the trial ran on
+NODE_IP = "node_ip"  # added by Ray Tune itself
+
+#: A report holds evaluation metrics (the epoch was an evaluation epoch) iff it has this key.
+EVALUATION_MARKER = MAP
 
 # -- trial statuses (the ``status`` column and MLflow's ``reid.outcome`` tag) --------------------
 COMPLETED = "completed"

@@ -54,6 +54,7 @@ import pyarrow.compute as pc
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
+from search_spaces.metrics import DONE_STATUSES
 from storage.schemas import SCHEMA_VERSION, TABLES
 
 PART_SUFFIX = ".parquet"
@@ -62,7 +63,6 @@ TEMP_PREFIX, TEMP_SUFFIX = ".tmp-", ".partial"
 # The part file a row was first written to; filled in by compaction (see the module docstring).
 SOURCE_COLUMN = "source_part"
 STALE_TEMP_SECONDS = 3600
-DONE_STATUSES = ("completed", "pruned")
 
 
 def rows_to_table(rows: list[dict[str, Any]]) -> pa.Table:

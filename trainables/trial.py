@@ -1,5 +1,10 @@
 """One ReID trial: build from the trial config, train, evaluate, report.
 
+The builders here turn the config into keyword arguments and objects (``model_kwargs``,
+``build_model``, ``build_objective``, ``build_optimizer``, ``build_augmenter``); the loop is
+:class:`trainables.engine.Trainer`, with evaluation, SWA/SWAG and the final checkpoint as hooks
+(:mod:`trainables.engine_hooks`), put together by :func:`build_trainer`.
+
 ``run_trial`` knows nothing of Ray or MLflow: it calls ``report(metrics)`` once per epoch, and
 the caller decides where metrics go (Ray Tune in a study, stdout when run alone with
 ``python -m trainables``). Evaluation epochs add rank-k, mAP, mINP and the per-camera
@@ -16,33 +21,28 @@ current SGD weights. The trial's final model (the SWA mean with SWA on) can be s
 
 from __future__ import annotations
 
-import math
 import random
-import time
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any, Sequence
 
 import numpy as np
 import torch
 
 from search_spaces.hashing import config_hash
 from search_spaces.trial_config import ROBUST_REID_BACKBONES, TrialConfig
-from trainables.data.arrays import SplitArrays
-from trainables.data.augment import BatchAugmenter, to_normalized_float
+from trainables.data.augment import BatchAugmenter
 from trainables.data.datasets import ReIDData, load_reid_data
 from trainables.data.market import relabel
 from trainables.data.sampler import PKSampler
-from trainables.evaluation import evaluate_features
+from trainables.engine import EpochPlan, HookBase, NonFiniteLossError, Reporter, Trainer, train_step
+from trainables.engine_hooks import CheckpointHook, EvaluationHook, Evaluator, SWAHook, extract_embeddings, metrics_for_report
 from trainables.losses import ReIDObjective
-from trainables.models import ReIDModel, save_checkpoint
-from trainables.models.swag import WeightAverager, recompute_batchnorm
-from trainables.schedule import cyclic_cosine_lr, is_cycle_end, learning_rate
+from trainables.models import ReIDModel
+from trainables.schedule import cyclic_cosine_lr, learning_rate
 
-Reporter = Callable[[dict[str, Any]], None]
-
-
-class NonFiniteLossError(FloatingPointError):
-    """The training loss became NaN or infinite; the trial is recorded as failed."""
+# The step, its error and the evaluation helpers moved to the engine; they stay importable from
+# here (benchmarks and tests use these names).
+_MOVED = (NonFiniteLossError, train_step, extract_embeddings, metrics_for_report)
 
 
 @dataclass(frozen=True)
@@ -148,155 +148,66 @@ def build_augmenter(config: TrialConfig, device: torch.device, data: ReIDData | 
     )
 
 
-@torch.no_grad()
-def extract_embeddings(model: ReIDModel, split: SplitArrays, device: torch.device, batch_size: int) -> torch.Tensor:
-    """Retrieval embeddings (float32, on ``device``) of every image of a split."""
-    model.eval()
-    chunks = []
-    use_bf16 = device.type == "cuda"
-    for start in range(0, len(split.images), batch_size):
-        batch = torch.from_numpy(split.images[start : start + batch_size]).to(device, non_blocking=True)
-        x = to_normalized_float(batch)
-        if use_bf16:
-            x = x.contiguous(memory_format=torch.channels_last)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
-            chunks.append(model(x).embedding.float())
-    return torch.cat(chunks)
-
-
-def metrics_for_report(result: Mapping[str, Any]) -> dict[str, float]:
-    """Flatten an ``evaluate`` result into report keys: scalars as they are, per-camera dicts
-    as ``cam/cNN/<metric>``. Arrays (the full CMC curve) are left out."""
-    flat: dict[str, float] = {}
-    for key, value in result.items():
-        if isinstance(value, Mapping):
-            name = "rank1" if key.endswith("rank1") else key
-            for camera, camera_value in value.items():
-                flat[f"cam/c{int(camera):02d}/{name}"] = float(camera_value)
-        elif isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool):
-            flat[key] = float(value)
-    return flat
-
-
-def evaluate_embeddings(config: TrialConfig, query: torch.Tensor, gallery: torch.Tensor, data: ReIDData) -> dict[str, float]:
-    result = evaluate_features(
-        query,
-        gallery,
-        data.query.pids,
-        data.gallery.pids,
-        data.query.camids,
-        data.gallery.camids,
-        metric=config.eval.distance,
-        max_rank=config.eval.max_rank,
-    )
-    return metrics_for_report(result)
-
-
-def evaluate_model(config: TrialConfig, model: ReIDModel, data: ReIDData, device: torch.device, runtime: RuntimeOptions) -> dict[str, float]:
-    started = time.perf_counter()
-    query = extract_embeddings(model, data.query, device, runtime.eval_batch_size)
-    gallery = extract_embeddings(model, data.gallery, device, runtime.eval_batch_size)
-    metrics = evaluate_embeddings(config, query, gallery, data)
-    metrics["eval_seconds"] = time.perf_counter() - started
-    return metrics
-
-
-def train_step(
-    model: ReIDModel,
-    objective: ReIDObjective,
-    optimizer: torch.optim.Optimizer,
-    images: torch.Tensor,
-    labels: torch.Tensor,
-    camera_labels: torch.Tensor | None = None,
-) -> dict[str, float]:
-    """One optimisation step on a normalised float batch; bf16 autocast and channels_last on
-    CUDA. Returns the loss parts; a non-finite loss raises :class:`NonFiniteLossError`."""
-    on_cuda = images.device.type == "cuda"
-    if on_cuda:
-        images = images.contiguous(memory_format=torch.channels_last)
-    with torch.autocast(images.device.type, dtype=torch.bfloat16, enabled=on_cuda):
-        output = model(images)
-    terms = objective(output, labels, camera_labels)
-    if not math.isfinite(terms.parts["loss"]):
-        raise NonFiniteLossError(f"loss became {terms.parts['loss']}")
-    optimizer.zero_grad(set_to_none=True)
-    terms.total.backward()
-    optimizer.step()
-    return terms.parts
-
-
-def training_batches(train_images: torch.Tensor, batch_size: int) -> Iterator[torch.Tensor]:
-    """The training images in order, normalised, un-augmented (for BatchNorm recomputation);
-    a last batch of a single image is left out (BatchNorm cannot train on it)."""
-    on_cuda = train_images.device.type == "cuda"
-    for start in range(0, len(train_images), batch_size):
-        chunk = train_images[start : start + batch_size]
-        if len(chunk) < 2:
-            continue
-        x = to_normalized_float(chunk)
-        yield x.contiguous(memory_format=torch.channels_last) if on_cuda else x
-
-
-def refresh_batchnorm(model: ReIDModel, train_images: torch.Tensor, batch_size: int) -> None:
-    on_cuda = train_images.device.type == "cuda"
-    with torch.autocast(train_images.device.type, dtype=torch.bfloat16, enabled=on_cuda):
-        recompute_batchnorm(model, training_batches(train_images, batch_size))
-
-
-def evaluate_averaged(
-    config: TrialConfig,
-    model: ReIDModel,
-    averager: WeightAverager,
-    data: ReIDData,
-    train_images: torch.Tensor,
-    device: torch.device,
-    runtime: RuntimeOptions,
-) -> dict[str, float]:
-    """Evaluate SWA (the mean weights) or SWAG (the mean embedding over sampled weight sets),
-    recomputing BatchNorm statistics for each; leaves the SWA mean loaded in ``model``."""
-    started = time.perf_counter()
-    swa = config.train.swa
-    batch_size = config.train.ids_per_batch * config.train.images_per_id
-    if swa.swag:
-        generator = torch.Generator().manual_seed(config.seed)
-        query = gallery = None
-        for _ in range(swa.swag_samples):
-            averager.load_into(model, averager.sample(swa.swag_scale, generator))
-            refresh_batchnorm(model, train_images, batch_size)
-            q = extract_embeddings(model, data.query, device, runtime.eval_batch_size)
-            g = extract_embeddings(model, data.gallery, device, runtime.eval_batch_size)
-            query = q if query is None else query + q
-            gallery = g if gallery is None else gallery + g
-        assert query is not None and gallery is not None  # swag_samples >= 1 by validation
-        query, gallery = query / swa.swag_samples, gallery / swa.swag_samples
-    averager.load_into(model)
-    refresh_batchnorm(model, train_images, batch_size)
-    if not swa.swag:
-        query = extract_embeddings(model, data.query, device, runtime.eval_batch_size)
-        gallery = extract_embeddings(model, data.gallery, device, runtime.eval_batch_size)
-    metrics = evaluate_embeddings(config, query, gallery, data)
-    metrics["eval_seconds"] = time.perf_counter() - started
-    return metrics
-
-
 def print_report(metrics: dict[str, Any]) -> None:
     shown = {k: v for k, v in metrics.items() if not k.startswith("cam/")}
     print(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in shown.items()), flush=True)
 
 
-def run_trial(
+def learning_rates(config: TrialConfig) -> EpochPlan:
+    """The LR of every epoch: warm-up and step decay over ``train.epochs``, then the SWA/SWAG
+    cycles' cosine (their epochs numbered on from ``train.epochs``)."""
+    t = config.train
+    lrs = [
+        learning_rate(epoch, base_lr=t.lr, warmup_epochs=t.warmup_epochs, warmup_factor=t.warmup_factor, steps=t.lr_steps, gamma=t.lr_gamma)
+        for epoch in range(1, t.epochs + 1)
+    ]
+    swa = t.swa
+    if swa.enabled:
+        lrs += [
+            cyclic_cosine_lr(k, peak_lr=swa.lr or t.lr, cycle_epochs=swa.cycle_epochs, decay=swa.decay)
+            for k in range(1, swa.cycles * swa.cycle_epochs + 1)
+        ]
+    return EpochPlan(tuple(lrs))
+
+
+def build_hooks(config: TrialConfig, evaluator: Evaluator, runtime: RuntimeOptions) -> list[HookBase]:
+    """The trial's hooks, in call order: SWA/SWAG (with the final averaged evaluation), periodic
+    evaluation, then saving the final model (after SWA has loaded the mean)."""
+    t = config.train
+    hooks: list[HookBase] = []
+    if t.swa.enabled:
+        s = t.swa
+        swa = SWAHook(
+            evaluator,
+            start_epoch=t.epochs,
+            cycle_epochs=s.cycle_epochs,
+            swag=s.swag,
+            swag_samples=s.swag_samples,
+            swag_scale=s.swag_scale,
+            seed=config.seed,
+        )
+        hooks.append(swa)
+    hooks.append(EvaluationHook(evaluator, t.eval_every, evaluate_last=not t.swa.enabled))
+    if runtime.checkpoint_path:
+        hooks.append(CheckpointHook(runtime.checkpoint_path.format(hash=config_hash(config), seed=config.seed)))
+    return hooks
+
+
+def build_trainer(
     config: TrialConfig,
     data: ReIDData | None = None,
     report: Reporter = print_report,
     runtime: RuntimeOptions = RuntimeOptions(),
-) -> dict[str, float]:
-    """Train and evaluate one trial; returns the final epoch's metrics."""
+    hooks: Sequence[HookBase] = (),
+) -> Trainer:
+    """Everything a trial trains with, seeded: model, objective, optimizer, augmenter, sampler,
+    the training set on the trial's device, the LR plan and the hooks (``hooks`` are called
+    after the trial's own). ``data`` is loaded (after seeding) when not given."""
     if runtime.threads:
         torch.set_num_threads(runtime.threads)
     device = pick_device(runtime.device)
     seed_everything(config.seed)
     data = data if data is not None else load_reid_data(config.dataset, augment=config.augment)
-
     labels, _ = relabel(data.train.pids)
     # Camera ids relabelled to 0..C-1: the targets of APRA's camera classifier.
     cameras, _ = relabel(data.train.camids)
@@ -308,62 +219,28 @@ def run_trial(
     optimizer = build_optimizer(config, model)
     augmenter = build_augmenter(config, device, data)
     sampler = PKSampler(labels, config.train.ids_per_batch, config.train.images_per_id, seed=config.seed)
-    # The decoded training set goes to the trial's device once; batches are gathered there.
-    train_images = torch.from_numpy(data.train.images).to(device)
-    train_labels = torch.from_numpy(np.asarray(labels, dtype=np.int64)).to(device)
-    train_cameras = torch.from_numpy(np.asarray(cameras, dtype=np.int64)).to(device)
+    evaluator = Evaluator(data, device, config.eval.distance, config.eval.max_rank, runtime.eval_batch_size)
+    return Trainer(
+        model=model,
+        objective=objective,
+        optimizer=optimizer,
+        sampler=sampler,
+        augmenter=augmenter,
+        # The decoded training set goes to the trial's device once; batches are gathered there.
+        train_images=torch.from_numpy(data.train.images).to(device),
+        train_labels=torch.from_numpy(np.asarray(labels, dtype=np.int64)).to(device),
+        train_cameras=torch.from_numpy(np.asarray(cameras, dtype=np.int64)).to(device),
+        plan=learning_rates(config),
+        hooks=[*build_hooks(config, evaluator, runtime), *hooks],
+        report=report,
+    )
 
-    def train_epoch(epoch: int, lr: float) -> dict[str, Any]:
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-        model.train()
-        started = time.perf_counter()
-        sums: dict[str, float] = {}
-        batches = sampler.epoch(epoch - 1)
-        for iteration, batch in enumerate(batches):
-            index = torch.from_numpy(batch).to(device)
-            try:
-                parts = train_step(model, objective, optimizer, augmenter(train_images[index], index), train_labels[index], train_cameras[index])
-            except NonFiniteLossError as err:
-                raise NonFiniteLossError(f"{err} at epoch {epoch}, iteration {iteration}") from None
-            for key, value in parts.items():
-                sums[key] = sums.get(key, 0.0) + value
-        seconds = time.perf_counter() - started
-        metrics: dict[str, Any] = {key: value / max(len(batches), 1) for key, value in sums.items()}
-        images = len(batches) * t.ids_per_batch * t.images_per_id
-        metrics.update(epoch=epoch, lr=lr, epoch_seconds=seconds, images_per_second=images / max(seconds, 1e-9))
-        return metrics
 
-    t = config.train
-    final: dict[str, float] = {}
-    for epoch in range(1, t.epochs + 1):
-        lr = learning_rate(
-            epoch, base_lr=t.lr, warmup_epochs=t.warmup_epochs, warmup_factor=t.warmup_factor, steps=t.lr_steps, gamma=t.lr_gamma
-        )
-        metrics = train_epoch(epoch, lr)
-        if epoch % t.eval_every == 0 or (epoch == t.epochs and not t.swa.enabled):
-            metrics.update(evaluate_model(config, model, data, device, runtime))
-        report(metrics)
-        final = metrics
-
-    if t.swa.enabled:
-        swa = t.swa
-        averager = WeightAverager(model, second_moment=swa.swag)
-        swa_epochs = swa.cycles * swa.cycle_epochs
-        for k in range(1, swa_epochs + 1):
-            epoch = t.epochs + k
-            metrics = train_epoch(epoch, cyclic_cosine_lr(k, peak_lr=swa.lr or t.lr, cycle_epochs=swa.cycle_epochs, decay=swa.decay))
-            if is_cycle_end(k, swa.cycle_epochs):
-                averager.collect(model)
-                metrics["swa_snapshots"] = averager.count
-            if k == swa_epochs:
-                metrics.update(evaluate_averaged(config, model, averager, data, train_images, device, runtime))
-            elif epoch % t.eval_every == 0:
-                metrics.update(evaluate_model(config, model, data, device, runtime))
-            report(metrics)
-            final = metrics
-
-    if runtime.checkpoint_path:
-        path = runtime.checkpoint_path.format(hash=config_hash(config), seed=config.seed)
-        save_checkpoint(path, model, model.build_kwargs)
-    return final
+def run_trial(
+    config: TrialConfig,
+    data: ReIDData | None = None,
+    report: Reporter = print_report,
+    runtime: RuntimeOptions = RuntimeOptions(),
+) -> dict[str, float]:
+    """Train and evaluate one trial; returns the final epoch's metrics."""
+    return build_trainer(config, data, report, runtime).train()

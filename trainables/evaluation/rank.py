@@ -54,6 +54,25 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
+from search_spaces.metrics import (
+    AVG,
+    G_MAP,
+    MAP,
+    MINP,
+    NUM_QUERIES_WITHOUT_POSITIVE,
+    NUM_VALID_QUERIES,
+    Q_MAP,
+    Q_RANK1,
+    RANK1,
+    RANK5,
+    RANK10,
+    SPREAD,
+    STD,
+    WEAKEST,
+    camera_summary_key,
+    weakest_camera_key,
+)
+
 __all__ = ["JUNK_PID", "RankingAccumulator", "evaluate"]
 
 JUNK_PID = -1
@@ -229,19 +248,19 @@ class RankingAccumulator:
         q_count, g_count = self._q_count.cpu().numpy(), self._g_count.cpu().numpy()
         q_ap, g_ap, q_r1 = self._q_sum_ap.cpu().numpy(), self._g_sum_ap.cpu().numpy(), self._q_rank1.cpu().numpy()
         per_camera = {
-            "q_mAP": {cams[c]: float(q_ap[c] / q_count[c]) for c in range(self.num_cameras) if q_count[c]},
-            "g_mAP": {cams[c]: float(g_ap[c] / g_count[c]) for c in range(self.num_cameras) if g_count[c]},
-            "q_rank1": {cams[c]: float(q_r1[c] / q_count[c]) for c in range(self.num_cameras) if q_count[c]},
+            Q_MAP: {cams[c]: float(q_ap[c] / q_count[c]) for c in range(self.num_cameras) if q_count[c]},
+            G_MAP: {cams[c]: float(g_ap[c] / g_count[c]) for c in range(self.num_cameras) if g_count[c]},
+            Q_RANK1: {cams[c]: float(q_r1[c] / q_count[c]) for c in range(self.num_cameras) if q_count[c]},
         }
         out: dict[str, Any] = {
-            "rank1": float(cmc_all[0]),
-            "rank5": float(cmc_all[4]),
-            "rank10": float(cmc_all[9]),
-            "mAP": float(self._sum_ap) / num_valid,
-            "mINP": float(self._sum_inp) / num_valid,
+            RANK1: float(cmc_all[0]),
+            RANK5: float(cmc_all[4]),
+            RANK10: float(cmc_all[9]),
+            MAP: float(self._sum_ap) / num_valid,
+            MINP: float(self._sum_inp) / num_valid,
             "cmc": np.ascontiguousarray(cmc_all[: self.max_rank], dtype=np.float64),
-            "num_valid_queries": num_valid,
-            "num_queries_without_positive": self.num_query - num_valid,
+            NUM_VALID_QUERIES: num_valid,
+            NUM_QUERIES_WITHOUT_POSITIVE: self.num_query - num_valid,
             **per_camera,
         }
         for name, values in per_camera.items():
@@ -372,17 +391,18 @@ def _check_no_nan(found: bool, start: int, rows: int) -> None:
 def camera_summary(name: str, values: dict[int, float]) -> dict[str, Any]:
     """``weakest_<name>`` (+ ``_camera``; smallest id on ties), ``avg_``, ``std_`` (population)
     and ``spread_`` (max - min) of a per-camera metric; NaN / None when ``values`` is empty."""
+    weakest, avg, std, spread = (camera_summary_key(summary, name) for summary in (WEAKEST, AVG, STD, SPREAD))
     if not values:
         nan = float("nan")
-        return {f"weakest_{name}": nan, f"weakest_{name}_camera": None, f"avg_{name}": nan, f"std_{name}": nan, f"spread_{name}": nan}
-    weakest = min(values, key=lambda cam: (values[cam], cam))
+        return {weakest: nan, weakest_camera_key(name): None, avg: nan, std: nan, spread: nan}
+    camera = min(values, key=lambda cam: (values[cam], cam))
     arr = np.array(list(values.values()), dtype=np.float64)
     return {
-        f"weakest_{name}": float(values[weakest]),
-        f"weakest_{name}_camera": int(weakest),
-        f"avg_{name}": float(arr.mean()),
-        f"std_{name}": float(arr.std()),
-        f"spread_{name}": float(arr.max() - arr.min()),
+        weakest: float(values[camera]),
+        weakest_camera_key(name): int(camera),
+        avg: float(arr.mean()),
+        std: float(arr.std()),
+        spread: float(arr.max() - arr.min()),
     }
 
 
