@@ -20,6 +20,7 @@ from orchestrator.errors import SpecError
 from orchestrator.redact import has_credentials, redact_uri
 from orchestrator.yaml_source import YamlSource, YamlSyntaxError, load_yaml
 from search_spaces import AblationSpec, ChangeError, DesignError, PlannedTrial, Recipe, expand
+from search_spaces.trial_config import schedule_problem
 from search_spaces.metrics import DEFAULT_TABLE_METRICS, TABLE_METRIC_HEADERS
 
 STUDY_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
@@ -190,8 +191,20 @@ def parse_spec(source: YamlSource, *, max_trials: int | None = None) -> LoadedSp
         trials = expand(spec.baseline, spec.ablation)
     except (ChangeError, DesignError) as err:
         raise spec_error(source, err.origin, str(err)) from None
+    _check_schedules(source, spec, trials)
     _check_reference_rows(source, spec, trials)
     return LoadedSpec(spec, source, trials)
+
+
+def _check_schedules(source: YamlSource, spec: StudySpec, trials: list[PlannedTrial]) -> None:
+    """Refuse decay steps or warm-up beyond the epochs, in the baseline or in any variant."""
+    problem = schedule_problem(spec.baseline.train)
+    if problem:
+        raise spec_error(source, ("baseline", "train"), problem)
+    for trial in trials:
+        problem = schedule_problem(trial.config.train)
+        if problem:
+            raise spec_error(source, ("ablation",), f"variant '{trial.variant}': {problem}")
 
 
 def _check_reference_rows(source: YamlSource, spec: StudySpec, trials: list[PlannedTrial]) -> None:

@@ -378,19 +378,24 @@ class TrainConfig(Section):
             raise ValueError(f"lr_steps must be strictly increasing, got {list(self.lr_steps)}")
         return self
 
-    @model_validator(mode="after")
-    def _schedule_within_epochs(self) -> "TrainConfig":
-        # Only values the user changed: the defaults (steps 20, 25) suit the default 30 epochs,
-        # and a short smoke-test run with them simply never decays.
-        fields = type(self).model_fields
-        if self.lr_steps != fields["lr_steps"].get_default() and any(step >= self.epochs for step in self.lr_steps):
-            raise ValueError(
-                f"lr_steps {list(self.lr_steps)} must lie below epochs ({self.epochs}): a step at or after the "
-                "last epoch never takes effect; lower the steps or raise epochs"
-            )
-        if self.warmup_epochs != fields["warmup_epochs"].get_default() and self.warmup_epochs > self.epochs:
-            raise ValueError(f"warmup_epochs ({self.warmup_epochs}) exceeds epochs ({self.epochs}); warm-up must fit in training")
-        return self
+
+def schedule_problem(train: TrainConfig) -> str | None:
+    """Why a schedule cannot do what it says (a decay step or warm-up past the last epoch), or None.
+
+    A check of the spec, not a validator of the config: configs stored before it existed (with
+    steps that never took effect) must still load with their identity. Only values the user
+    changed count: the defaults (steps 20, 25) suit the default 30 epochs, and a short smoke run
+    with them simply never decays.
+    """
+    fields = type(train).model_fields
+    if train.lr_steps != fields["lr_steps"].get_default() and any(step >= train.epochs for step in train.lr_steps):
+        return (
+            f"lr_steps {list(train.lr_steps)} must lie below epochs ({train.epochs}): a step at or after the "
+            "last epoch never takes effect; lower the steps or raise epochs"
+        )
+    if train.warmup_epochs != fields["warmup_epochs"].get_default() and train.warmup_epochs > train.epochs:
+        return f"warmup_epochs ({train.warmup_epochs}) exceeds epochs ({train.epochs}); warm-up must fit in training"
+    return None
 
 
 class EvalConfig(Section):
