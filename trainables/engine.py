@@ -247,16 +247,16 @@ class Trainer:
         return metrics
 
     @staticmethod
-    def _extra_terms(step: StepContext, contributors: list[HookBase]) -> Callable[[Any], dict[str, torch.Tensor]] | None:
-        if not contributors:
-            return None  # the plain step: no extra host sync
+    def _extra_terms(step: StepContext, contributors: list[HookBase]) -> Callable[[Any], dict[str, torch.Tensor]]:
+        """The callback :func:`train_step` calls between forward and backward: it hands the
+        output to the step (for every hook's ``after_step``) and collects the hooks' terms."""
 
         def terms(output: Any) -> dict[str, torch.Tensor]:
             step.output = output
             extra: dict[str, torch.Tensor] = {}
             for hook in contributors:
                 extra.update(hook.loss_terms(step) or {})
-            return extra
+            return extra  # empty: the plain step, no extra host sync
 
         return terms
 
