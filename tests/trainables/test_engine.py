@@ -17,7 +17,7 @@ from trainables.engine import HookBase, StepContext
 from trainables.engine_hooks import refresh_batchnorm
 from trainables.trial import RuntimeOptions, build_trainer
 
-RUNTIME = RuntimeOptions(threads=1)
+RUNTIME = RuntimeOptions(device="cpu", threads=1)  # bit-exact comparisons: no CUDA nondeterminism
 
 
 def tiny_config(root, augment=None, **train) -> TrialConfig:
