@@ -269,7 +269,8 @@ class Trainer:
     # -- state, to checkpoint and resume a trial ------------------------------------------
     def state_dict(self) -> dict[str, Any]:
         """Everything a resumed trial needs to continue where this one stands; take it between
-        epochs (from the reporter, or after :meth:`train`)."""
+        epochs (from the reporter, or after :meth:`train`). Like ``nn.Module.state_dict`` it
+        refers to live tensors: serialise it (``torch.save``) before training on."""
         return {
             "epoch": self.epoch,
             "final": dict(self.final),
