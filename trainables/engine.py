@@ -243,20 +243,22 @@ class Trainer:
         seconds = time.perf_counter() - started
         metrics: dict[str, Any] = {key: value / max(len(batches), 1) for key, value in sums.items()}
         seen = len(batches) * self.batch_size
-        metrics.update({names.EPOCH: epoch, "lr": lr, "epoch_seconds": seconds, "images_per_second": seen / max(seconds, 1e-9)})
+        metrics.update(
+            {names.EPOCH: epoch, names.LR: lr, names.EPOCH_SECONDS: seconds, names.IMAGES_PER_SECOND: seen / max(seconds, 1e-9)}
+        )
         return metrics
 
     @staticmethod
-    def _extra_terms(step: StepContext, contributors: list[HookBase]) -> Callable[[Any], dict[str, torch.Tensor]] | None:
-        if not contributors:
-            return None  # the plain step: no extra host sync
+    def _extra_terms(step: StepContext, contributors: list[HookBase]) -> Callable[[Any], dict[str, torch.Tensor]]:
+        """The callback :func:`train_step` calls between forward and backward: it hands the
+        output to the step (for every hook's ``after_step``) and collects the hooks' terms."""
 
         def terms(output: Any) -> dict[str, torch.Tensor]:
             step.output = output
             extra: dict[str, torch.Tensor] = {}
             for hook in contributors:
                 extra.update(hook.loss_terms(step) or {})
-            return extra
+            return extra  # empty: the plain step, no extra host sync
 
         return terms
 
@@ -267,7 +269,8 @@ class Trainer:
     # -- state, to checkpoint and resume a trial ------------------------------------------
     def state_dict(self) -> dict[str, Any]:
         """Everything a resumed trial needs to continue where this one stands; take it between
-        epochs (from the reporter, or after :meth:`train`)."""
+        epochs (from the reporter, or after :meth:`train`). Like ``nn.Module.state_dict`` it
+        refers to live tensors: serialise it (``torch.save``) before training on."""
         return {
             "epoch": self.epoch,
             "final": dict(self.final),

@@ -29,10 +29,6 @@ from trainables.models import ReIDModel, save_checkpoint
 from trainables.models.swag import WeightAverager, recompute_batchnorm
 from trainables.schedule import is_cycle_end
 
-# Per-camera results of ``evaluate`` -> the metric in report keys ``cam/cNN/<metric>``.
-CAMERA_REPORT_NAMES = {names.Q_MAP: names.Q_MAP, names.G_MAP: names.G_MAP, names.Q_RANK1: names.RANK1}
-SWA_SNAPSHOTS = "swa_snapshots"
-EVAL_SECONDS = "eval_seconds"
 
 
 # -- evaluation helpers ------------------------------------------------------------------------
@@ -54,14 +50,14 @@ def extract_embeddings(model: ReIDModel, split: SplitArrays, device: torch.devic
 
 def metrics_for_report(result: Mapping[str, Any]) -> dict[str, float]:
     """Flatten an ``evaluate`` result into report keys: scalars as they are, per-camera dicts
-    as ``cam/cNN/<metric>`` (:func:`search_spaces.metrics.camera_key`). Arrays (the full CMC
+    as ``cam/cNN/<metric>`` (:func:`search_spaces.metrics.camera_key`; ``q_rank1`` is keyed
+    ``cam/cNN/rank1``). Arrays (the full CMC
     curve) are left out."""
     flat: dict[str, float] = {}
     for key, value in result.items():
         if isinstance(value, Mapping):
-            metric = CAMERA_REPORT_NAMES.get(key, key)
             for camera, camera_value in value.items():
-                flat[names.camera_key(camera, metric)] = float(camera_value)
+                flat[names.camera_key(camera, key)] = float(camera_value)
         elif isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool):
             flat[key] = float(value)
     return flat
@@ -94,7 +90,7 @@ class Evaluator:
     def __call__(self, model: ReIDModel) -> dict[str, float]:
         started = time.perf_counter()
         metrics = self.metrics(*self.embeddings(model))
-        metrics[EVAL_SECONDS] = time.perf_counter() - started
+        metrics[names.EVAL_SECONDS] = time.perf_counter() - started
         return metrics
 
 
@@ -167,7 +163,7 @@ class SWAHook(HookBase):
             return
         if is_cycle_end(k, self.cycle_epochs):
             self.averager.collect(trainer.model)
-            trainer.metrics[SWA_SNAPSHOTS] = self.averager.count
+            trainer.metrics[names.SWA_SNAPSHOTS] = self.averager.count
         if trainer.metrics[names.EPOCH] == trainer.plan.epochs:
             trainer.metrics.update(self.evaluate_averaged())
 
@@ -193,7 +189,7 @@ class SWAHook(HookBase):
         if not self.swag:
             query, gallery = self.evaluator.embeddings(model)
         metrics = self.evaluator.metrics(query, gallery)
-        metrics[EVAL_SECONDS] = time.perf_counter() - started
+        metrics[names.EVAL_SECONDS] = time.perf_counter() - started
         return metrics
 
     def state_dict(self) -> dict[str, Any]:

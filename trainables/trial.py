@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from search_spaces.hashing import config_hash
+from search_spaces.metrics import parse_camera_key
 from search_spaces.trial_config import ROBUST_REID_BACKBONES, TrialConfig
 from trainables.data.augment import BatchAugmenter
 from trainables.data.datasets import ReIDData, load_reid_data
@@ -149,7 +150,7 @@ def build_augmenter(config: TrialConfig, device: torch.device, data: ReIDData | 
 
 
 def print_report(metrics: dict[str, Any]) -> None:
-    shown = {k: v for k, v in metrics.items() if not k.startswith("cam/")}
+    shown = {k: v for k, v in metrics.items() if parse_camera_key(k) is None}
     print(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in shown.items()), flush=True)
 
 

@@ -14,6 +14,7 @@ import warnings
 from typing import Any
 
 from search_spaces import TrialConfig, resolve_sample
+from search_spaces.metrics import NODE_ID
 from trainables.data.datasets import ReIDData, dataset_key
 from trainables.trial import RuntimeOptions, run_trial
 
@@ -41,7 +42,7 @@ def tune_trainable(
 
     def report(metrics: dict[str, Any]) -> None:
         # The node travels with each result so the study records where every trial ran.
-        tune.report({**metrics, "node_id": node_id})
+        tune.report({**metrics, NODE_ID: node_id})
 
     trial_config = trial_config_from(config, recipe, seed)
     data = (datasets or {}).get(dataset_key(trial_config.dataset, trial_config.augment))
