@@ -108,19 +108,68 @@ def tune_storage(loaded: LoadedSpec, study_dir: Path) -> tuple[str, Any]:
     return str(study_dir / "ray"), None
 
 
+_CALLBACK_HOOKS = (
+    "setup", "on_step_begin", "on_step_end", "on_trial_start", "on_trial_restore", "on_trial_save",
+    "on_trial_result", "on_trial_complete", "on_trial_recover", "on_trial_error", "on_checkpoint", "on_experiment_end",
+)
+
+
+def store_guard(recorder):
+    """``(callback, stopper)``: the recorder behind a guard that stops the study on the first
+    result-store failure. Tune catches a callback's exception, logs its traceback and goes on
+    training trials whose results cannot be kept; the guard keeps the error instead, the stopper
+    ends the run, and :func:`raise_store_failure` re-raises it after ``fit`` as one clear line."""
+    from ray import tune
+
+    from storage import StoreUnavailableError
+
+    class StoreGuard(tune.Callback):
+        error: StoreUnavailableError | None = None
+
+    def hook(name: str):
+        def call(self, *args: Any, **kwargs: Any) -> None:
+            if StoreGuard.error is not None:
+                return  # the study is stopping; record nothing more
+            try:
+                getattr(recorder, name)(*args, **kwargs)
+            except StoreUnavailableError as err:
+                StoreGuard.error = err
+
+        return call
+
+    for name in _CALLBACK_HOOKS:
+        setattr(StoreGuard, name, hook(name))
+
+    class StopOnStoreFailure(tune.Stopper):
+        def __call__(self, trial_id: str, result: dict) -> bool:
+            return False
+
+        def stop_all(self) -> bool:
+            return StoreGuard.error is not None
+
+    return StoreGuard(), StopOnStoreFailure()
+
+
+def raise_store_failure(guard) -> None:
+    if type(guard).error is not None:
+        raise type(guard).error
+
+
 def _run_config(loaded: LoadedSpec, recorder, study_dir: Path):
     from ray import tune
 
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     storage_path, storage_filesystem = tune_storage(loaded, study_dir)
+    guard, stopper = store_guard(recorder)
     return tune.RunConfig(
         name=f"{loaded.name}-{stamp}",
         storage_path=storage_path,
         storage_filesystem=storage_filesystem,
-        callbacks=[recorder],
+        callbacks=[guard],
+        stop=stopper,
         failure_config=tune.FailureConfig(max_failures=loaded.spec.resources.retries),
         verbose=0,
-    )
+    ), guard
 
 
 def run_trials(loaded: LoadedSpec, trials: list[PlannedTrial], recorder, datasets: dict, study_dir: Path) -> None:
@@ -132,13 +181,15 @@ def run_trials(loaded: LoadedSpec, trials: list[PlannedTrial], recorder, dataset
     param_space = {
         "trial": tune.grid_search([{"config": t.config.model_dump(mode="json"), "hash": t.config_hash} for t in trials]),
     }
+    run_config, guard = _run_config(loaded, recorder, study_dir)
     tuner = tune.Tuner(
         _trainable(loaded, datasets),
         param_space=param_space,
         tune_config=tune.TuneConfig(max_concurrent_trials=loaded.spec.resources.max_concurrent_trials, reuse_actors=False),
-        run_config=_run_config(loaded, recorder, study_dir),
+        run_config=run_config,
     )
     tuner.fit()
+    raise_store_failure(guard)
 
 
 def tune_domain(dist):
@@ -196,6 +247,7 @@ def run_search(
             grace_period=min(search.asha.grace_period, max_epochs),
             reduction_factor=search.asha.reduction_factor,
         )
+    run_config, guard = _run_config(loaded, recorder, study_dir)
     tuner = tune.Tuner(
         _trainable(loaded, datasets, recipe=loaded.spec.baseline.model_dump(mode="python"), seed=seed),
         param_space={"search": {path: tune_domain(dist) for path, dist in search.space.items()}},
@@ -207,9 +259,10 @@ def run_search(
             num_samples=num_samples,
             reuse_actors=False,
         ),
-        run_config=_run_config(loaded, recorder, study_dir),
+        run_config=run_config,
     )
     tuner.fit()
+    raise_store_failure(guard)
 
 
 def _max_epochs(loaded: LoadedSpec) -> int:

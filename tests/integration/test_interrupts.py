@@ -1,0 +1,168 @@
+"""A running study meets the user and the machine: Ctrl-C, a second driver, a store that stops
+taking writes. Real ``orchestrator`` processes, real Ray Tune, MLflow (SQLite) and Parquet."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import textwrap
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.cli import EXE as EXE_PATH
+from tests.cli import orchestrator_env as env
+from tests.cli import run_orchestrator
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+EXE = str(EXE_PATH)
+
+
+def write_spec(path: Path, study: str, dataset: Path, margins: list[float], epochs: int = 4) -> Path:
+    path.write_text(
+        textwrap.dedent(
+            f"""
+            study: {{name: {study}}}
+            baseline:
+              dataset: {{name: market1501, root: "{dataset}", height: 64, width: 32}}
+              train: {{epochs: {epochs}, ids_per_batch: 4, images_per_id: 4, warmup_epochs: 0, lr_steps: [], eval_every: 2}}
+            ablation:
+              design: grid
+              axes: {{loss.triplet.margin: {margins}}}
+            resources: {{cpus_per_trial: 1, max_concurrent_trials: 1}}
+            """
+        ),
+        encoding="utf-8",
+    )
+    return path
+
+
+class Driver:
+    """``orchestrator launch`` in the background, its output collected line by line."""
+
+    def __init__(self, *args: str, cwd: Path):
+        self.process = subprocess.Popen(
+            [EXE, *args], cwd=cwd, env=env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+        )
+        self.out: list[str] = []
+        self.err: list[str] = []
+        self._readers = [
+            threading.Thread(target=self._read, args=(self.process.stdout, self.out), daemon=True),
+            threading.Thread(target=self._read, args=(self.process.stderr, self.err), daemon=True),
+        ]
+        for reader in self._readers:
+            reader.start()
+
+    @staticmethod
+    def _read(stream, into: list[str]) -> None:
+        for line in stream:
+            into.append(line)
+
+    def wait_for(self, fragment: str, timeout: float = 300) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if any(fragment in line for line in self.out):
+                return
+            assert self.process.poll() is None, self.text()
+            time.sleep(0.2)
+        raise AssertionError(f"no '{fragment}' within {timeout:.0f}s:\n{self.text()}")
+
+    def finish(self, timeout: float) -> int:
+        code = self.process.wait(timeout=timeout)
+        for reader in self._readers:
+            reader.join(timeout=10)
+        return code
+
+    def text(self) -> str:
+        return "".join(self.out)[-3000:] + "\n--- stderr ---\n" + "".join(self.err)[-3000:]
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=60)
+
+
+def mlflow_runs(workdir: Path, study: str) -> tuple[object, list]:
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{workdir / 'studies' / study / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name(study)
+    runs = client.search_runs([experiment.experiment_id])
+    parent = next(r for r in runs if r.data.tags.get("reid.role") == "study")
+    return parent, [r for r in runs if r.data.tags.get("reid.role") == "trial"]
+
+
+def test_ctrl_c_stops_within_seconds_marks_runs_killed_and_the_study_resumes(tiny_market, tmp_path):
+    spec = write_spec(tmp_path / "spec.yaml", "ctrlc", tiny_market, [0.2, 0.3, 0.4], epochs=6)
+    driver = Driver("launch", str(spec), cwd=tmp_path)
+    try:
+        driver.wait_for("started ")
+        time.sleep(2)
+        os.killpg(driver.process.pid, signal.SIGINT)  # what a terminal's Ctrl-C sends
+        interrupted = time.monotonic()
+        code = driver.finish(timeout=60)
+        stopped_in = time.monotonic() - interrupted
+    finally:
+        driver.kill()
+    assert code == 130, driver.text()
+    assert stopped_in < 30, stopped_in
+    out, err = "".join(driver.out), "".join(driver.err)
+    assert "orchestrator resume ctrlc" in err and "interrupted" in err
+    assert "Traceback" not in err and "Tuner.restore" not in out + err
+    assert "difference to" not in out and "| variant" not in out  # no (empty) table
+    parent, children = mlflow_runs(tmp_path, "ctrlc")
+    assert parent.info.status == "KILLED"
+    assert children and not [r for r in children if r.info.status == "RUNNING"]
+    assert any(r.info.status == "KILLED" for r in children)
+
+    status = run_orchestrator("status", "ctrlc", cwd=tmp_path)
+    assert status.returncode == 0, status.stderr
+    assert "driver: none running" in status.stdout and "orchestrator resume ctrlc" in status.stdout
+
+    resumed = run_orchestrator("resume", "ctrlc", cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
+    _, children = mlflow_runs(tmp_path, "ctrlc")
+    assert sorted(r.info.status for r in children) == ["FINISHED"] * 3
+
+
+def test_a_second_driver_is_refused_and_the_first_finishes_untouched(tiny_market, tmp_path):
+    spec = write_spec(tmp_path / "spec.yaml", "twice", tiny_market, [0.2, 0.3])
+    first = Driver("launch", str(spec), cwd=tmp_path)
+    try:
+        first.wait_for("started ")
+        second = run_orchestrator("launch", str(spec), cwd=tmp_path, timeout=300)
+        assert second.returncode == 2, second.stdout[-2000:] + second.stderr[-2000:]
+        lines = [line for line in second.stderr.splitlines() if line.strip()]
+        assert len(lines) == 1, second.stderr
+        assert f"study 'twice' is being run by another driver (pid {first.process.pid} on host {socket.gethostname()}, started " in lines[0]
+        resumed = run_orchestrator("resume", "twice", cwd=tmp_path, timeout=300)
+        assert resumed.returncode == 2 and "is being run by another driver" in resumed.stderr
+        status = run_orchestrator("status", "twice", cwd=tmp_path)
+        assert f"driver: running (pid {first.process.pid}" in status.stdout, status.stdout
+        code = first.finish(timeout=600)
+    finally:
+        first.kill()
+    assert code == 0, first.text()
+    parent, children = mlflow_runs(tmp_path, "twice")
+    assert parent.info.status == "FINISHED"
+    assert sorted(r.info.status for r in children) == ["FINISHED", "FINISHED"]  # none deleted, none duplicated
+
+
+def test_a_store_that_stops_taking_writes_ends_in_one_store_error_line(tiny_market, tmp_path):
+    spec = write_spec(tmp_path / "spec.yaml", "nostore", tiny_market, [0.2, 0.3], epochs=2)
+    results = tmp_path / "studies" / "nostore" / "results"
+    results.mkdir(parents=True)
+    (results / "cameras").write_text("a file where the cameras table's folder must go")
+    result = run_orchestrator("launch", str(spec), cwd=tmp_path, timeout=600)
+    assert result.returncode == 2, result.stdout[-3000:] + result.stderr[-3000:]
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and result.stderr.strip().splitlines()[-1] == errors[0], result.stderr[-3000:]
+    assert f"cannot write cameras to '{results}'" in errors[0]
+    assert "Traceback" not in result.stderr and "TuneError" not in result.stderr
+    parent, children = mlflow_runs(tmp_path, "nostore")
+    assert parent.info.status == "FAILED" and not [r for r in children if r.info.status == "RUNNING"]
