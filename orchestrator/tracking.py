@@ -228,6 +228,27 @@ class StudyTracker:
         self.log_metrics(self.parent_run_id, metrics, step=0)
         if summary.weakest_camera is not None:
             self.client.set_tag(self.parent_run_id, "reid.weakest_camera", f"c{summary.weakest_camera}")
+            self._log_study_weakest_camera(summary)
+
+    def _log_study_weakest_camera(self, summary) -> None:
+        """Each finished trial run gets ``weakest_camera/q_mAP`` and ``/g_mAP``: its values at the
+        study's weakest camera (the summary's one definition), beside the trial's own
+        ``weakest_*`` (its own lowest camera), so the grouped charts compare one camera."""
+        runs = {
+            (run.data.tags.get("reid.variant"), run.data.tags.get("reid.seed")): run.info.run_id
+            for run in self.child_runs()
+            if run.info.status == "FINISHED"
+        }
+        for row in summary.rows:
+            per_seed: dict[int, dict[str, float]] = {}
+            for metric, camera_metric in (("weakest_q_mAP", "q_mAP"), ("weakest_g_mAP", "g_mAP")):
+                for seed, value in getattr(row.stats.get(metric), "values", {}).items():
+                    per_seed.setdefault(seed, {})[f"weakest_camera/{camera_metric}"] = value
+            for seed, values in per_seed.items():
+                run_id = runs.get((row.variant, str(seed)))
+                if run_id:
+                    self.log_metrics(run_id, values, step=0)
+                    self.client.set_tag(run_id, "reid.weakest_camera", f"c{summary.weakest_camera}")
 
     def reconcile(self, done_hashes: set[str]) -> int:
         """Close the child runs an earlier, killed launch left RUNNING: FINISHED where the trial

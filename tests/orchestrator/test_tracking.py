@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from orchestrator.tracking import StudyTracker, resolve_tracking_uri
 from search_spaces import AblationSpec, Recipe, expand
 
@@ -87,9 +89,24 @@ def test_the_parent_run_carries_per_variant_means_and_interval_bounds(tmp_path):
                 "status": "completed", "finished_at": "x", "mAP": value}
 
     rows = [row("baseline", s, 0, 0.3 + 0.01 * s) for s in range(3)] + [row("+apra", s, 1, 0.35 + 0.012 * s) for s in range(3)]
-    summary = summarize("s", rows, metrics=("mAP",))
+    # Camera 2 is the baseline's weakest; +apra seed 1's own weakest is camera 1.
+    cameras = [
+        {"config_hash": r["config_hash"], "camera": cam, "metric": metric, "value": value}
+        for r in rows
+        for cam, value in ((1, 0.2 if r["config_hash"] == "+apra1" else 0.5), (2, 0.3 + 0.01 * r["seed"]))
+        for metric in ("q_mAP", "g_mAP")
+    ]
+    summary = summarize("s", rows, cameras, metrics=("mAP", "weakest_q_mAP"))
     t = tracker(tmp_path)
+    children = {}
+    for r in rows:  # the trial runs, as the recorder leaves them
+        run = t.client.create_run(t.experiment_id, tags={"reid.role": "trial", "reid.study": "s", "reid.variant": r["variant"], "reid.seed": str(r["seed"])})
+        t.client.set_terminated(run.info.run_id, "FINISHED")
+        children[r["config_hash"]] = run.info.run_id
     t.log_summary(summary)
+    # Each trial run gets its value at the study's weakest camera (c2), whatever its own weakest.
+    assert t.client.get_run(children["+apra1"]).data.metrics["weakest_camera/q_mAP"] == pytest.approx(0.31)
+    assert t.client.get_run(children["baseline0"]).data.tags["reid.weakest_camera"] == "c2"
     metrics = t.client.get_run(t.parent_run_id).data.metrics
     effect = summary.rows[1].stats["mAP"].effect
     assert mlflow_name("+apra") == "plus_apra" and mlflow_name("w/o GeM") == "w_o GeM"
