@@ -71,6 +71,7 @@ def to_markdown(summary: AblationSummary) -> str:
 _LATEX_SPECIAL = {
     "\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
     "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
+    "<": r"$<$", ">": r"$>$",  # in text mode the default font encoding prints them as other glyphs
 }
 
 
@@ -259,14 +260,16 @@ def to_csv(summary: AblationSummary) -> str:
     the variant turns the part off; leave-one-out only), then per metric ``_mean``, ``_std``,
     ``_delta`` (mean paired difference), ``_low``/``_high`` (its 95% interval), ``_p``,
     ``_p_holm``, ``_pairs``, ``_significant``, unrounded and in the store's units (fractions);
-    with reference numbers also ``_paper`` and ``_vs_paper`` (percent, as papers print them)."""
+    with reference numbers also ``_paper`` and ``_vs_paper`` (percent, as papers print them);
+    with camera rows, the per-camera effects (:func:`_camera_csv_columns`)."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     fields = ("mean", "std", "delta", "low", "high", "p", "p_holm", "pairs", "significant")
     paper = summary.reference_numbers
     extra = ("paper", "vs_paper") if paper is not None else ()
     columns = [f"{m}_{what}" for m in summary.metrics for what in (*fields, *extra)]
-    writer.writerow(["variant", "reference", "seeds", "failed", "pruned", *(f"off:{p}" for p in summary.parts), *columns])
+    camera_columns = _camera_csv_columns(summary)
+    writer.writerow(["variant", "reference", "seeds", "failed", "pruned", *(f"off:{p}" for p in summary.parts), *columns, *camera_columns])
     for row in summary.rows:
         values: list[Any] = [row.variant, int(row.variant == summary.baseline), len(row.seeds), row.failed, row.pruned]
         values += [int(part in row.off) for part in summary.parts]
@@ -283,8 +286,45 @@ def to_csv(summary: AblationSummary) -> str:
             if paper is not None:
                 reported = paper.rows.get(row.variant, {}).get(metric)
                 values += ["" if reported is None else repr(reported), "" if reported is None or stats is None else repr(100 * stats.mean - reported)]
-        writer.writerow(values)
+        writer.writerow(values + _camera_csv_values(summary, row.variant, camera_columns))
     return buffer.getvalue()
+
+
+_EFFECT_FIELDS = ("delta", "low", "high", "p_holm")
+
+
+def _camera_csv_columns(summary: AblationSummary) -> list[str]:
+    """Per-camera effects: ``c<N>_<metric>_delta/_low/_high/_p_holm``, then the weakest camera's
+    advantage ``weakest_advantage_<metric>_...`` and the camera it is compared with (``_vs``)."""
+    effects = summary.cameras
+    if effects is None or not effects.effects:
+        return []
+    columns = [f"c{c}_{m}_{f}" for m in ("q_mAP", "g_mAP") for c in effects.cameras for f in _EFFECT_FIELDS]
+    if effects.advantage:
+        columns += [f"weakest_advantage_{m}_{f}" for m in ("q_mAP", "g_mAP") for f in (*_EFFECT_FIELDS, "vs")]
+    return columns
+
+
+def _effect_fields(effect) -> list[str]:
+    if effect is None:
+        return [""] * len(_EFFECT_FIELDS)
+    return [repr(effect.mean), _fraction(effect.low), _fraction(effect.high), _fraction(effect.p_adjusted)]
+
+
+def _camera_csv_values(summary: AblationSummary, variant: str, columns: list[str]) -> list[str]:
+    if not columns:
+        return []
+    effects = summary.cameras
+    out: list[str] = []
+    for m in ("q_mAP", "g_mAP"):
+        per_camera = effects.effects.get((variant, m), {})
+        for camera in effects.cameras:
+            out += _effect_fields(per_camera.get(camera))
+    if effects.advantage:
+        for m in ("q_mAP", "g_mAP"):
+            advantage = effects.advantage.get((variant, m))
+            out += _effect_fields(advantage.effect if advantage else None) + [f"c{advantage.other}" if advantage else ""]
+    return out
 
 
 def to_text(summary: AblationSummary, fmt: str) -> str:

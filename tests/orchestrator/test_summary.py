@@ -238,6 +238,11 @@ def test_csv_holds_unrounded_values_intervals_and_corrected_p_values():
     assert float(rows[1]["rank1_mean"]) == pytest.approx(statistics.mean(values("+x", "rank1")))
     assert float(rows[1]["rank1_low"]) == effect.low and float(rows[1]["rank1_p_holm"]) == effect.p_adjusted
     assert rows[2]["rank1_pairs"] == "2" and rows[0]["rank1_delta"] == ""
+    camera = summary.cameras.effects[("+x", "q_mAP")][2]
+    assert float(rows[1]["c2_q_mAP_delta"]) == camera.mean and float(rows[1]["c2_q_mAP_high"]) == camera.high
+    advantage = summary.cameras.advantage[("+x", "g_mAP")]
+    assert float(rows[1]["weakest_advantage_g_mAP_delta"]) == advantage.effect.mean
+    assert rows[1]["weakest_advantage_g_mAP_vs"] == f"c{advantage.other}" and rows[0]["c2_q_mAP_delta"] == ""
 
 
 def test_reference_numbers_sit_beside_the_measured_ones_in_every_format_with_a_dataset_warning():
