@@ -203,13 +203,18 @@ def camera_effects_figure(effects):
     norm = TwoSlopeNorm(vcenter=0.0, vmin=-bound, vmax=bound)
     fig = _figure(max(4.0, 0.8 * len(cameras) + 2.4) * len(metrics), 0.5 * len(variants) + 2.0)
     axes = np.atleast_1d(fig.subplots(1, len(metrics), squeeze=False)).ravel()
-    image = None
+    from matplotlib import colormaps
+    from matplotlib.cm import ScalarMappable
+
+    mappable = ScalarMappable(norm=norm, cmap=colormaps["RdBu"])
     for ax, metric in zip(axes, metrics):
         values = grids[metric]
-        image = ax.imshow(values, cmap="RdBu", norm=norm, aspect="auto")
-        # Muting: a white veil over the cells that are not significant.
-        veil = np.where(significant[metric] | ~np.isfinite(values), 0.0, 0.65)
-        ax.imshow(np.ones((*values.shape, 3)), alpha=veil, aspect="auto")
+        colours = mappable.to_rgba(np.nan_to_num(values))
+        # Muting: cells that are not significant are blended 75% towards white; missing ones blank.
+        muted = ~significant[metric]
+        colours[muted, :3] = 0.25 * colours[muted, :3] + 0.75
+        colours[~np.isfinite(values)] = (1.0, 1.0, 1.0, 1.0)
+        ax.imshow(colours, aspect="auto")
         for (row, col), value in np.ndenumerate(values):
             if np.isfinite(value):
                 strong = significant[metric][row, col]
@@ -221,7 +226,7 @@ def camera_effects_figure(effects):
         ax.set_yticks(range(len(variants)), variants if ax is axes[0] else [""] * len(variants))
         ax.set_title(f"{METRIC_LABELS[metric]}: difference to {effects.reference} (points)", fontsize=10)
         ax.set_xlabel("camera")
-    fig.colorbar(image, ax=list(axes), shrink=0.9, label="difference (percentage points)")
+    fig.colorbar(mappable, ax=list(axes), shrink=0.9, label="difference (percentage points)")
     fig.suptitle("Per-camera effects (* and full colour: Holm-corrected p < 0.05; pale: not significant)", fontsize=10)
     return fig
 
