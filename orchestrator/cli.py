@@ -178,7 +178,7 @@ def summarize(
     if out is None:
         echo("\n".join(FORMATS[fmt][1](summary) for fmt in chosen))
     else:
-        for path in write_study_report(name, result_store, out, formats=chosen, figures=figures, settings=settings, reference=reference, bootstrap=bootstrap):
+        for path in write_study_report(name, result_store, out, formats=chosen, figures=figures, summary=summary):
             echo(str(path))
     if seeds_needed is not None:
         echo(seeds_needed_text(summary, seeds_needed))

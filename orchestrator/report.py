@@ -116,11 +116,13 @@ def write_study_report(
     settings: ReportSettings = ReportSettings(),
     reference: bool = False,
     bootstrap: bool = False,
+    summary: AblationSummary | None = None,
 ) -> list[Path]:
     """Write the study's tables in ``formats`` and, with ``figures``, its PNG figures into
-    ``out_dir`` (the HTML page embeds them); returns the files written (none without results)."""
+    ``out_dir`` (the HTML page embeds them); returns the files written (none without results).
+    ``summary`` is computed from the store unless given."""
     formats = parse_formats(formats)
-    summary = study_summary(study, store, settings, reference=reference, bootstrap=bootstrap)
+    summary = summary or study_summary(study, store, settings, reference=reference, bootstrap=bootstrap)
     if summary is None:
         return []
     out_dir = Path(out_dir)
@@ -153,11 +155,11 @@ def publish_study_report(study: str, store: ResultStore, report_dir: Path, track
     """Write the report into ``report_dir``, attach every file to the study's MLflow parent run
     and log the summary's numbers there; ``echo`` gets the link of the MLflow view grouped by
     variant. Returns the Markdown table (None without results)."""
-    for path in write_study_report(study, store, report_dir, settings=settings):
-        tracker.log_study_artifact(path, artifact_path=artifact_dir(path, report_dir))
     summary = study_summary(study, store, settings)
     if summary is None:
         return None
+    for path in write_study_report(study, store, report_dir, settings=settings, summary=summary):
+        tracker.log_study_artifact(path, artifact_path=artifact_dir(path, report_dir))
     tracker.log_summary(summary)
     echo(f"MLflow view, trials grouped by variant (seeds averaged): {tracker.view_url()}")
     return FORMATS["md"][1](summary)
