@@ -76,13 +76,19 @@ def test_the_bootstrap_is_offered_from_five_pairs_up_and_agrees_with_scipy():
 
 
 def holm_by_definition(p_values):
-    """Holm as the closed testing of Bonferroni tests reads: the adjusted p of hypothesis i is
-    the largest, over the sets containing i, of min(1, |set| * min p in the set)... restricted to
-    Holm's shortcut: max over j ranked at or before i of (m - rank_j) p_j."""
+    """Holm as closed testing of Bonferroni tests (Marcus, Peritz & Gabriel 1976): hypothesis i
+    is rejected at level a when every intersection S containing i is, i.e. when
+    |S| * min_{j in S} p_j <= a for all such S; its adjusted p-value is the largest of those."""
     m = len(p_values)
-    order = sorted(range(m), key=lambda i: p_values[i])
-    rank = {i: r for r, i in enumerate(order)}
-    return [max(min(1.0, (m - rank[j]) * p_values[j]) for j in range(m) if rank[j] <= rank[i]) for i in range(m)]
+    adjusted = []
+    for i in range(m):
+        worst = 0.0
+        for size in range(1, m + 1):
+            for subset in itertools.combinations(range(m), size):
+                if i in subset:
+                    worst = max(worst, min(1.0, size * min(p_values[j] for j in subset)))
+        adjusted.append(worst)
+    return adjusted
 
 
 def test_holm_matches_its_definition_and_a_worked_example():
