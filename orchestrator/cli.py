@@ -182,31 +182,46 @@ def summarize(
     ),
     out: Optional[Path] = typer.Option(None, "--out", help="Write the table file(s) and the PNG figures into this folder instead of printing."),
     figures: bool = typer.Option(True, "--figures/--no-figures", help="With --out: also draw the figures."),
+    reference: bool = typer.Option(False, "--reference", help="Show the paper's reported numbers (the spec's report.reference) beside the measured ones."),
+    seeds_needed: Optional[float] = typer.Option(
+        None, "--seeds-needed", metavar="DELTA", min=0.001, help="Also estimate, per table metric, how many seeds detect a difference of DELTA points at 80% power."
+    ),
+    bootstrap: bool = typer.Option(False, "--bootstrap", help="Percentile bootstrap intervals where 5 or more seeds are shared (else Student t)."),
 ) -> None:
-    """Print a study's ablation table from its result store, or write tables and figures with --out."""
+    """Print a study's ablation table (paired differences with 95% intervals) from its result store, or write tables and figures with --out."""
     from orchestrator.errors import StudyNotFoundError
-    from orchestrator.report import parse_formats, write_study_report
-    from orchestrator.summary import FORMATS
-    from orchestrator.summary import summarize as summarize_rows
+    from orchestrator.formats import FORMATS, seeds_needed_text
+    from orchestrator.report import parse_formats, read_report_settings, study_summary, write_study_report
+    from orchestrator.study_files import locate_study
     from storage import ResultStore
 
     try:
         chosen = parse_formats(formats or []) or ["md"]
     except ValueError as err:
         raise InputError(f"--format: {err}") from None
-    name, store_uri = _study_and_store(study, store)
+    location = locate_study(study)
+    name, store_uri = location.name, location.store_uri(store)
+    # The table's settings: the spec's report block (the study folder's copy of the spec).
+    spec_file = Path(study) if Path(study).suffix in (".yaml", ".yml") and Path(study).is_file() else location.spec_copy
+    settings = read_report_settings(spec_file)
+    if reference and settings.reference is None:
+        where = spec_file or f"the study folder of '{name}' (no spec copy)"
+        raise InputError(f"--reference: no report.reference block in {where}; add the paper's numbers to the spec's report block")
     result_store = ResultStore(store_uri)
-    rows = result_store.read_rows("trials", name)
-    if not rows:
+    summary = study_summary(name, result_store, settings, reference=reference, bootstrap=bootstrap)
+    if summary is None:
         raise StudyNotFoundError(f"no results for study '{name}' in {redact_uri(store_uri)}")
     if out is not None:
         _out_folder(out)
+    if reference and summary.reference_warning():
+        print(f"warning: {summary.reference_warning()}", file=sys.stderr)
     if out is None:
-        summary = summarize_rows(name, rows)
         echo("\n".join(FORMATS[fmt][1](summary) for fmt in chosen))
-        return
-    for path in write_study_report(name, result_store, out, formats=chosen, figures=figures):
-        echo(str(path))
+    else:
+        for path in write_study_report(name, result_store, out, formats=chosen, figures=figures, summary=summary):
+            echo(str(path))
+    if seeds_needed is not None:
+        echo(seeds_needed_text(summary, seeds_needed))
 
 
 @app.command()

@@ -1,7 +1,11 @@
 """A study's figures, drawn as the papers draw them (PNG files).
 
+* :func:`camera_effects` — cameras x variants, the paired difference to the reference row in
+  q-mAP and g-mAP on a diverging colour scale centred at zero; cells whose Holm-corrected
+  p-value is not below 0.05 are muted (pale, grey text), so only the real effects stand out;
 * :func:`camera_bars` — per-camera query-mAP and gallery-mAP bars, one panel per variant, the
-  weakest camera outlined in red (APRA, Fig. 1 and section 4);
+  study's weakest camera outlined in red (APRA, Fig. 1 and section 4; the one definition of
+  :mod:`orchestrator.summary`: lowest q-mAP of the reference row, mean over seeds);
 * :func:`camera_heatmap` — camera x variant heat maps of q-mAP and g-mAP, so the camera a
   module helps (or hurts) stands out across the whole ablation;
 * :func:`learning_curves` — rank-1 and mAP per evaluation epoch, one line per variant (mean
@@ -84,9 +88,9 @@ def _camera_label(camera: Any) -> str:
     return f"c{int(camera)}"
 
 
-def camera_bars(stats: pd.DataFrame, variants: list[str], path: Path) -> Path | None:
-    """APRA Fig. 1: per camera, q-mAP and g-mAP bars; the weakest camera (lowest q-mAP) is
-    outlined in red and the dashed line is the average camera q-mAP."""
+def camera_bars(stats: pd.DataFrame, variants: list[str], path: Path, weakest: int | None = None) -> Path | None:
+    """APRA Fig. 1: per camera, q-mAP and g-mAP bars; the study's ``weakest`` camera is
+    outlined in red in every panel and the dashed line is the average camera q-mAP."""
     variants = [v for v in variants if v in set(stats["variant"])]
     if not variants:
         return None
@@ -108,10 +112,11 @@ def camera_bars(stats: pd.DataFrame, variants: list[str], path: Path) -> Path | 
                    color=COLORS[metric], label=METRIC_LABELS[metric])
             if metric == "q_mAP":
                 q_means = means
+        if weakest in cameras:
+            index = cameras.index(weakest)
+            top = np.nanmax(np.append(mine.loc[mine["camera"] == weakest, "mean"].to_numpy(float), 0.0))
+            ax.add_patch(_outline(index, top))
         if len(q_means) and not np.all(np.isnan(q_means)):
-            weakest = int(np.nanargmin(q_means))
-            top = np.nanmax(mine.loc[mine["camera"] == cameras[weakest], "mean"].to_numpy(float))
-            ax.add_patch(_outline(weakest, top))
             ax.axhline(np.nanmean(q_means), color="#4C72B0", linestyle="--", linewidth=1, label="average camera q-mAP")
         ax.set_title(variant, fontsize=10)
         ax.set_xticks(x, [_camera_label(c) for c in cameras])
@@ -122,7 +127,10 @@ def camera_bars(stats: pd.DataFrame, variants: list[str], path: Path) -> Path | 
     for ax in axes[::columns]:
         ax.set_ylabel("mAP (%)")
     axes[0].legend(loc="upper right", fontsize=8)
-    fig.suptitle("Per-camera query-mAP and gallery-mAP (weakest camera outlined in red)", fontsize=11)
+    title = "Per-camera query-mAP and gallery-mAP"
+    if weakest is not None:
+        title += f" (weakest camera c{int(weakest)}, lowest reference q-mAP, outlined in red)"
+    fig.suptitle(title, fontsize=11)
     return _save(fig, path)
 
 
@@ -162,6 +170,65 @@ def camera_heatmap(stats: pd.DataFrame, variants: list[str], path: Path) -> Path
         ax.set_xlabel("camera")
     fig.colorbar(image, ax=list(axes), shrink=0.9, label="mAP (%)")
     return _save(fig, path)
+
+
+def camera_effects(effects, path: Path) -> Path | None:
+    """:func:`camera_effects_figure` saved as a PNG at ``path`` (None when there is nothing to draw)."""
+    fig = camera_effects_figure(effects)
+    return None if fig is None else _save(fig, path)
+
+
+def camera_effects_figure(effects):
+    """Cameras x variants heat maps of the paired difference to the reference row (percentage
+    points) in q-mAP and g-mAP: a diverging colour map centred at zero (blue gain, red loss),
+    non-significant cells (Holm-corrected p >= 0.05, or no interval) drawn pale with grey
+    text; the weakest camera's column is labelled."""
+    if effects is None or not effects.variants or not effects.effects:
+        return None
+    from matplotlib.colors import TwoSlopeNorm
+
+    metrics = [m for m in ("q_mAP", "g_mAP") if any((v, m) in effects.effects for v in effects.variants)]
+    cameras, variants = effects.cameras, effects.variants
+    grids = {m: np.full((len(variants), len(cameras)), np.nan) for m in metrics}
+    significant = {m: np.zeros((len(variants), len(cameras)), bool) for m in metrics}
+    for m in metrics:
+        for row, variant in enumerate(variants):
+            for col, camera in enumerate(cameras):
+                effect = effects.effects.get((variant, m), {}).get(camera)
+                if effect is not None:
+                    grids[m][row, col] = 100 * effect.mean
+                    significant[m][row, col] = effect.significant
+    finite = np.concatenate([g[np.isfinite(g)] for g in grids.values()])
+    bound = float(np.abs(finite).max()) if finite.size and np.abs(finite).max() > 0 else 1.0
+    norm = TwoSlopeNorm(vcenter=0.0, vmin=-bound, vmax=bound)
+    fig = _figure(max(4.0, 0.8 * len(cameras) + 2.4) * len(metrics), 0.5 * len(variants) + 2.0)
+    axes = np.atleast_1d(fig.subplots(1, len(metrics), squeeze=False)).ravel()
+    from matplotlib import colormaps
+    from matplotlib.cm import ScalarMappable
+
+    mappable = ScalarMappable(norm=norm, cmap=colormaps["RdBu"])
+    for ax, metric in zip(axes, metrics):
+        values = grids[metric]
+        colours = mappable.to_rgba(np.nan_to_num(values))
+        # Muting: cells that are not significant are blended 75% towards white; missing ones blank.
+        muted = ~significant[metric]
+        colours[muted, :3] = 0.25 * colours[muted, :3] + 0.75
+        colours[~np.isfinite(values)] = (1.0, 1.0, 1.0, 1.0)
+        ax.imshow(colours, aspect="auto")
+        for (row, col), value in np.ndenumerate(values):
+            if np.isfinite(value):
+                strong = significant[metric][row, col]
+                text = f"{value:+.1f}" + ("*" if strong else "")
+                color = ("white" if abs(value) > 0.6 * bound else "black") if strong else "#777777"
+                ax.text(col, row, text, ha="center", va="center", fontsize=8, color=color, fontweight="bold" if strong else "normal")
+        labels = [_camera_label(c) + ("\n(weakest)" if c == effects.weakest else "") for c in cameras]
+        ax.set_xticks(range(len(cameras)), labels)
+        ax.set_yticks(range(len(variants)), variants if ax is axes[0] else [""] * len(variants))
+        ax.set_title(f"{METRIC_LABELS[metric]}: difference to {effects.reference} (points)", fontsize=10)
+        ax.set_xlabel("camera")
+    fig.colorbar(mappable, ax=list(axes), shrink=0.9, label="difference (percentage points)")
+    fig.suptitle("Per-camera effects (* and full colour: Holm-corrected p < 0.05; pale: not significant)", fontsize=10)
+    return fig
 
 
 def learning_curves(stats: pd.DataFrame, variants: list[str], path: Path) -> Path | None:
@@ -204,15 +271,23 @@ def write_figures(
     cameras: Sequence[dict[str, Any]],
     curves: Sequence[dict[str, Any]],
     out_dir: Path,
+    summary=None,
 ) -> list[Path]:
-    """Draw every figure the data allows into ``out_dir``; returns the PNG files written."""
+    """Draw every figure the data allows into ``out_dir``; returns the PNG files written.
+    ``summary`` (:func:`orchestrator.summary.summarize` of the same rows, computed if not
+    given) supplies the weakest camera and the per-camera effects."""
     kept = completed_trials(study, trials)
     if kept.empty:
         return []
+    if summary is None:
+        from orchestrator.summary import summarize
+
+        summary = summarize(study, list(trials), cameras)
     variants = variant_order(kept)
     per_camera = camera_stats(kept, cameras)
     written = [
-        camera_bars(per_camera, variants, out_dir / "camera_bars.png"),
+        camera_effects(summary.cameras, out_dir / "camera_effects.png"),
+        camera_bars(per_camera, variants, out_dir / "camera_bars.png", summary.weakest_camera),
         camera_heatmap(per_camera, variants, out_dir / "camera_heatmap.png"),
         learning_curves(curve_stats(kept, curves), variants, out_dir / "learning_curves.png"),
     ]

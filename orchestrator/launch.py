@@ -22,7 +22,6 @@ from orchestrator.errors import DataError, StoreError, StudyBusyError, StudyInte
 from orchestrator.redact import redact_text, redact_uri
 from orchestrator.study_files import SPEC_COPY, StudyLocation, record_launch
 from orchestrator.spec import LoadedSpec
-from orchestrator.summary import summarize, to_markdown
 from orchestrator.tracking import StudyTracker, resolve_tracking_uri
 from search_spaces import PlannedTrial, resolve_sample
 from search_spaces.designs import SEARCH_DESIGNS
@@ -307,13 +306,10 @@ def _run_locked(loaded: LoadedSpec, run: "_StudyRun", store: ResultStore, uri: s
         tracker.finish_study(status)
     failed = run.failed
 
-    table = to_markdown(summarize(study, store.read_rows("trials", study)))
     # Tables in every format and the figures, also on the MLflow parent run (see orchestrator.report).
-    from orchestrator.report import artifact_dir, write_study_report
+    from orchestrator.report import ReportSettings, publish_study_report
 
-    report_dir = study_dir / "report"
-    for path in write_study_report(study, store, report_dir):
-        tracker.log_study_artifact(path, artifact_path=artifact_dir(path, report_dir))
+    table = publish_study_report(study, store, study_dir / "report", tracker, ReportSettings.from_spec(spec), echo) or ""
     return LaunchResult(study, len(loaded.trials), len(loaded.trials) - len(todo), run.ran, failed, table, study_dir, store.uri, uri)
 
 

@@ -6,12 +6,27 @@ the same trial config: an unfinished child from an interrupted attempt is delete
 soft delete) before the trial's fresh run starts.
 
 Only values from the spec and the metrics reach MLflow; credentials stay in the environment.
+
+How the study opens in the MLflow UI (MLflow 3):
+
+* the experiment carries ``mlflow.experimentKind = custom_model_development``, the tag MLflow
+  3's UI reads to open an experiment in its model-training view rather than the GenAI one;
+* a *shared view* (the UI's saved-view state, stored as the experiment tag
+  ``mlflow.sharedViewState.<key>``) shows only the trial runs, grouped by the ``reid.variant``
+  tag with the seeds averaged, in the chart view; :meth:`StudyTracker.view_path` is its link
+  (``#/experiments/<id>/runs?viewStateShareKey=<key>&compareRunsMode=CHART``);
+* the parent run carries the summary: the tables and figures as artifacts, and per variant and
+  table metric the mean over seeds and the paired difference to the reference with its interval
+  bounds as metrics (:meth:`StudyTracker.log_summary`).
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import os
+import re
 import time
 import uuid
 from pathlib import Path
@@ -21,6 +36,35 @@ from search_spaces import PlannedTrial, flat_config
 
 PARENT, CHILD = "study", "trial"
 MAX_PARAM_LENGTH = 6000
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+MODEL_TRAINING_KIND = "custom_model_development"  # MLflow 3's ExperimentKind for model training
+SHARED_VIEW_PREFIX = "mlflow.sharedViewState."
+VARIANT_VIEW_NAME = "Trials grouped by variant (seeds averaged)"
+
+
+def variant_view_state() -> dict[str, Any]:
+    """The runs page state of the shared view: the trial runs only (so none hides under a
+    collapsed parent), grouped by the ``reid.variant`` tag, seeds averaged in the charts."""
+    return {
+        "searchFilter": f"tags.`reid.role` = '{CHILD}'",
+        "orderByKey": "attributes.start_time",
+        "orderByAsc": True,
+        "groupBy": {"aggregateFunction": "average", "groupByKeys": [{"mode": "tag", "groupByData": "reid.variant"}]},
+        "groupsExpanded": {},
+        "useGroupedValuesInCharts": True,
+        "hideEmptyCharts": True,
+    }
+
+
+def variant_view_key() -> str:
+    """A stable share key: the hash of the view's state (as MLflow's own share keys are)."""
+    return hashlib.sha256(json.dumps(variant_view_state(), sort_keys=True).encode()).hexdigest()[:32]
+
+
+def mlflow_name(text: str) -> str:
+    """``text`` as a metric-name segment MLflow accepts (letters, digits, ``_ - . :`` and
+    spaces): ``+`` becomes ``plus_``, ``/`` and anything else becomes ``_``."""
+    return re.sub(r"[^\w.\- :]", "_", text.replace("+", "plus_"))
 
 
 def default_tracking_uri(study_dir: Path) -> str:
@@ -56,9 +100,27 @@ class StudyTracker:
             self.experiment_id = experiment.experiment_id
             if experiment.lifecycle_stage == "deleted":
                 self.client.restore_experiment(self.experiment_id)
+        self._tag_experiment()
         self.parent_run_id: str | None = None
         # Runs of this launch are told apart from those an earlier, killed launch left behind.
         self.launch_id = uuid.uuid4().hex[:12]
+
+    def _tag_experiment(self) -> None:
+        """Open in the model-training view, with the grouped-by-variant view saved."""
+        self.client.set_experiment_tag(self.experiment_id, EXPERIMENT_KIND_TAG, MODEL_TRAINING_KIND)
+        now = int(time.time() * 1000)
+        envelope = {"name": VARIANT_VIEW_NAME, "createdAt": now, "updatedAt": now, "state": json.dumps(variant_view_state())}
+        self.client.set_experiment_tag(self.experiment_id, SHARED_VIEW_PREFIX + variant_view_key(), json.dumps(envelope))
+
+    def view_path(self) -> str:
+        """The UI path (after the server's address) of the runs grouped by variant, chart view."""
+        return f"#/experiments/{self.experiment_id}/runs?viewStateShareKey={variant_view_key()}&compareRunsMode=CHART"
+
+    def view_url(self) -> str:
+        """:meth:`view_path` on the tracking server, or on ``mlflow ui``'s default address for a
+        local store."""
+        base = self.tracking_uri if self.tracking_uri.startswith(("http://", "https://")) else "http://127.0.0.1:5000"
+        return f"{base.rstrip('/')}/{self.view_path()}"
 
     # -- runs -----------------------------------------------------------------------------
     def _search(self, filter_string: str) -> list[Any]:
@@ -142,6 +204,53 @@ class StudyTracker:
         """Attach ``path`` to the parent run, under the folder ``artifact_path`` (None: top level)."""
         if self.parent_run_id:
             self.client.log_artifact(self.parent_run_id, str(path), artifact_path)
+
+    def log_summary(self, summary) -> None:
+        """Per-variant numbers of an :class:`orchestrator.summary.AblationSummary` on the parent
+        run, in the store's units: ``<variant>/<metric>/mean`` and ``/std`` over seeds and, for
+        every row but the reference, ``/delta`` (mean paired difference), ``/delta_low`` and
+        ``/delta_high`` (its 95% interval) and ``/p_holm``; the weakest camera (the summary's one
+        definition) as the tag ``reid.weakest_camera``."""
+        if not self.parent_run_id:
+            return
+        metrics: dict[str, float] = {}
+        for row in summary.rows:
+            for metric, stats in row.stats.items():
+                prefix = f"{mlflow_name(row.variant)}/{metric}"
+                metrics[f"{prefix}/mean"] = stats.mean
+                metrics[f"{prefix}/std"] = stats.std
+                effect = stats.effect
+                if effect is None:
+                    continue
+                metrics[f"{prefix}/delta"] = effect.mean
+                if effect.has_interval:
+                    metrics[f"{prefix}/delta_low"], metrics[f"{prefix}/delta_high"] = effect.low, effect.high
+                if effect.p_adjusted is not None:
+                    metrics[f"{prefix}/p_holm"] = effect.p_adjusted
+        self.log_metrics(self.parent_run_id, metrics, step=0)
+        if summary.weakest_camera is not None:
+            self.client.set_tag(self.parent_run_id, "reid.weakest_camera", f"c{summary.weakest_camera}")
+            self._log_study_weakest_camera(summary)
+
+    def _log_study_weakest_camera(self, summary) -> None:
+        """Each finished trial run gets ``weakest_camera/q_mAP`` and ``/g_mAP``: its values at the
+        study's weakest camera (the summary's one definition), beside the trial's own
+        ``weakest_*`` (its own lowest camera), so the grouped charts compare one camera."""
+        runs = {
+            (run.data.tags.get("reid.variant"), run.data.tags.get("reid.seed")): run.info.run_id
+            for run in self.child_runs()
+            if run.info.status == "FINISHED"
+        }
+        for row in summary.rows:
+            per_seed: dict[int, dict[str, float]] = {}
+            for metric, camera_metric in (("weakest_q_mAP", "q_mAP"), ("weakest_g_mAP", "g_mAP")):
+                for seed, value in getattr(row.stats.get(metric), "values", {}).items():
+                    per_seed.setdefault(seed, {})[f"weakest_camera/{camera_metric}"] = value
+            for seed, values in per_seed.items():
+                run_id = runs.get((row.variant, str(seed)))
+                if run_id:
+                    self.log_metrics(run_id, values, step=0)
+                    self.client.set_tag(run_id, "reid.weakest_camera", f"c{summary.weakest_camera}")
 
     def reconcile(self, done_hashes: set[str]) -> int:
         """Close the child runs an earlier, killed launch left RUNNING: FINISHED where the trial

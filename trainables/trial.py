@@ -97,8 +97,11 @@ def model_kwargs(config: TrialConfig, num_classes: int, num_cameras: int = 0) ->
 
 
 def build_model(config: TrialConfig, num_classes: int, num_cameras: int = 0) -> ReIDModel:
-    """The trial's model; ``num_cameras`` (training cameras) is needed with APRA on."""
-    return ReIDModel(**model_kwargs(config, num_classes, num_cameras))
+    """The trial's model; ``num_cameras`` (training cameras) is needed with APRA on. Each module
+    is initialised from the trial seed and its own name, so variants sharing a seed are paired."""
+    from trainables.models.seeding import seed_modules
+
+    return seed_modules(ReIDModel(**model_kwargs(config, num_classes, num_cameras)), config.seed)
 
 
 def build_objective(config: TrialConfig) -> ReIDObjective:

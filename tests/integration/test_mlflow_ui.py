@@ -194,3 +194,32 @@ def test_the_mlflow_ui_shows_the_study_runs_and_per_camera_charts(stack, study, 
     charts = open_page(metrics_url, "run_model_metrics", tmp_path, ["cam/c01/q_mAP"])
     # The run page charts every metric; per-camera ones are grouped in a section per camera.
     assert "full seed=0" in charts and "cam/c01" in charts and "(cam/c01/q_mAP)" in charts
+
+
+def test_the_parent_run_carries_the_summary_and_the_experiment_its_views(study):
+    from orchestrator.tracking import EXPERIMENT_KIND_TAG, SHARED_VIEW_PREFIX, variant_view_key
+
+    metrics = study["parent"].data.metrics
+    # Per variant: mean over seeds; the difference to the reference (one seed: no interval).
+    assert {"full/mAP/mean", "w_o erasing/mAP/mean", "w_o erasing/mAP/delta"} <= set(metrics)
+    assert metrics["w_o erasing/mAP/delta"] == pytest.approx(metrics["w_o erasing/mAP/mean"] - metrics["full/mAP/mean"])
+    assert study["parent"].data.tags["reid.weakest_camera"].startswith("c")
+    tags = study["client"].get_experiment(study["experiment"]).tags
+    assert tags[EXPERIMENT_KIND_TAG] == "custom_model_development"
+    assert SHARED_VIEW_PREFIX + variant_view_key() in tags
+    assert f"#/experiments/{study['experiment']}/runs?viewStateShareKey={variant_view_key()}&compareRunsMode=CHART" in study["stdout"]
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (apt-get install chromium); .ci/run installs it")
+def test_the_shared_view_groups_the_trials_by_variant_in_the_chart_view(stack, study, tmp_path):
+    from orchestrator.tracking import variant_view_key
+
+    OUTPUT.mkdir(parents=True, exist_ok=True)
+    url = f"{stack['url']}/#/experiments/{study['experiment']}/runs?viewStateShareKey={variant_view_key()}&compareRunsMode=CHART"
+    page = open_page(url, "grouped_by_variant_charts", tmp_path, ["reid.variant", "w/o erasing", "cam/c01/q_mAP"])
+    # The chart view, grouped by the variant tag: one group per variant, charts of the trial
+    # metrics (not "Model metrics (0)" under a collapsed parent run), no view-state error.
+    assert "share key" not in page, "the shared view state was not found or not readable"
+    for fragment in ("reid.variant", "full", "w/o erasing", "mAP", "cam/c01/q_mAP"):
+        assert fragment in page, fragment
+    assert "Model metrics (0)" not in page

@@ -15,7 +15,7 @@ from orchestrator.spec import load_spec
 
 # preset -> (design, variants, trials)
 EXPECTED = {
-    "quickstart": ("one_at_a_time", 2, 4),
+    "quickstart": ("one_at_a_time", 2, 6),
     "apra_placement_lambda": ("grid", 1 + 4 * 3, (1 + 4 * 3) * 3),
     "dranet_reverse_attention": ("list", 7, 21),
     "robust_reid_leave_one_out": ("leave_one_out", 12, 24),

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from scipy import stats as scipy_stats
 
 from tests.cli import run_orchestrator
 
@@ -23,19 +24,35 @@ METRICS = ["rank1", "mAP", "weakest_q_mAP", "weakest_g_mAP", "avg_q_mAP", "avg_g
 
 def independent_table(results: Path, study: str) -> pd.DataFrame:
     """The ablation numbers computed straight from the Parquet files with pandas, without the
-    project: latest row per config, completed trials only, mean and sample std over seeds."""
-    files = sorted((results / "trials" / study).glob("*.parquet"))
-    trials = pd.concat([pd.read_parquet(f) for f in files], ignore_index=True)
-    if "source_part" in trials.columns:  # after a compaction, take each source part's rows once
-        trials = trials.drop_duplicates(["source_part", "config_hash"])
+    project: latest row per config, completed trials only, mean and sample std over seeds, the
+    mean paired difference to the reference over shared seeds; weakest-camera columns read at
+    the camera with the reference's lowest mean q-mAP."""
+
+    def read(table: str) -> pd.DataFrame:
+        frame = pd.concat([pd.read_parquet(f) for f in sorted((results / table / study).glob("*.parquet"))], ignore_index=True)
+        if "source_part" in frame.columns:  # after a compaction, take each source part's rows once
+            frame = frame.drop_duplicates(["source_part", *(c for c in ("config_hash", "camera", "metric") if c in frame.columns)])
+        return frame
+
+    trials = read("trials")
     latest = trials.sort_values("finished_at").drop_duplicates("config_hash", keep="last")
-    done = latest[latest["status"] == "completed"]
+    done = latest[latest["status"] == "completed"].copy()
+    reference = "full" if "full" in set(done["variant"]) else "baseline"
+    cameras = read("cameras").drop_duplicates(["config_hash", "camera", "metric"], keep="last")
+    cameras = cameras[cameras["config_hash"].isin(done["config_hash"])]
+    ref_q = cameras[(cameras["metric"] == "q_mAP") & cameras["config_hash"].isin(done[done["variant"] == reference]["config_hash"])]
+    weakest = ref_q.groupby("camera")["value"].mean().idxmin()
+    at_weakest = cameras[cameras["camera"] == weakest].pivot(index="config_hash", columns="metric", values="value")
+    done["weakest_q_mAP"] = done["config_hash"].map(at_weakest["q_mAP"])
+    done["weakest_g_mAP"] = done["config_hash"].map(at_weakest["g_mAP"])
     grouped = done.groupby("variant")[METRICS]
     table = grouped.mean().add_suffix("_mean").join(grouped.std(ddof=1).fillna(0.0).add_suffix("_std"))
-    reference = "full" if "full" in table.index else "baseline"
+    by_seed = done.set_index(["variant", "seed"])
     for metric in METRICS:
-        table[f"{metric}_delta"] = table[f"{metric}_mean"] - table.loc[reference, f"{metric}_mean"]
-        table.loc[reference, f"{metric}_delta"] = float("nan")
+        base = by_seed.loc[reference, metric]
+        table[f"{metric}_delta"] = [
+            float("nan") if variant == reference else (by_seed.loc[variant, metric] - base).dropna().mean() for variant in table.index
+        ]
     table["seeds"] = done.groupby("variant").size()
     table["failed"] = latest[latest["status"] == "failed"].groupby("variant").size().reindex(table.index).fillna(0).astype(int)
     return table
@@ -64,7 +81,11 @@ def test_the_table_equals_an_independent_pandas_computation_from_the_parquet_row
 
     markdown = (tmp_path / "report" / "ablation.md").read_text()
     gem = expected.loc["+gem"]
-    cell = f"**{100 * gem['mAP_mean']:.1f} ± {100 * gem['mAP_std']:.1f} ({100 * gem['mAP_delta']:+.1f})**"
+    # The interval: scipy's paired t over the two seeds +gem shares with the baseline.
+    trials = pd.DataFrame(store.read_rows("trials", "fake")).sort_values("finished_at").drop_duplicates("config_hash", keep="last")
+    mAP = trials[trials["status"] == "completed"].pivot(index="seed", columns="variant", values="mAP").dropna()
+    interval = scipy_stats.ttest_rel(mAP["+gem"], mAP["baseline"]).confidence_interval()
+    cell = f"**{100 * gem['mAP_mean']:.1f} ± {100 * gem['mAP_std']:.1f} ({100 * gem['mAP_delta']:+.1f} [{100 * interval.low:+.1f}, {100 * interval.high:+.1f}]"
     assert cell in markdown  # +gem is the best variant of the fake study
 
 
@@ -88,9 +109,19 @@ def test_report_writes_every_format_and_the_figures(fake_store, tmp_path):
     names = sorted(p.relative_to(out).as_posix() for p in written)
     assert names == [
         "ablation.csv", "ablation.html", "ablation.md", "ablation.tex",
-        "figures/camera_bars.png", "figures/camera_heatmap.png", "figures/learning_curves.png",
+        "figures/camera_bars.png", "figures/camera_effects.png", "figures/camera_heatmap.png", "figures/learning_curves.png",
     ]
     assert all(p.stat().st_size > 0 for p in written)
+    # One self-contained page: every figure embedded as a data URI, nothing fetched from elsewhere.
+    import base64
+    import re
+
+    page = (out / "ablation.html").read_text()
+    sources = re.findall(r'src="([^"]+)"', page)
+    assert len(sources) == 4 and all(src.startswith("data:image/png;base64,") for src in sources)
+    embedded = {base64.b64decode(src.split(",", 1)[1]) for src in sources}
+    assert embedded == {p.read_bytes() for p in written if p.suffix == ".png"}
+    assert "href=" not in page and "<link" not in page and "Per-camera effects" in page
     assert artifact_dir(out / "ablation.md", out) is None
     assert artifact_dir(out / "figures" / "camera_bars.png", out) == "figures"
     assert write_study_report("no-such-study", store, tmp_path / "empty") == []
@@ -139,7 +170,7 @@ def test_summarize_command_prints_and_writes_the_chosen_formats(fake_store, tmp_
     written = run_cli("summarize", "fake", "--store", str(results), "--format", "latex,md", "-f", "html", "--out", str(out), cwd=tmp_path)
     assert written.returncode == 0, written.stderr
     assert sorted(p.name for p in out.iterdir()) == ["ablation.html", "ablation.md", "ablation.tex", "figures"]
-    assert len(written.stdout.strip().splitlines()) == 6  # 3 tables + 3 figures
+    assert len(written.stdout.strip().splitlines()) == 7  # 3 tables + 4 figures
 
     bad = run_cli("summarize", "fake", "--store", str(results), "--format", "pdf", cwd=tmp_path)
     assert bad.returncode == 2 and "unknown format 'pdf'" in bad.stderr
@@ -158,3 +189,50 @@ def test_compact_command_merges_and_keeps_the_table(fake_store, tmp_path):
     assert after.stdout == before.stdout
     missing = run_cli("compact", "nothing", "--store", str(results), cwd=tmp_path)
     assert missing.returncode == 2 and "no results for study 'nothing'" in missing.stderr
+
+
+SPEC_WITH_REFERENCE = """\
+study: {name: fake}
+baseline:
+  dataset: {name: synthetic}
+report:
+  metrics: [rank1, mAP]
+  reference:
+    source: APRA (Ang et al.), Table 2
+    dataset: market1501
+    protocol: single query
+    rows:
+      baseline: {mAP: 85.1, rank1: 94.2}
+      +apra: {mAP: 86.3}
+"""
+
+
+def test_summarize_reads_the_report_block_from_the_study_folders_spec_copy(tmp_path):
+    study_dir = tmp_path / "studies" / "fake"
+    write_fake_study(ResultStore(str(study_dir / "results")), "fake")
+    (study_dir / "spec.yaml").write_text(SPEC_WITH_REFERENCE, encoding="utf-8")
+    printed = run_cli("summarize", "fake", "--reference", "--seeds-needed", "2", cwd=tmp_path)
+    assert printed.returncode == 0, printed.stderr
+    out = printed.stdout
+    assert out.splitlines()[0] == "| variant | seeds | rank-1 | mAP |"  # the spec's columns
+    assert "Reported in APRA (Ang et al.), Table 2 on market1501 (single query)" in out
+    assert "warning: the reference numbers of APRA (Ang et al.), Table 2 were reported on market1501, this study ran on synthetic" in printed.stderr
+    # The seeds-needed estimate equals the planning computed here from the table's own numbers.
+    from orchestrator.report import ReportSettings, study_summary
+    from orchestrator.stats import pooled_sd, sd_upper_bound, seeds_for_power
+
+    summary = study_summary("fake", ResultStore(str(study_dir / "results")), ReportSettings(metrics=("rank1", "mAP")))
+    sd, df = pooled_sd(summary.effects("mAP"))
+    expected = seeds_for_power(0.02, sd_upper_bound(sd, df))
+    assert f"| mAP | {100 * sd:.1f} | {df} | {100 * sd_upper_bound(sd, df):.1f} | {expected} |" in out
+
+    table = run_cli("summarize", "fake", "--reference", "--format", "csv", cwd=tmp_path)
+    rows = {r["variant"]: r for r in csv.DictReader(table.stdout.strip().splitlines())}
+    assert float(rows["+apra"]["mAP_paper"]) == 86.3 and rows["+gem"]["mAP_paper"] == ""
+
+    (study_dir / "spec.yaml").write_text("study: {name: fake}\n", encoding="utf-8")
+    missing = run_cli("summarize", "fake", "--reference", cwd=tmp_path)
+    assert missing.returncode == 2 and "no report.reference block in" in missing.stderr and not missing.stdout
+    (study_dir / "spec.yaml").write_text("study: {name: fake}\nreport:\n  metrics: [rank1, top5]\n", encoding="utf-8")
+    bad = run_cli("summarize", "fake", cwd=tmp_path)
+    assert bad.returncode == 2 and "spec.yaml:3: report.metrics: unknown metric 'top5'" in bad.stderr

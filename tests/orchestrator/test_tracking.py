@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from orchestrator.tracking import StudyTracker, resolve_tracking_uri
 from search_spaces import AblationSpec, Recipe, expand
 
@@ -53,3 +55,62 @@ def test_tracking_uri_precedence(tmp_path, monkeypatch):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://env")
     assert resolve_tracking_uri(None, "http://spec", tmp_path) == "http://env"
     assert resolve_tracking_uri("http://cli", "http://spec", tmp_path) == "http://cli"
+
+
+def test_the_experiment_opens_in_the_model_training_view_with_a_grouped_by_variant_view(tmp_path):
+    import json
+
+    from orchestrator.tracking import EXPERIMENT_KIND_TAG, SHARED_VIEW_PREFIX, variant_view_key
+
+    t = tracker(tmp_path)
+    tags = t.client.get_experiment(t.experiment_id).tags
+    assert tags[EXPERIMENT_KIND_TAG] == "custom_model_development"
+    # The saved-view envelope MLflow 3's runs page reads for ?viewStateShareKey=<key>.
+    envelope = json.loads(tags[SHARED_VIEW_PREFIX + variant_view_key()])
+    assert isinstance(envelope["name"], str) and isinstance(envelope["createdAt"], int)
+    state = json.loads(envelope["state"])
+    assert state["groupBy"] == {"aggregateFunction": "average", "groupByKeys": [{"mode": "tag", "groupByData": "reid.variant"}]}
+    assert state["useGroupedValuesInCharts"] is True and state["searchFilter"] == "tags.`reid.role` = 'trial'"
+    # The filter is one MLflow's search accepts, and it finds the trial runs only.
+    run = t.start_trial(trial(), axes=[])
+    found = t.client.search_runs([t.experiment_id], filter_string=state["searchFilter"])
+    assert [r.info.run_id for r in found] == [run]
+    assert t.view_path() == f"#/experiments/{t.experiment_id}/runs?viewStateShareKey={variant_view_key()}&compareRunsMode=CHART"
+    again = tracker(tmp_path)  # a relaunch keeps one view, under the same key
+    assert [k for k in again.client.get_experiment(again.experiment_id).tags if k.startswith(SHARED_VIEW_PREFIX)] == [SHARED_VIEW_PREFIX + variant_view_key()]
+
+
+def test_the_parent_run_carries_per_variant_means_and_interval_bounds(tmp_path):
+    from orchestrator.summary import summarize
+    from orchestrator.tracking import mlflow_name
+
+    def row(variant, seed, index, value):
+        return {"study": "s", "variant": variant, "variant_index": index, "seed": seed, "config_hash": f"{variant}{seed}",
+                "status": "completed", "finished_at": "x", "mAP": value}
+
+    rows = [row("baseline", s, 0, 0.3 + 0.01 * s) for s in range(3)] + [row("+apra", s, 1, 0.35 + 0.012 * s) for s in range(3)]
+    # Camera 2 is the baseline's weakest; +apra seed 1's own weakest is camera 1.
+    cameras = [
+        {"config_hash": r["config_hash"], "camera": cam, "metric": metric, "value": value}
+        for r in rows
+        for cam, value in ((1, 0.2 if r["config_hash"] == "+apra1" else 0.5), (2, 0.3 + 0.01 * r["seed"]))
+        for metric in ("q_mAP", "g_mAP")
+    ]
+    summary = summarize("s", rows, cameras, metrics=("mAP", "weakest_q_mAP"))
+    t = tracker(tmp_path)
+    children = {}
+    for r in rows:  # the trial runs, as the recorder leaves them
+        run = t.client.create_run(t.experiment_id, tags={"reid.role": "trial", "reid.study": "s", "reid.variant": r["variant"], "reid.seed": str(r["seed"])})
+        t.client.set_terminated(run.info.run_id, "FINISHED")
+        children[r["config_hash"]] = run.info.run_id
+    t.log_summary(summary)
+    # Each trial run gets its value at the study's weakest camera (c2), whatever its own weakest.
+    assert t.client.get_run(children["+apra1"]).data.metrics["weakest_camera/q_mAP"] == pytest.approx(0.31)
+    assert t.client.get_run(children["baseline0"]).data.tags["reid.weakest_camera"] == "c2"
+    metrics = t.client.get_run(t.parent_run_id).data.metrics
+    effect = summary.rows[1].stats["mAP"].effect
+    assert mlflow_name("+apra") == "plus_apra" and mlflow_name("w/o GeM") == "w_o GeM"
+    assert metrics["baseline/mAP/mean"] == summary.rows[0].stats["mAP"].mean
+    assert metrics["plus_apra/mAP/delta"] == effect.mean
+    assert (metrics["plus_apra/mAP/delta_low"], metrics["plus_apra/mAP/delta_high"]) == (effect.low, effect.high)
+    assert "baseline/mAP/delta" not in metrics
