@@ -133,9 +133,10 @@ class _StudyRun:
 
     def connect(self) -> None:
         """Start (or join) Ray once per launch."""
-        from orchestrator.tune_runner import start_ray
+        from orchestrator.tune_runner import plugin_runtime_env, start_ray
 
-        self.started_ray = start_ray(self.address, self.echo) or self.started_ray
+        runtime_env = plugin_runtime_env(self.loaded, self.study_dir)
+        self.started_ray = start_ray(self.address, self.echo, runtime_env) or self.started_ray
 
     def _finish(self, recorder) -> None:
         self.ran += recorder.finished

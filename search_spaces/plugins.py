@@ -245,16 +245,16 @@ def _new_backbones(plugin: str, files: Iterable[str]) -> tuple[str, ...]:
 
 def plugin_record(config: "TrialConfig") -> dict[str, str]:
     """``{plugin name: identity}`` of the plugins whose components ``config`` uses."""
+    return components_record(config.model.active_inserts(), config.model.backbone)
+
+
+def components_record(inserts: Iterable[str], backbone: str | None = None) -> dict[str, str]:
+    """``{plugin name: identity}`` of the plugins that registered these inserted modules or
+    this backbone (built-in components add nothing)."""
     from search_spaces.trial_config import INSERT_SECTIONS
 
-    used: set[str] = set()
-    for name in config.model.active_inserts():
-        origin = INSERT_SECTIONS.origin(name)
-        if origin is not None:
-            used.add(origin)
-    for plugin in _LOADED.values():
-        if config.model.backbone in plugin.backbones:
-            used.add(plugin.name)
+    used = {INSERT_SECTIONS.origin(name) for name in inserts if name in INSERT_SECTIONS} - {None}
+    used |= {plugin.name for plugin in _LOADED.values() if backbone is not None and backbone in plugin.backbones}
     return {name: _LOADED[name].identity for name in sorted(used) if name in _LOADED}
 
 
