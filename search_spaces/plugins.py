@@ -86,6 +86,16 @@ def loaded_plugins() -> dict[str, LoadedPlugin]:
     return dict(_LOADED)
 
 
+def unload_plugin(name: str) -> None:
+    """Forget plugin ``name``: its registrations, its module and its sources' modules, so it can
+    be loaded again (e.g. after an edit, in a long-lived process or a test)."""
+    plugin = _LOADED.pop(name, None)
+    forget_plugin(name)
+    sys.modules.pop(name, None)
+    for relative in plugin.files[1:] if plugin is not None else ():
+        sys.modules.pop(Path(relative).with_suffix("").as_posix().replace("/", "."), None)
+
+
 def is_file_reference(reference: str) -> bool:
     return reference.endswith(".py") or "/" in reference or "\\" in reference
 

@@ -170,7 +170,7 @@ def register_insert_section(name: str):
         if not (isinstance(section, type) and issubclass(section, InsertSection)):
             raise TypeError(f"the config of inserted module '{name}' must subclass InsertSection, got {section!r}")
         declared = globals().get("ModelConfig")  # None while the built-ins register
-        if declared is not None and name in declared.model_fields:
+        if declared is not None and name in declared.model_fields and name not in INSERT_SECTIONS:
             raise ValueError(f"'model.{name}' is a model option, not a free section name; pick another name")
         INSERT_SECTIONS.add(name, section)
         return section
