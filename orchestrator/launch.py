@@ -228,7 +228,7 @@ def launch_study(
     run.decode(todo if not searching else [resolve_sample(spec.baseline, {}, spec.ablation.seeds[0])])
     if loaded.source.path.resolve() != (study_dir / SPEC_COPY).resolve():
         spec_text = loaded.source.path.read_text(encoding="utf-8")
-        record_launch(study_dir, spec_text, store_uri=store.uri, tracking_uri=uri, address=address)
+        record_launch(study_dir, spec_text, store_uri=store.uri, tracking_uri=uri, address=address, spec_dir=str(loaded.source.path.resolve().parent))
     try:
         tracker = StudyTracker(uri, study, artifact_location=_artifact_location(uri, study_dir))
     except Exception as err:  # noqa: BLE001 - any MLflow failure here means the store is unusable
@@ -273,7 +273,7 @@ def load_for_resume(location: StudyLocation) -> LoadedSpec:
     if location.spec_copy is None:
         where = location.study_dir or f"studies/{location.name}"
         raise StudyNotFoundError(f"no launched study '{location.name}' at {where} (no {SPEC_COPY}); launch it first")
-    loaded = load_spec(location.spec_copy)
+    loaded = load_spec(location.spec_copy, plugin_dir=location.record.get("spec_dir"))  # plugins beside the original spec
     output = loaded.spec.output.model_copy(
         update={"dir": str(location.study_dir), "store": location.store_uri(), "tracking_uri": location.record.get("tracking_uri")}
     )

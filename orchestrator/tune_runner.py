@@ -65,12 +65,11 @@ def _trainable(loaded: LoadedSpec, datasets: dict, **parameters: Any):
     if loaded.spec.output.checkpoints:
         folder = Path(loaded.spec.output.checkpoints).expanduser().resolve()
         runtime["checkpoint_path"] = str(folder / "{hash}.pt")
-    # Workers load the study's plugins by name and check their identity; the files come in the
-    # runtime environment (a cluster), or from their folders on this machine.
+    # Workers load the study's plugins by name and check their identity; file plugins' sources
+    # come in the job's runtime environment (see plugin_runtime_env), on one machine or many.
     plugins = {plugin.name: plugin.identity for plugin in loaded.plugins}
-    plugin_dirs = [str(plugin.root) for plugin in loaded.plugins if plugin.root is not None]
     return tune.with_resources(
-        tune.with_parameters(tune_trainable, datasets=datasets, runtime=runtime, plugins=plugins, plugin_dirs=plugin_dirs, **parameters),
+        tune.with_parameters(tune_trainable, datasets=datasets, runtime=runtime, plugins=plugins, **parameters),
         {"cpu": resources.cpus_per_trial, "gpu": resources.gpus_per_trial},
     )
 

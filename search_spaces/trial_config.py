@@ -111,8 +111,7 @@ class InsertSection(ToggleSection):
       ``feature_info`` indices, or a single index); :meth:`placements` reads it;
     - ``LOSS_WEIGHTS``: loss term name -> the field weighting it, for the terms the module
       contributes (``{"loss_camera": "lam"}``: ``L += lam * L_cam``);
-    - every other field except the switches is a keyword argument of the module
-      (:meth:`module_kwargs`).
+    - every other field is a keyword argument of the module (:meth:`module_kwargs`).
     """
 
     PLACEMENT: ClassVar[str] = "stages"
@@ -131,7 +130,7 @@ class InsertSection(ToggleSection):
         return {term: float(getattr(self, field)) for term, field in self.LOSS_WEIGHTS.items()} if self.is_active() else {}
 
     def module_kwargs(self) -> dict[str, Any]:
-        """Keyword arguments of the module: the section's fields but placement, switches, loss weights."""
+        """Keyword arguments of the module: the section's fields but the placement and the loss weights."""
         skip = {self.PLACEMENT, *self.LOSS_WEIGHTS.values()}
         return {name: value for name, value in self.model_dump(mode="python").items() if name not in skip}
 

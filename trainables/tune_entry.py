@@ -36,14 +36,13 @@ def tune_trainable(
     recipe: dict[str, Any] | None = None,
     seed: int | None = None,
     plugins: dict[str, str] | None = None,
-    plugin_dirs: list[str] | None = None,
 ) -> None:
     import ray
     from ray import tune
 
     # The study's plugins first: their config sections must be registered before the trial
     # config is validated. On a cluster their files arrive in the runtime environment.
-    load_recorded(plugins or {}, plugin_dirs or ())
+    load_recorded(plugins or {})
 
     node_id = ray.get_runtime_context().get_node_id()
 

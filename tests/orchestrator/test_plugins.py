@@ -156,3 +156,16 @@ def test_an_installed_entry_point_counts_by_package_name_and_version(plugin_dir,
     spec.write_text(SPEC.format(plugins="labgate", name="labgate"), encoding="utf-8")
     trials = load_spec(spec).trials
     assert {tuple(t.config.plugins.items()) for t in trials} == {(), (("labgate", "lab-gate==1.2.0"),)}
+
+
+def test_resume_finds_file_plugins_beside_the_original_spec(plugin_dir):
+    from orchestrator.launch import load_for_resume
+    from orchestrator.study_files import locate_study, record_launch
+
+    spec = write_study(plugin_dir)
+    planned = {t.config_hash for t in load_spec(spec).trials}
+    unload_plugin("gate_plugin")
+    study_dir = plugin_dir / "studies" / "gated"
+    record_launch(study_dir, spec.read_text(), store_uri=str(study_dir / "results"), tracking_uri="sqlite:///x.db", address=None, spec_dir=str(plugin_dir))
+    resumed = load_for_resume(locate_study(str(study_dir)))
+    assert {t.config_hash for t in resumed.trials} == planned

@@ -129,3 +129,22 @@ def test_python_dash_m_trainables_loads_the_plugins_a_trial_file_names(tiny_mark
     trial.write_text(f"plugins: ['{broken}']\n", encoding="utf-8")
     result = subprocess.run([sys.executable, "-m", "trainables", str(trial)], capture_output=True, text=True)
     assert result.returncode == 2 and f"{broken}:1:" in result.stderr and "missing dependency" in result.stderr
+
+
+def test_a_backbone_registered_by_a_plugin_gives_its_trials_the_plugin_identity(tmp_path):
+    (tmp_path / "lab_backbone.py").write_text(
+        "from timm.models import register_model\n"
+        "from timm.models.resnet import resnet10t\n\n\n"
+        "@register_model\n"
+        "def lab_resnet(pretrained=False, **kwargs):\n"
+        "    return resnet10t(pretrained=False, **kwargs)\n",
+        encoding="utf-8",
+    )
+    try:
+        plugin = load_plugin(str(tmp_path / "lab_backbone.py"))
+        assert plugin.backbones == ("lab_resnet",)
+        assert TrialConfig.model_validate({"model": {"backbone": "lab_resnet"}}).plugins == {"lab_backbone": plugin.identity}
+        assert TrialConfig.model_validate({"model": {"backbone": "resnet10t"}}).plugins == {}
+        assert ReIDModel(**model_kwargs(TrialConfig.model_validate({"model": {"backbone": "lab_resnet"}}), num_classes=3)).feature_dim == 512
+    finally:
+        unload_plugin("lab_backbone")
