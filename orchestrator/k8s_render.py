@@ -3,7 +3,7 @@
 ``render_manifests`` returns plain dicts (one per resource) for:
 
 - a ConfigMap holding the study spec, rewritten for the cluster (result store, tracking URI,
-  GPUs per trial);
+  GPUs per trial), and the sources of its file plugins, mounted beside the spec;
 - a KubeRay ``RayJob`` with its RayCluster spec: a head group (runs ``orchestrator launch``
   on the spec from the ConfigMap), a GPU worker group, Ray token authentication from a
   Secret, and shutdown after the job finishes;
@@ -31,6 +31,7 @@ from orchestrator.spec import LoadedSpec
 
 SPEC_MOUNT = "/etc/reid-orchestrator"
 SPEC_KEY = "study.yaml"
+PLUGIN_DIR = "plugins"  # file plugins' sources, beside the spec in the mounted ConfigMap
 DATA_MOUNT = "/data"
 RAY_VERSION = "2.60.0"
 # The image the repository's Dockerfile builds: `docker build -t reid-orchestrator:0.1.0 .`
@@ -101,9 +102,30 @@ def check_names(options: RenderOptions) -> None:
             )
 
 
+def plugin_files(loaded: LoadedSpec) -> list[tuple[str, str, str]]:
+    """``(ConfigMap key, path under the spec mount, source text)`` of every file plugin's
+    sources: the pods find them beside the spec at ``plugins/<name>/<file>``."""
+    files = []
+    for plugin in loaded.plugins:
+        if plugin.root is None:
+            continue  # an installed package: it must be installed in the image
+        for index, relative in enumerate(plugin.files):
+            key = f"plugin-{plugin.name}-{index}-{Path(relative).name}"
+            files.append((key, f"{PLUGIN_DIR}/{plugin.name}/{relative}", (plugin.root / relative).read_text(encoding="utf-8")))
+    return files
+
+
+def _cluster_plugins(loaded: LoadedSpec) -> list[str]:
+    """The spec's ``plugins:`` as the pods read them: file plugins at their ConfigMap paths."""
+    return [f"{PLUGIN_DIR}/{plugin.name}/{plugin.files[0]}" if plugin.root is not None else plugin.name for plugin in loaded.plugins]
+
+
 def cluster_spec_text(loaded: LoadedSpec, options: RenderOptions, tracking_uri: str) -> str:
-    """The study spec as the cluster runs it: shared store, in-cluster MLflow, GPUs per trial."""
+    """The study spec as the cluster runs it: shared store, in-cluster MLflow, GPUs per trial,
+    file plugins read from the ConfigMap beside it."""
     data = dict(loaded.source.data)
+    if loaded.plugins:
+        data["plugins"] = _cluster_plugins(loaded)
     data["output"] = {**(data.get("output") or {}), "store": options.store_uri, "tracking_uri": tracking_uri}
     data["output"].pop("dir", None)
     data["resources"] = {**(data.get("resources") or {}), "gpus_per_trial": options.gpus_per_trial}
@@ -126,7 +148,9 @@ def _s3_env() -> list[dict[str, Any]]:
     ]
 
 
-def _ray_pod(name: str, options: RenderOptions, *, head: bool, command_env: list[dict[str, Any]]) -> dict[str, Any]:
+def _ray_pod(
+    name: str, options: RenderOptions, *, head: bool, command_env: list[dict[str, Any]], plugin_paths: list[tuple[str, str]] = ()
+) -> dict[str, Any]:
     resources = (
         {"limits": {"cpu": "4", "memory": "16Gi"}, "requests": {"cpu": "2", "memory": "8Gi"}}
         if head
@@ -140,6 +164,9 @@ def _ray_pod(name: str, options: RenderOptions, *, head: bool, command_env: list
         {"name": "spec", "configMap": {"name": f"{name}-spec"}},
         {"name": "dshm", "emptyDir": {"medium": "Memory"}},  # Ray's object store lives in /dev/shm
     ]
+    if plugin_paths:  # ConfigMap keys are flat: items lay the plugin sources out in folders
+        items = [{"key": SPEC_KEY, "path": SPEC_KEY}, *({"key": key, "path": path} for key, path in plugin_paths)]
+        volumes[0]["configMap"]["items"] = items
     if options.data_pvc:
         mounts.append({"name": "data", "mountPath": DATA_MOUNT, "readOnly": True})
         volumes.append({"name": "data", "persistentVolumeClaim": {"claimName": options.data_pvc, "readOnly": True}})
@@ -179,6 +206,11 @@ def render_manifests(loaded: LoadedSpec, options: RenderOptions) -> dict[str, li
         "metadata": meta("-spec"),
         "data": {SPEC_KEY: cluster_spec_text(loaded, options, tracking_uri)},
     }
+    # File plugins ride in the ConfigMap; the driver (head pod) loads them from the mount and
+    # hands them to every Ray worker in the job's runtime environment (py_modules).
+    sources = plugin_files(loaded)
+    configmap["data"].update({key: text for key, _, text in sources})
+    plugin_paths = [(key, path) for key, path, _ in sources]
 
     env = _s3_env() + [
         {"name": "MLFLOW_TRACKING_URI", "value": tracking_uri},
@@ -199,7 +231,7 @@ def render_manifests(loaded: LoadedSpec, options: RenderOptions) -> dict[str, li
                 "authOptions": {"mode": "token", "secretName": RAY_TOKEN_SECRET},
                 "headGroupSpec": {
                     "rayStartParams": {"num-gpus": "0"},
-                    "template": _ray_pod(name, options, head=True, command_env=env),
+                    "template": _ray_pod(name, options, head=True, command_env=env, plugin_paths=plugin_paths),
                 },
                 "workerGroupSpecs": [
                     {
@@ -208,7 +240,7 @@ def render_manifests(loaded: LoadedSpec, options: RenderOptions) -> dict[str, li
                         "minReplicas": options.workers,
                         "maxReplicas": options.workers,
                         "rayStartParams": {"num-gpus": str(options.gpus_per_worker)},
-                        "template": _ray_pod(name, options, head=False, command_env=env),
+                        "template": _ray_pod(name, options, head=False, command_env=env, plugin_paths=plugin_paths),
                     }
                 ],
             },

@@ -132,9 +132,10 @@ class _StudyRun:
 
     def connect(self) -> None:
         """Start (or join) Ray once per launch."""
-        from orchestrator.tune_runner import start_ray
+        from orchestrator.tune_runner import plugin_runtime_env, start_ray
 
-        self.started_ray = start_ray(self.address, self.echo) or self.started_ray
+        runtime_env = plugin_runtime_env(self.loaded, self.study_dir)
+        self.started_ray = start_ray(self.address, self.echo, runtime_env) or self.started_ray
 
     def _finish(self, recorder) -> None:
         self.ran += recorder.finished
@@ -268,7 +269,7 @@ def _run_locked(loaded: LoadedSpec, run: "_StudyRun", store: ResultStore, uri: s
         raise
     if loaded.source.path.resolve() != (study_dir / SPEC_COPY).resolve():
         spec_text = loaded.source.path.read_text(encoding="utf-8")
-        record_launch(study_dir, spec_text, store_uri=store.uri, tracking_uri=uri, address=run.address)
+        record_launch(study_dir, spec_text, store_uri=store.uri, tracking_uri=uri, address=run.address, spec_dir=str(loaded.source.path.resolve().parent))
     try:
         tracker = StudyTracker(uri, study, artifact_location=_artifact_location(uri, study_dir))
     except Exception as err:  # noqa: BLE001 - any MLflow failure here means the store is unusable
@@ -381,7 +382,7 @@ def load_for_resume(location: StudyLocation) -> LoadedSpec:
     if location.spec_copy is None:
         where = location.study_dir or f"studies/{location.name}"
         raise StudyNotFoundError(f"no launched study '{location.name}' at {where} (no {SPEC_COPY}); launch it first")
-    loaded = load_spec(location.spec_copy)
+    loaded = load_spec(location.spec_copy, plugin_dir=location.record.get("spec_dir"))  # plugins beside the original spec
     output = loaded.spec.output.model_copy(
         update={"dir": str(location.study_dir), "store": location.store_uri(), "tracking_uri": location.record.get("tracking_uri")}
     )

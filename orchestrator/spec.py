@@ -5,7 +5,8 @@ expands it into trials and reports the first problem as a :class:`SpecError` nam
 line and dotted key. Nothing here imports torch or starts Ray.
 
 Relative paths in the spec (dataset roots, output folders) are resolved against the current
-working directory, like any command-line tool.
+working directory, like any command-line tool; the files of ``plugins:`` are the exception:
+they are relative to the spec, which usually sits beside them.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from orchestrator.yaml_source import YamlSource, YamlSyntaxError, load_yaml
 from search_spaces import AblationSpec, ChangeError, DesignError, PlannedTrial, Recipe, expand
 from search_spaces.trial_config import schedule_problem
 from search_spaces.metrics import DEFAULT_TABLE_METRICS, TABLE_METRIC_HEADERS
+from search_spaces.plugins import LoadedPlugin, PluginError, load_plugin
 
 STUDY_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 
@@ -120,6 +122,11 @@ class Report(_Block):
 class StudySpec(_Block):
     """The whole file."""
 
+    plugins: tuple[str, ...] = Field(
+        (),
+        description="Plugins to load before the rest is validated: .py files (relative to the spec), "
+        "module names, or names of installed 'reid_orchestrator.plugins' entry points.",
+    )
     study: StudyInfo
     baseline: Recipe = Recipe()
     ablation: AblationSpec = AblationSpec(design="list", variants=[{"name": "baseline"}])
@@ -141,6 +148,7 @@ class LoadedSpec:
     spec: StudySpec
     source: YamlSource
     trials: list[PlannedTrial]
+    plugins: tuple[LoadedPlugin, ...] = ()
 
     @property
     def name(self) -> str:
@@ -177,11 +185,32 @@ def _first_validation_error(source: YamlSource, err: ValidationError) -> SpecErr
     return spec_error(source, loc, message)
 
 
-def parse_spec(source: YamlSource, *, max_trials: int | None = None) -> LoadedSpec:
+def load_spec_plugins(source: YamlSource, base_dir: Path | None = None) -> tuple[LoadedPlugin, ...]:
+    """Import the plugins the spec's ``plugins:`` names (relative to the spec's folder, or to
+    ``base_dir``): their components must be registered before the rest is validated. A plugin
+    that is missing or fails to import is a :class:`SpecError` at the plugin's own file and
+    line (or at the spec's ``plugins:`` item when the file is missing)."""
+    references = source.data.get("plugins") or []
+    if not isinstance(references, list) or not all(isinstance(r, str) for r in references):
+        raise spec_error(source, ("plugins",), "plugins is a list of .py files, module names or entry point names")
+    folder = base_dir or source.path.resolve().parent
+    loaded = []
+    for index, reference in enumerate(references):
+        try:
+            loaded.append(load_plugin(reference, folder))
+        except PluginError as err:
+            if err.line is None:
+                raise spec_error(source, ("plugins", index), str(err)) from None
+            raise SpecError(str(err), file=err.file, line=err.line) from None
+    return tuple(loaded)
+
+
+def parse_spec(source: YamlSource, plugin_dir: Path | None = None, *, max_trials: int | None = None) -> LoadedSpec:
     """Validate parsed YAML and expand it; raise :class:`SpecError` on the first problem.
     ``max_trials``: refuse a study planning more trials, counted before expanding it."""
     from orchestrator.study_size import check_study_size
 
+    plugins = load_spec_plugins(source, plugin_dir)
     try:
         spec = StudySpec.model_validate(source.data)
     except ValidationError as err:
@@ -193,7 +222,7 @@ def parse_spec(source: YamlSource, *, max_trials: int | None = None) -> LoadedSp
         raise spec_error(source, err.origin, str(err)) from None
     _check_schedules(source, spec, trials)
     _check_reference_rows(source, spec, trials)
-    return LoadedSpec(spec, source, trials)
+    return LoadedSpec(spec, source, trials, plugins)
 
 
 def _check_schedules(source: YamlSource, spec: StudySpec, trials: list[PlannedTrial]) -> None:
@@ -222,10 +251,12 @@ def _check_reference_rows(source: YamlSource, spec: StudySpec, trials: list[Plan
             )
 
 
-def load_spec(path: str | Path, *, max_trials: int | None = None) -> LoadedSpec:
-    """Read, validate and expand the spec at ``path`` (see :func:`parse_spec` for ``max_trials``)."""
+def load_spec(path: str | Path, plugin_dir: str | Path | None = None, *, max_trials: int | None = None) -> LoadedSpec:
+    """Read, validate and expand the spec at ``path``; its file plugins are relative to its
+    folder, or to ``plugin_dir`` (a copy of the spec in a study folder). See :func:`parse_spec`
+    for ``max_trials``."""
     try:
         source = load_yaml(path)
     except YamlSyntaxError as err:
         raise SpecError(str(err), file=str(path), line=err.line) from None
-    return parse_spec(source, max_trials=max_trials)
+    return parse_spec(source, Path(plugin_dir) if plugin_dir else None, max_trials=max_trials)

@@ -22,10 +22,14 @@ SPEC_COPY = "spec.yaml"
 LAUNCH_RECORD = "launch.json"
 
 
-def record_launch(study_dir: Path, spec_text: str, *, store_uri: str, tracking_uri: str, address: str | None) -> None:
-    """Write the spec copy and the launch record (atomically: temp file, then rename)."""
+def record_launch(
+    study_dir: Path, spec_text: str, *, store_uri: str, tracking_uri: str, address: str | None, spec_dir: str | None = None
+) -> None:
+    """Write the spec copy and the launch record (atomically: temp file, then rename).
+    ``spec_dir``: the original spec's folder, where its file plugins are found on resume."""
     study_dir.mkdir(parents=True, exist_ok=True)
     record = {
+        "spec_dir": spec_dir,
         "store_uri": store_uri,
         "tracking_uri": None if has_credentials(tracking_uri) else tracking_uri,
         # Resume must then be given the URI again rather than fall back to a local store.

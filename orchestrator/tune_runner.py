@@ -19,13 +19,23 @@ from search_spaces.search import Choice, IntRange, LogUniform, SearchSpec, Unifo
 Echo = Callable[[str], None]
 
 
-def start_ray(address: str | None, echo: Echo) -> bool:
-    """Connect to ``address`` or start a local Ray; returns whether this call started it."""
+def plugin_runtime_env(loaded: LoadedSpec, study_dir: Path) -> dict[str, Any] | None:
+    """Ray's runtime environment carrying the spec's file plugins to every worker: their
+    sources staged as one package (``py_modules``) in the study folder; None without any."""
+    from search_spaces.plugins import stage_files
+
+    package = stage_files(loaded.plugins, study_dir / ".ray_plugins")
+    return {"py_modules": [str(package)]} if package is not None else None
+
+
+def start_ray(address: str | None, echo: Echo, runtime_env: dict[str, Any] | None = None) -> bool:
+    """Connect to ``address`` or start a local Ray; returns whether this call started it.
+    ``runtime_env`` (plugins' files) is the job's: every worker of the study gets it."""
     import ray
 
     if ray.is_initialized():
         return False
-    kwargs = dict(include_dashboard=False, log_to_driver=False, configure_logging=True, logging_level="WARNING")
+    kwargs = dict(include_dashboard=False, log_to_driver=False, configure_logging=True, logging_level="WARNING", runtime_env=runtime_env)
     if address:
         check_ray_address(address)
         echo(f"connecting to Ray at {address}")
@@ -91,8 +101,11 @@ def _trainable(loaded: LoadedSpec, datasets: dict, **parameters: Any):
     if loaded.spec.output.checkpoints:
         folder = Path(loaded.spec.output.checkpoints).expanduser().resolve()
         runtime["checkpoint_path"] = str(folder / "{hash}.pt")
+    # Workers load the study's plugins by name and check their identity; file plugins' sources
+    # come in the job's runtime environment (see plugin_runtime_env), on one machine or many.
+    plugins = {plugin.name: plugin.identity for plugin in loaded.plugins}
     return tune.with_resources(
-        tune.with_parameters(tune_trainable, datasets=datasets, runtime=runtime, **parameters),
+        tune.with_parameters(tune_trainable, datasets=datasets, runtime=runtime, plugins=plugins, **parameters),
         {"cpu": resources.cpus_per_trial, "gpu": resources.gpus_per_trial},
     )
 

@@ -18,6 +18,7 @@ from typing import Any, Callable
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from search_spaces.registry import Registry
 from search_spaces.search import SearchSpec
 
 BASELINE = "baseline"
@@ -114,22 +115,19 @@ class DesignError(ValueError):
         self.origin = origin
 
 
+class DesignRegistryError(ValueError):
+    """A duplicate or unknown design name."""
+
+
 DesignFn = Callable[[AblationSpec], list[VariantPlan]]
-DESIGNS: dict[str, DesignFn] = {}
+DESIGNS: Registry[DesignFn] = Registry("design", error=DesignRegistryError)
 # Designs whose trials are proposed while the study runs (see search_spaces.search).
 SEARCH_DESIGNS = frozenset({"optuna"})
 
 
 def register_design(name: str) -> Callable[[DesignFn], DesignFn]:
     """Register a design under ``name``; registering a name twice is an error."""
-
-    def decorate(fn: DesignFn) -> DesignFn:
-        if name in DESIGNS:
-            raise ValueError(f"design '{name}' is already registered")
-        DESIGNS[name] = fn
-        return fn
-
-    return decorate
+    return DESIGNS.register(name)
 
 
 def changes_name(changes: tuple[Change, ...] | list[Change]) -> str:

@@ -19,7 +19,7 @@ from pydantic import BaseModel, ValidationError
 from search_spaces.designs import DESIGNS, SEARCH_DESIGNS, AblationSpec, Change, DesignError, VariantPlan, changes_name
 from search_spaces.hashing import config_hash, flatten
 from search_spaces.search import Uniform, probe_points, sample_name
-from search_spaces.trial_config import Recipe, TrialConfig
+from search_spaces.trial_config import Recipe, TrialConfig, section_fields
 
 
 class ChangeError(ValueError):
@@ -59,7 +59,7 @@ def check_path(path: str, origin: tuple[str | int, ...]) -> None:
     model: type[BaseModel] = Recipe
     walked: list[str] = []
     for part in path.split("."):
-        fields = model.model_fields
+        fields = section_fields(model)  # registered insert sections included
         if part not in fields:
             known = sorted(fields)
             hint = difflib.get_close_matches(part, known, n=1)
@@ -71,7 +71,7 @@ def check_path(path: str, origin: tuple[str | int, ...]) -> None:
                 origin,
             )
         walked.append(part)
-        annotation = fields[part].annotation
+        annotation = fields[part]
         if isinstance(annotation, type) and issubclass(annotation, BaseModel):
             model = annotation
         elif part != path.split(".")[-1]:
@@ -138,7 +138,7 @@ def leaf_annotation(path: str) -> Any:
     model: type[BaseModel] = Recipe
     annotation: Any = None
     for part in path.split("."):
-        annotation = model.model_fields[part].annotation
+        annotation = section_fields(model)[part]
         if isinstance(annotation, type) and issubclass(annotation, BaseModel):
             model = annotation
     return annotation

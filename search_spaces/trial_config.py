@@ -17,7 +17,10 @@ import types
 import typing
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_serializer, model_validator
+from pydantic_core import InitErrorDetails
+
+from search_spaces.registry import Registry
 
 
 def _numeric(annotation: Any) -> bool:
@@ -122,7 +125,84 @@ ROBUST_REID_BACKBONES: tuple[str, ...] = ("robust_reid_1x", "robust_reid_2x")
 StageIndex = Annotated[int, Field(ge=0)]
 
 
-class APRAConfig(ToggleSection):
+class InsertSection(ToggleSection):
+    """The config section of a module inserted after backbone stages: ``model.<name>``.
+
+    Its contract with the model builder (``trainables.trial.model_kwargs``), so that a module
+    registered by a plugin is built, placed, checked and trained like APRA and DRANet:
+
+    - ``PLACEMENT``: the field saying where the module goes (``stages``: a tuple of
+      ``feature_info`` indices, or a single index); :meth:`placements` reads it;
+    - ``LOSS_WEIGHTS``: loss term name -> the field weighting it, for the terms the module
+      contributes (``{"loss_camera": "lam"}``: ``L += lam * L_cam``);
+    - every other field is a keyword argument of the module (:meth:`module_kwargs`).
+    """
+
+    PLACEMENT: ClassVar[str] = "stages"
+    LOSS_WEIGHTS: ClassVar[dict[str, str]] = {}
+    LABEL: ClassVar[str] = ""  # how messages name the module (default: its registry name)
+
+    def placements(self) -> tuple[int, ...]:
+        """The stages the module is inserted after (empty while it is off)."""
+        if not self.is_active():
+            return ()
+        where = getattr(self, self.PLACEMENT)
+        return tuple(where) if isinstance(where, (tuple, list)) else (int(where),)
+
+    def loss_weights(self) -> dict[str, float]:
+        """Weight of each loss term the module contributes (while it is on)."""
+        return {term: float(getattr(self, field)) for term, field in self.LOSS_WEIGHTS.items()} if self.is_active() else {}
+
+    def module_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments of the module: the section's fields but the placement and the loss weights."""
+        skip = {self.PLACEMENT, *self.LOSS_WEIGHTS.values()}
+        return {name: value for name, value in self.model_dump(mode="python").items() if name not in skip}
+
+
+class StagedInsert(InsertSection):
+    """An inserted module that is on iff ``stages`` is non-empty: placement -- after which
+    stage(s), or nowhere -- is one axis (``model.<name>.stages: [[], [1], [2], [1, 2]]``)."""
+
+    SWITCHES: ClassVar[tuple[str, ...]] = ("stages",)
+    enabled: ClassVar[bool] = False  # the switch is ``stages``, not an ``enabled`` key
+
+    stages: tuple[StageIndex, ...] = Field(
+        (), description="feature_info indices to insert the module after (empty: off). ResNets: 0 is the stem."
+    )
+
+    def is_active(self) -> bool:
+        return bool(self.stages)
+
+    @model_validator(mode="after")
+    def _stages_increase(self) -> "StagedInsert":
+        if list(self.stages) != sorted(set(self.stages)):
+            raise ValueError(f"stages must be strictly increasing, got {list(self.stages)}")
+        return self
+
+
+#: Config sections of inserted modules, by name: each becomes ``model.<name>``. The torch
+#: modules register separately (``trainables.models.inserts.register_insert``) under the same
+#: name; a plugin registers both in one file with ``register_insert(name, config=...)``.
+INSERT_SECTIONS: Registry[type[InsertSection]] = Registry("inserted module")
+
+
+def register_insert_section(name: str):
+    """Decorator registering an :class:`InsertSection` subclass as the section ``model.<name>``."""
+
+    def decorate(section: type[InsertSection]) -> type[InsertSection]:
+        if not (isinstance(section, type) and issubclass(section, InsertSection)):
+            raise TypeError(f"the config of inserted module '{name}' must subclass InsertSection, got {section!r}")
+        declared = globals().get("ModelConfig")  # None while the built-ins register
+        if declared is not None and name in declared.model_fields and name not in INSERT_SECTIONS:
+            raise ValueError(f"'model.{name}' is a model option, not a free section name; pick another name")
+        INSERT_SECTIONS.add(name, section)
+        return section
+
+    return decorate
+
+
+@register_insert_section("apra")
+class APRAConfig(StagedInsert):
     """APRA (Ang et al., section 5.1): pairwise reverse attention with a gradient-reversed
     camera classifier, inserted after backbone stages.
 
@@ -132,8 +212,8 @@ class APRAConfig(ToggleSection):
     the other fields reset to their defaults (conditional axes).
     """
 
-    SWITCHES: ClassVar[tuple[str, ...]] = ("stages",)
-    enabled: ClassVar[bool] = False  # the switch is ``stages``, not an ``enabled`` key
+    LOSS_WEIGHTS: ClassVar[dict[str, str]] = {"loss_camera": "lam"}
+    LABEL: ClassVar[str] = "APRA"
 
     stages: tuple[StageIndex, ...] = Field(
         (), description="feature_info indices to insert APRA after (empty: APRA off). Paper: early stages."
@@ -143,19 +223,15 @@ class APRAConfig(ToggleSection):
     reduction: int = Field(16, ge=1, description="Channel-attention MLP reduction ratio (CBAM).")
     spatial_kernel: int = Field(7, ge=1, le=15, description="Spatial-attention conv kernel (CBAM: 7); odd.")
 
-    def is_active(self) -> bool:
-        return bool(self.stages)
-
     @model_validator(mode="after")
-    def _stages_increase(self) -> "APRAConfig":
-        if list(self.stages) != sorted(set(self.stages)):
-            raise ValueError(f"stages must be strictly increasing, got {list(self.stages)}")
+    def _kernel_is_odd(self) -> "APRAConfig":
         if self.spatial_kernel % 2 == 0:
             raise ValueError(f"spatial_kernel must be odd, got {self.spatial_kernel}")
         return self
 
 
-class DRANetConfig(ToggleSection):
+@register_insert_section("dranet")
+class DRANetConfig(InsertSection):
     """DRANet (Liu et al.): reverse channel (RCAM) and spatial (RSAM) attention generating hard
     examples in feature space, inserted after one backbone stage.
 
@@ -165,6 +241,9 @@ class DRANetConfig(ToggleSection):
 
     SWITCHES: ClassVar[tuple[str, ...]] = ("rcam", "rsam")
     enabled: ClassVar[bool] = False  # the switches are ``rcam`` and ``rsam``
+    PLACEMENT: ClassVar[str] = "stage"
+    LOSS_WEIGHTS: ClassVar[dict[str, str]] = {"loss_hard": "hard_weight"}
+    LABEL: ClassVar[str] = "DRANet"
 
     rcam: bool = Field(False, description="Reverse channel attention: hard example C = A * (1 - m)^alpha_c.")
     rsam: bool = Field(False, description="Reverse spatial attention: hard example D = B * (1 - H)^alpha_s.")
@@ -212,8 +291,58 @@ class ModelConfig(Section):
         description="robust_reid_* backbones only: ShuffleNet-v2 blocks (Robust-ReID section 3.2); "
         "false uses the original HA-CNN inception blocks. Reset to true for other backbones.",
     )
+    # The inserted modules of the first schema are fields, always written out; every section
+    # registered since (a plugin's) is validated by ``_registered_sections`` and written out
+    # only while it is on, so a config that does not use it keeps its canonical JSON and hash.
     apra: APRAConfig = APRAConfig()
     dranet: DRANetConfig = DRANetConfig()
+
+    model_config = ConfigDict(extra="allow", frozen=True)  # extras: registered sections only
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _registered_sections(cls, data: Any, handler: Any) -> "ModelConfig":
+        """Validate ``model.<name>`` of registered inserts that are not fields; any other
+        unknown key is an ``extra_forbidden`` error at its own location, as elsewhere."""
+        if not isinstance(data, dict):
+            return handler(data)
+        data = dict(data)
+        sections: dict[str, InsertSection] = {}
+        errors: list[InitErrorDetails] = []
+        for key in [k for k in data if k not in cls.model_fields]:
+            value = data.pop(key)
+            if key not in INSERT_SECTIONS:
+                errors.append(InitErrorDetails(type="extra_forbidden", loc=(key,), input=value))
+                continue
+            section_type = INSERT_SECTIONS.get(key)
+            try:
+                section = value if isinstance(value, section_type) else section_type.model_validate(value)
+            except ValidationError as err:
+                errors.extend(
+                    InitErrorDetails(type=e["type"], loc=(key, *e["loc"]), input=e.get("input"), ctx=e.get("ctx", {}))
+                    for e in err.errors()
+                )
+                continue
+            if section.is_active():  # an off section equals its default: leave it out
+                sections[key] = section
+        try:
+            model = handler(data)
+        except ValidationError as err:
+            errors[:0] = [InitErrorDetails(type=e["type"], loc=tuple(e["loc"]), input=e.get("input"), ctx=e.get("ctx", {})) for e in err.errors()]
+        if errors:
+            raise ValidationError.from_exception_data(cls.__name__, errors)
+        model.__pydantic_extra__.update(sections)
+        return model
+
+    def inserts(self) -> dict[str, InsertSection]:
+        """Every registered inserted module's section, on or off, in registration order."""
+        extra = self.__pydantic_extra__ or {}
+        return {name: getattr(self, name) if name in type(self).model_fields else extra.get(name, section())
+                for name, section in INSERT_SECTIONS.items()}
+
+    def active_inserts(self) -> dict[str, InsertSection]:
+        """The sections of the inserted modules that are on."""
+        return {name: section for name, section in self.inserts().items() if section.is_active()}
 
     @model_validator(mode="after")
     def _shuffle_blocks_only_for_robust_reid(self) -> "ModelConfig":
@@ -417,19 +546,58 @@ class Recipe(Section):
 
 
 class TrialConfig(Recipe):
-    """Everything that determines one trial's result. Hash it with ``config_hash``."""
+    """Everything that determines one trial's result. Hash it with ``config_hash``.
+
+    ``plugins`` is the identity of the plugins whose components the trial uses (plugin name ->
+    ``sha256:<digest>`` of a file plugin's sources, or ``<package>==<version>`` of an installed
+    one; see :mod:`search_spaces.plugins`). It is computed on validation, never chosen: a
+    record passed in must match the plugins loaded now (else the plugin changed since the
+    trial was planned). Empty -- and then left out of the dump, so the hash of a trial that uses
+    no plugin is unchanged -- when the trial uses built-in components only.
+    """
 
     seed: int = Field(0, ge=0)
+    plugins: dict[str, str] = Field(default_factory=dict, description="Identity of the plugins the trial uses (computed).")
+
+    @model_validator(mode="after")
+    def _record_plugins(self) -> "TrialConfig":
+        from search_spaces.plugins import plugin_record
+
+        record = plugin_record(self)
+        if self.plugins and self.plugins != record:
+            raise ValueError(
+                f"plugins: the trial was planned with {self.plugins} but the plugins loaded now are {record or 'none'}; "
+                "the plugin source changed (relaunch the study to plan it again)"
+            )
+        object.__setattr__(self, "plugins", record)
+        return self
+
+    @model_serializer(mode="wrap")
+    def _no_empty_plugin_record(self, handler: Any) -> dict[str, Any]:
+        data = handler(self)
+        if not data.get("plugins"):
+            data.pop("plugins", None)
+        return data
 
 
 def field_paths(model: type[BaseModel] = TrialConfig, prefix: str = "") -> list[str]:
     """Every leaf dotted path of a config tree, e.g. ``loss.triplet.margin``."""
     paths: list[str] = []
-    for name, info in model.model_fields.items():
-        annotation = info.annotation
+    for name, annotation in section_fields(model).items():
         dotted = f"{prefix}{name}"
         if isinstance(annotation, type) and issubclass(annotation, BaseModel):
             paths.extend(field_paths(annotation, dotted + "."))
         else:
             paths.append(dotted)
     return paths
+
+
+def section_fields(model: type[BaseModel]) -> dict[str, Any]:
+    """Field name -> annotation of a config section, including the registered insert sections
+    of ``model`` (``ModelConfig``) that are not declared fields."""
+    fields = {name: info.annotation for name, info in model.model_fields.items()}
+    if model is ModelConfig:
+        fields.update({name: section for name, section in INSERT_SECTIONS.items() if name not in fields})
+    if model is TrialConfig:
+        fields.pop("plugins", None)  # computed, not a setting
+    return fields

@@ -6,7 +6,8 @@ rather than minutes later inside a worker.
 
 Stage checks build the backbone on PyTorch's ``meta`` device (no memory, no weights, no
 compute) and run one forward pass there at the dataset's image size to see what each stage
-outputs: APRA and DRANet need a ``(B, C, H, W)`` feature map, not a token sequence.
+outputs: inserted modules (APRA, DRANet, a plugin's) need a ``(B, C, H, W)`` feature map,
+not a token sequence.
 """
 
 from __future__ import annotations
@@ -84,9 +85,11 @@ def check_trial_config(config: TrialConfig) -> list[tuple[str, str]]:
     if model.pretrained_path and not Path(model.pretrained_path).expanduser().is_file():
         problems.append(("model.pretrained_path", f"weights file not found: {model.pretrained_path}"))
 
-    placed: list[tuple[str, str, int]] = [("model.apra.stages", "APRA", s) for s in model.apra.stages]
-    if model.dranet.is_active():
-        placed.append(("model.dranet.stage", "DRANet", model.dranet.stage))
+    placed: list[tuple[str, str, int]] = [
+        (f"model.{name}.{section.PLACEMENT}", section.LABEL or name, stage)
+        for name, section in model.active_inserts().items()
+        for stage in section.placements()
+    ]
     if placed:
         kwargs = (("shuffle_blocks", model.shuffle_blocks),) if backbone in ROBUST_REID_BACKBONES else ()
         stages, problem = _stage_report(backbone, kwargs, config.dataset.height, config.dataset.width)

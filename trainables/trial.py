@@ -38,7 +38,7 @@ from trainables.data.sampler import PKSampler
 from trainables.engine import EpochPlan, HookBase, NonFiniteLossError, Reporter, Trainer, train_step
 from trainables.engine_hooks import CheckpointHook, EvaluationHook, Evaluator, SWAHook, extract_embeddings, metrics_for_report
 from trainables.losses import ReIDObjective
-from trainables.models import ReIDModel
+from trainables.models import INSERTS, ReIDModel
 from trainables.schedule import cyclic_cosine_lr, learning_rate
 
 # The step, its error and the evaluation helpers moved to the engine; they stay importable from
@@ -72,17 +72,19 @@ def seed_everything(seed: int) -> None:
 
 def model_kwargs(config: TrialConfig, num_classes: int, num_cameras: int = 0) -> dict[str, Any]:
     """Adapter from the config to :class:`ReIDModel`'s keyword arguments (also what a
-    checkpoint stores): backbone options and the surgery spec of APRA and DRANet."""
+    checkpoint stores): backbone options and the surgery spec of every inserted module that is
+    on, built from its section (``module_kwargs``) plus the data facts its class ``needs``."""
     m = config.model
+    facts = {"num_classes": num_classes, "num_cameras": num_cameras}
     inserts: list[dict[str, Any]] = []
-    for stage in m.apra.stages:
-        kwargs = dict(num_cameras=num_cameras, reduction=m.apra.reduction, grl_scale=m.apra.grl_scale, spatial_kernel=m.apra.spatial_kernel)
-        inserts.append({"module": "apra", "stage": stage, "kwargs": kwargs})
-    d = m.dranet
-    if d.is_active():
-        kwargs = dict(rcam=d.rcam, rsam=d.rsam, alpha_c=d.alpha_c, alpha_s=d.alpha_s, reduction=d.reduction)
-        inserts.append({"module": "dranet", "stage": d.stage, "kwargs": kwargs})
-    inserts.sort(key=lambda spec: spec["stage"])  # stable: APRA before DRANet at a shared stage
+    for name, section in m.active_inserts().items():
+        kwargs = section.module_kwargs()
+        for need in INSERTS.get(name).needs:
+            if need not in facts:
+                raise ValueError(f"inserted module '{name}' needs '{need}'; the data provides: {', '.join(facts)}")
+            kwargs[need] = facts[need]
+        inserts.extend({"module": name, "stage": stage, "kwargs": dict(kwargs)} for stage in section.placements())
+    inserts.sort(key=lambda spec: spec["stage"])  # stable: registration order at a shared stage (APRA before DRANet)
     backbone_kwargs = {"shuffle_blocks": m.shuffle_blocks} if m.backbone in ROBUST_REID_BACKBONES else {}
     return dict(
         backbone=m.backbone,
@@ -97,15 +99,18 @@ def model_kwargs(config: TrialConfig, num_classes: int, num_cameras: int = 0) ->
 
 
 def build_model(config: TrialConfig, num_classes: int, num_cameras: int = 0) -> ReIDModel:
-    """The trial's model; ``num_cameras`` (training cameras) is needed with APRA on. Each module
-    is initialised from the trial seed and its own name, so variants sharing a seed are paired."""
+    """The trial's model; ``num_cameras`` (training cameras) is needed by modules that ask for
+    it (APRA's camera classifier). Each module is initialised from the trial seed and its own
+    name, so variants sharing a seed are paired."""
     from trainables.models.seeding import seed_modules
 
     return seed_modules(ReIDModel(**model_kwargs(config, num_classes, num_cameras)), config.seed)
 
 
 def build_objective(config: TrialConfig) -> ReIDObjective:
-    loss, m = config.loss, config.model
+    """The objective: the baseline losses plus each inserted module's terms at its section's weights."""
+    loss = config.loss
+    weights = {term: w for section in config.model.active_inserts().values() for term, w in section.loss_weights().items()}
     return ReIDObjective(
         id_weight=loss.id_weight,
         label_smoothing=loss.label_smoothing,
@@ -113,8 +118,7 @@ def build_objective(config: TrialConfig) -> ReIDObjective:
         triplet_margin=loss.triplet.margin,
         triplet_soft_margin=loss.triplet.soft_margin,
         triplet_weight=loss.triplet.weight,
-        camera_weight=m.apra.lam,
-        hard_weight=m.dranet.hard_weight,
+        term_weights=weights,
     )
 
 

@@ -5,7 +5,8 @@ Two shapes of Tune config arrive here:
 - a search sample: ``{"search": {<dotted axis>: value}}``, resolved against the study's recipe
   (passed with ``tune.with_parameters``) at the search seed.
 The decoded datasets also come through ``tune.with_parameters``, so every trial on a node
-shares one copy from the object store instead of decoding its own.
+shares one copy from the object store instead of decoding its own; so do the study's plugins
+(``{name: identity}``), loaded before the trial config is read.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 
 from search_spaces import TrialConfig, resolve_sample
 from search_spaces.metrics import NODE_ID
+from search_spaces.plugins import load_recorded
 from trainables.data.datasets import ReIDData, dataset_key
 from trainables.trial import RuntimeOptions, run_trial
 
@@ -34,9 +36,14 @@ def tune_trainable(
     runtime: dict[str, Any] | None = None,
     recipe: dict[str, Any] | None = None,
     seed: int | None = None,
+    plugins: dict[str, str] | None = None,
 ) -> None:
     import ray
     from ray import tune
+
+    # The study's plugins first: their config sections must be registered before the trial
+    # config is validated. On a cluster their files arrive in the runtime environment.
+    load_recorded(plugins or {})
 
     node_id = ray.get_runtime_context().get_node_id()
 

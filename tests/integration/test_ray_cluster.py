@@ -6,7 +6,6 @@ import os
 import socket
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import pytest
@@ -72,31 +71,24 @@ def stop_cluster(gcs_address: str, temp_dir: str) -> None:
         time.sleep(1)
 
 
-def test_trials_land_on_both_nodes_and_results_on_shared_storage(two_node_cluster, tiny_market, tmp_path):
+def test_plugin_study_lands_on_both_nodes_and_results_on_shared_storage(two_node_cluster, tiny_market, tmp_path):
+    """The example plugin study (examples/plugins/): the squeeze-excitation plugin reaches the
+    workers of both nodes through Ray's runtime environment (its staged sources are the only
+    place a worker looks for it)."""
     from storage import ResultStore
+    from tests.integration.test_plugin_study import example_study
 
     address, _ = two_node_cluster
     shared = tmp_path / "shared-results"  # stands in for S3 or a shared filesystem
-    spec = tmp_path / "cluster.yaml"
-    spec.write_text(
-        textwrap.dedent(
-            f"""
-            study: {{name: cluster}}
-            baseline:
-              dataset: {{name: market1501, root: "{tiny_market}", height: 64, width: 32}}
-              train: {{epochs: 2, ids_per_batch: 4, images_per_id: 4, warmup_epochs: 0, lr_steps: [], eval_every: 2}}
-            ablation:
-              design: grid
-              axes: {{loss.triplet.margin: [0.2, 0.3, 0.4, 0.5]}}
-            resources: {{cpus_per_trial: 1}}
-            output: {{store: "{shared}"}}
-            """
-        ),
-        encoding="utf-8",
-    )
+    study_dir = tmp_path / "spec"
+    study_dir.mkdir()
+    spec = example_study(study_dir, tiny_market)
+    spec.write_text(spec.read_text(encoding="utf-8").replace("output: {checkpoints: checkpoints}", f'output: {{store: "{shared}"}}'), encoding="utf-8")
     result = run_orchestrator("launch", str(spec), "--address", address, cwd=tmp_path, timeout=600, RAY_AUTH_MODE="token")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert f"connecting to Ray at {address}" in result.stdout
-    rows = ResultStore(str(shared)).read_rows("trials", "cluster")
-    assert len(rows) == 4 and all(r["status"] == "completed" for r in rows)
+    rows = ResultStore(str(shared)).read_rows("trials", "se_placement")
+    assert len(rows) == 4 and all(r["status"] == "completed" for r in rows), [r.get("error") for r in rows]
+    assert sorted(r.get("cfg.model.se.stages") or "off" for r in rows) == ["[1]", "[2]", "[3]", "off"]
+    assert len({r["cfg.plugins.se_block"] for r in rows if r.get("cfg.model.se.stages")}) == 1
     assert len({r["node_id"] for r in rows}) == 2, "trials should run on both nodes"

@@ -20,7 +20,8 @@ from search_spaces import TrialConfig, canonical_json, config_hash
 from search_spaces.hashing import identity_json
 from search_spaces.identity import IDENTITY_LEAVES, IDENTITY_VERSION, VERSION_KEY, Neutral, identity_tree
 from search_spaces.identity_v1 import V1_LEAVES
-from search_spaces.trial_config import LossConfig, ModelConfig, Section, ToggleSection, TrainConfig, field_paths
+from search_spaces.registry import forget_plugin, loading_plugin
+from search_spaces.trial_config import InsertSection, LossConfig, ModelConfig, Section, TrainConfig, field_paths, register_insert_section
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 
@@ -49,13 +50,25 @@ class CenterLossConfig(Section):
     lr: float = 0.5
 
 
-class SEConfig(ToggleSection):
+class SEConfig(InsertSection):
     """A plugin's inserted module: on iff ``stages`` is non-empty."""
 
     SWITCHES: ClassVar[tuple[str, ...]] = ("stages",)
     enabled: ClassVar[bool] = False
     stages: tuple[int, ...] = ()
     reduction: int = 16
+
+    def is_active(self) -> bool:
+        return bool(self.stages)
+
+
+@pytest.fixture(autouse=True)
+def se_plugin_section():
+    """``model.se`` registered as a plugin's section would be, and forgotten afterwards."""
+    with loading_plugin("identity_test_se"):
+        register_insert_section("se")(SEConfig)
+    yield
+    forget_plugin("identity_test_se")
 
     def is_active(self) -> bool:
         return bool(self.stages)

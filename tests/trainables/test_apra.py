@@ -56,18 +56,18 @@ def test_apra_after_every_stage_keeps_shapes_and_adds_camera_logits(backbone):
         model = ReIDModel(backbone=backbone, num_classes=3, inserts=[{"module": "apra", "stage": stage, "kwargs": {"num_cameras": 4}}])
         out = model(x)
         assert out.logits.shape == (6, 3) and out.features.shape == (6, plain.feature_dim)
-        assert [c.shape for c in out.camera_logits] == [(6, 4)]
+        assert [c.shape for c in out.aux_logits] == [(6, 4)]
         model.eval()
         out = model(x)
-        assert out.embedding.shape == (6, plain.feature_dim) and out.camera_logits == []
+        assert out.embedding.shape == (6, plain.feature_dim) and out.aux_logits == []
 
 
 def test_apra_after_several_stages_gives_one_camera_head_each():
     inserts = [{"module": "apra", "stage": s, "kwargs": {"num_cameras": 3}} for s in (1, 2)]
     model = ReIDModel(backbone="resnet10t", num_classes=3, inserts=inserts)
     out = model(torch.randn(6, 3, 64, 32))
-    assert len(out.camera_logits) == 2
-    terms = ReIDObjective(camera_weight=0.01)(out, LABELS, CAMERAS)
+    assert len(out.aux_logits) == 2
+    terms = ReIDObjective(term_weights={"loss_camera": 0.01})(out, LABELS, CAMERAS)
     assert "loss_camera" in terms.parts
 
 
@@ -75,9 +75,9 @@ def test_total_loss_is_person_loss_plus_lambda_camera_loss():
     torch.manual_seed(0)
     model = ReIDModel(backbone="resnet10t", num_classes=3, inserts=[{"module": "apra", "stage": 1, "kwargs": {"num_cameras": 3}}])
     out = model(torch.randn(6, 3, 64, 32))
-    base = ReIDObjective(camera_weight=0.0)(out, LABELS, CAMERAS)
-    lam = ReIDObjective(camera_weight=0.5)(out, LABELS, CAMERAS)
-    camera = torch.nn.functional.cross_entropy(out.camera_logits[0], CAMERAS)
+    base = ReIDObjective(term_weights={"loss_camera": 0.0})(out, LABELS, CAMERAS)
+    lam = ReIDObjective(term_weights={"loss_camera": 0.5})(out, LABELS, CAMERAS)
+    camera = torch.nn.functional.cross_entropy(out.aux_logits[0], CAMERAS)
     assert lam.parts["loss"] == pytest.approx(base.parts["loss"] + 0.5 * float(camera.detach()), rel=1e-5)
     # lambda = 0 reduces the objective to the baseline's L_id + L_tri
     assert base.parts["loss"] == pytest.approx(base.parts["loss_id"] + base.parts["loss_triplet"], rel=1e-6)
@@ -92,7 +92,7 @@ def camera_loss_gradient(grl_scale: float) -> tuple[torch.Tensor, torch.Tensor]:
         backbone="resnet10t", num_classes=3, inserts=[{"module": "apra", "stage": 1, "kwargs": {"num_cameras": 3, "grl_scale": grl_scale}}]
     )
     out = model(torch.randn(6, 3, 64, 32))
-    torch.nn.functional.cross_entropy(out.camera_logits[0], CAMERAS).backward()
+    torch.nn.functional.cross_entropy(out.aux_logits[0], CAMERAS).backward()
     apra = model.inserted[0]
     return model.backbone.conv1[0].weight.grad.clone(), apra.camera_classifier.weight.grad.clone()
 
@@ -132,14 +132,14 @@ def test_one_bf16_channels_last_step_with_apra_on_cpu():
             reference = model(x)
         with torch.autocast("cpu", dtype=torch.bfloat16):
             out = model(x)
-        assert out.camera_logits[0].dtype == torch.bfloat16
-        assert torch.isfinite(out.embedding).all() and torch.isfinite(out.camera_logits[0]).all()
+        assert out.aux_logits[0].dtype == torch.bfloat16
+        assert torch.isfinite(out.embedding).all() and torch.isfinite(out.aux_logits[0]).all()
         # bf16 keeps 8 bits of mantissa; after a dozen layers the embeddings agree to a few percent.
         error = (out.embedding.float() - reference.embedding).norm() / reference.embedding.norm()
         assert error < 0.05, error
         cosine = torch.nn.functional.cosine_similarity(out.embedding.float(), reference.embedding, dim=1)
         assert (cosine > 0.99).all(), cosine
-        terms = ReIDObjective(camera_weight=0.01)(out, LABELS, CAMERAS)
+        terms = ReIDObjective(term_weights={"loss_camera": 0.01})(out, LABELS, CAMERAS)
         terms.total.backward()
     grad = model.inserted[0].channel_attention.mlp[0].weight.grad
     assert torch.isfinite(grad).all() and grad.abs().sum() > 0
@@ -154,7 +154,7 @@ def test_one_bf16_channels_last_training_step_with_apra_on_cuda():
     optimizer = build_optimizer(config, model)
     before = model.inserted[0].camera_classifier.weight.detach().clone()
     parts = train_step(
-        model, ReIDObjective(camera_weight=0.01), optimizer, torch.randn(6, 3, 128, 64, device=device), LABELS.to(device), CAMERAS.to(device)
+        model, ReIDObjective(term_weights={"loss_camera": 0.01}), optimizer, torch.randn(6, 3, 128, 64, device=device), LABELS.to(device), CAMERAS.to(device)
     )
     assert all(torch.isfinite(torch.tensor(v)) for v in parts.values())
     assert "loss_camera" in parts

@@ -71,7 +71,7 @@ def test_hard_examples_are_trained_with_the_id_loss():
     torch.manual_seed(0)
     model = ReIDModel(backbone="resnet10t", num_classes=3, inserts=[{"module": "dranet", "stage": 3, "kwargs": {"rcam": True, "rsam": True}}])
     out = model(torch.randn(4, 3, 64, 32))
-    terms = ReIDObjective(hard_weight=0.5)(out, LABELS)
+    terms = ReIDObjective(term_weights={"loss_hard": 0.5})(out, LABELS)
     ce = [torch.nn.functional.cross_entropy(h, LABELS, label_smoothing=0.1) for h in out.hard_logits.values()]
     expected_hard = float(torch.stack(ce).mean().detach())
     assert terms.parts["loss_hard"] == pytest.approx(expected_hard, rel=1e-5)
@@ -91,7 +91,7 @@ def test_switched_off_modules_reduce_to_the_baseline_model_and_loss():
     assert model.state_dict().keys() == plain.state_dict().keys()
     x = torch.randn(4, 3, 64, 32)
     out, ref = model(x), plain(x)
-    assert torch.equal(out.logits, ref.logits) and out.camera_logits == [] and out.hard_logits == {}
+    assert torch.equal(out.logits, ref.logits) and out.aux_logits == [] and out.hard_logits == {}
     assert build_objective(off)(out, LABELS).parts == ReIDObjective()(ref, LABELS).parts
 
 

@@ -80,5 +80,5 @@ def test_apra_and_dranet_on_the_robust_reid_stages():
         ]
         model = ReIDModel(backbone="robust_reid_1x", num_classes=3, inserts=inserts)
         out = model(x)
-        assert out.features.shape == (2, 824) and len(out.hard_logits) == 2 and len(out.camera_logits) == 1
+        assert out.features.shape == (2, 824) and len(out.hard_logits) == 2 and len(out.aux_logits) == 1
         assert all(h.shape == (2, 3) for h in out.hard_logits.values())

@@ -1,25 +1,29 @@
 """The training objective of a ReID trial, built from explicit keyword arguments.
 
 ``L = id_weight * CE_ls(logits, y) + triplet_weight * L_tri(features, y)
-      + camera_weight * L_cam + hard_weight * L_hard``
+      + sum_t w_t * mean_modules(L_t)``
 
 - the first two terms are the Bag of Tricks baseline (cross entropy with label smoothing plus a
   triplet loss, :mod:`trainables.losses.triplet`): APRA's person loss ``L_p`` (section 5.2);
-- ``L_cam``: cross entropy of APRA's camera classifiers on the camera ids (no smoothing),
-  averaged over the APRA modules, so ``camera_weight`` is the paper's ``lambda`` however many
-  stages carry APRA (section 5.2: ``L = L_p + lambda * L_cam``);
-- ``L_hard``: DRANet's hard examples trained with the ID loss (cross entropy with label
-  smoothing, the images' identity labels), averaged over the kinds of hard example.
+- ``L_t``: the loss terms the inserted modules contribute
+  (:meth:`trainables.models.inserts.InsertedModule.loss_terms`), each averaged over the modules
+  giving it and weighted by ``term_weights[t]`` (from their config sections). APRA gives
+  ``loss_camera`` (its camera classifiers' cross entropy; averaged over the APRA modules, the
+  weight is the paper's ``lambda`` however many stages carry APRA, section 5.2:
+  ``L = L_p + lambda * L_cam``); DRANet gives ``loss_hard`` (its hard examples trained with
+  the ID loss).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Mapping
 
 import torch
 from torch.nn import functional as F
 
 from trainables.losses.triplet import TRIPLET_KINDS, triplet_loss
+from trainables.models.inserts import LossTargets
 from trainables.models.reid_model import ReIDOutput
 
 
@@ -41,12 +45,12 @@ class ReIDObjective:
         triplet_margin: float = 0.3,
         triplet_soft_margin: bool = False,
         triplet_weight: float = 1.0,
-        camera_weight: float = 0.01,
-        hard_weight: float = 1.0,
+        term_weights: Mapping[str, float] | None = None,
     ):
         if triplet_kind != "none":
             TRIPLET_KINDS.get(triplet_kind)  # unknown kinds fail here, listing the known ones
-        for name, value in (("id_weight", id_weight), ("triplet_weight", triplet_weight), ("camera_weight", camera_weight), ("hard_weight", hard_weight)):
+        term_weights = dict(term_weights or {})
+        for name, value in (("id_weight", id_weight), ("triplet_weight", triplet_weight), *term_weights.items()):
             if value < 0:
                 raise ValueError(f"{name} must be >= 0, got {value}")
         self.id_weight = id_weight
@@ -55,8 +59,7 @@ class ReIDObjective:
         self.triplet_margin = triplet_margin
         self.triplet_soft_margin = triplet_soft_margin
         self.triplet_weight = triplet_weight
-        self.camera_weight = camera_weight
-        self.hard_weight = hard_weight
+        self.term_weights = term_weights
 
     def __call__(self, output: ReIDOutput, labels: torch.Tensor, camera_labels: torch.Tensor | None = None) -> LossTerms:
         if output.logits is None:
@@ -70,18 +73,17 @@ class ReIDObjective:
             )
             total = total + self.triplet_weight * loss_tri
             parts["loss_triplet"] = loss_tri
-        if output.camera_logits:
-            if camera_labels is None:
-                raise ValueError("the model has a camera classifier (APRA): pass the batch's camera labels")
-            loss_cam = torch.stack([F.cross_entropy(c.float(), camera_labels) for c in output.camera_logits]).mean()
-            total = total + self.camera_weight * loss_cam
-            parts["loss_camera"] = loss_cam
-        if output.hard_logits:
-            loss_hard = torch.stack(
-                [F.cross_entropy(h.float(), labels, label_smoothing=self.label_smoothing) for h in output.hard_logits.values()]
-            ).mean()
-            total = total + self.hard_weight * loss_hard
-            parts["loss_hard"] = loss_hard
+        targets = LossTargets(labels, camera_labels, self.label_smoothing)
+        contributed: dict[str, list[torch.Tensor]] = {}
+        for module_output in output.modules:
+            for term, value in module_output.loss_terms(targets).items():
+                contributed.setdefault(term, []).append(value)
+        for term, values in contributed.items():
+            if term not in self.term_weights:
+                raise ValueError(f"an inserted module contributes the loss term '{term}' but no weight was given for it; weights: {sorted(self.term_weights)}")
+            loss_term = torch.stack(values).mean()
+            total = total + self.term_weights[term] * loss_term
+            parts[term] = loss_term
         parts["loss"] = total
         # One device-to-host copy for all the reported numbers (not one sync per term).
         values = torch.stack([v.detach().float() for v in parts.values()]).tolist()

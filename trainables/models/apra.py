@@ -30,7 +30,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from trainables.models.inserts import InsertedModule, register_insert
+from trainables.models.inserts import InsertedModule, LossTargets, ModuleOutput, register_insert
 
 
 class _ReverseGradient(torch.autograd.Function):
@@ -109,7 +109,12 @@ class APRA(InsertedModule):
         grl_scale: gradient reversal scale (the camera loss's gradient upstream of the
             classifier is multiplied by ``-grl_scale``).
         spatial_kernel: spatial-attention conv kernel size.
+
+    Its section is ``model.apra`` (:class:`search_spaces.trial_config.APRAConfig`); it needs
+    the number of training cameras and contributes ``loss_camera`` (weighted by ``lam``).
     """
+
+    needs = ("num_cameras",)
 
     def __init__(self, *, channels: int, num_cameras: int, reduction: int = 16, grl_scale: float = 1.0, spatial_kernel: int = 7):
         super().__init__()
@@ -141,3 +146,11 @@ class APRA(InsertedModule):
         pooled = F.adaptive_avg_pool2d(self.reversal(camera), 1).flatten(1)
         self._aux = self.camera_classifier(pooled)
         return person
+
+    def loss_terms(self, output: ModuleOutput, targets: LossTargets) -> dict[str, torch.Tensor]:
+        """``L_cam``: cross entropy of the camera classifier on the camera ids (no smoothing)."""
+        if output.aux is None:
+            return {}
+        if targets.cameras is None:
+            raise ValueError("the model has a camera classifier (APRA): pass the batch's camera labels")
+        return {"loss_camera": F.cross_entropy(output.aux.float(), targets.cameras)}

@@ -37,7 +37,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from trainables.models.inserts import InsertedModule, register_insert
+from trainables.models.inserts import InsertedModule, LossTargets, ModuleOutput, register_insert
 
 
 class ReverseChannelAttention(nn.Module):
@@ -116,3 +116,13 @@ class DRANet(InsertedModule):
         if not self.training:
             return out
         return torch.cat([out, *hard], dim=0)
+
+    def loss_terms(self, output: ModuleOutput, targets: LossTargets) -> dict[str, torch.Tensor]:
+        """``L_hard``: the hard examples trained with the ID loss (the images' identity labels,
+        label smoothing as the main ID loss), averaged over the kinds of hard example."""
+        if not output.hard_logits:
+            return {}
+        losses = [
+            F.cross_entropy(h.float(), targets.labels, label_smoothing=targets.label_smoothing) for h in output.hard_logits.values()
+        ]
+        return {"loss_hard": torch.stack(losses).mean()}

@@ -6,6 +6,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from trainables.models.registry import Registry
+
 
 class GeneralizedMeanPooling(nn.Module):
     """GeM pooling (Radenovic et al.), used by Robust-ReID section 3.2:
@@ -31,10 +33,10 @@ class AveragePooling(nn.Module):
         return F.adaptive_avg_pool2d(x, 1).flatten(1)
 
 
-POOLINGS = {"avg": AveragePooling, "gem": GeneralizedMeanPooling}
+POOLINGS: Registry[type[nn.Module]] = Registry("pooling")
+POOLINGS.add("avg", AveragePooling)
+POOLINGS.add("gem", GeneralizedMeanPooling)
 
 
 def build_pooling(kind: str) -> nn.Module:
-    if kind not in POOLINGS:
-        raise ValueError(f"unknown pooling '{kind}'; known: {', '.join(sorted(POOLINGS))}")
-    return POOLINGS[kind]()
+    return POOLINGS.get(kind)()

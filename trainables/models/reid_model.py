@@ -13,9 +13,9 @@ returns the embedding used for retrieval. Necks:
 
 Inserted modules (``inserts``, see :mod:`trainables.models.inserts`) are placed by
 :func:`~trainables.models.surgery.insert_after_stage` after the backbone weights are loaded.
-In training their side outputs join the :class:`ReIDOutput`: APRA's camera logits
-(``camera_logits``) and DRANet's hard examples, which run through the rest of the backbone
-appended to the batch and come back as identity logits (``hard_logits``).
+In training their side outputs join the :class:`ReIDOutput` (``modules``): an auxiliary
+output (APRA's camera logits) and hard examples (DRANet's), which run through the rest of the
+backbone appended to the batch and come back as identity logits (``hard_logits``).
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from torch.nn import functional as F
 import trainables.models.apra  # noqa: F401
 import trainables.models.dranet  # noqa: F401
 import trainables.models.robust_reid  # noqa: F401
-from trainables.models.inserts import InsertedModule, build_insert
+from trainables.models.inserts import InsertedModule, ModuleOutput, build_insert
 from trainables.models.pooling import build_pooling
 from trainables.models.surgery import insert_after_stage, stage_info
 
@@ -47,16 +47,21 @@ class ReIDOutput:
     """One forward pass.
 
     ``features``: (B, D) input to the metric loss; ``logits``: (B, classes) identity scores
-    (training only); ``embedding``: (B, D) retrieval embedding; ``camera_logits``: one
-    (B, cameras) tensor per APRA module (training only); ``hard_logits``: identity logits of
-    each kind of DRANet hard example, (B, classes) each (training only).
+    (training only); ``embedding``: (B, D) retrieval embedding; ``modules``: the side outputs
+    of each inserted module (training only), from which the objective takes their loss terms;
+    ``hard_logits``: identity logits of every appended hard example, (B, classes) each.
     """
 
     features: torch.Tensor
     logits: torch.Tensor | None
     embedding: torch.Tensor
-    camera_logits: list[torch.Tensor] = field(default_factory=list)
+    modules: list[ModuleOutput] = field(default_factory=list)
     hard_logits: dict[str, torch.Tensor] = field(default_factory=dict)
+
+    @property
+    def aux_logits(self) -> list[torch.Tensor]:
+        """The modules' auxiliary outputs (APRA: one (B, cameras) tensor per module)."""
+        return [m.aux for m in self.modules if m.aux is not None]
 
 
 def load_backbone_weights(backbone: nn.Module, path: str) -> None:
@@ -178,13 +183,16 @@ class ReIDModel(nn.Module):
         if pooled.shape[0] != expected:
             raise RuntimeError(f"the backbone returned {pooled.shape[0]} rows for a batch of {batch}; expected {expected}")
         hard = {name: logits[(i + 1) * batch : (i + 2) * batch] for i, name in enumerate(self.hard_example_names)}
-        cameras = [aux[:batch] for aux in (m.aux_logits() for m in self.inserted) if aux is not None]
+        outputs = []
         for module in self.inserted:
+            aux = module.aux_logits()
+            own = {name: hard[name] for name in module.hard_example_names}
+            outputs.append(ModuleOutput(module.insert_name, module, None if aux is None else aux[:batch], own))
             module.clear()  # hold no graph tensors between calls (a module with one cannot be deep-copied)
         return ReIDOutput(
             features=pooled[:batch],
             logits=logits[:batch],
             embedding=embedding[:batch],
-            camera_logits=cameras,
+            modules=outputs,
             hard_logits=hard,
         )

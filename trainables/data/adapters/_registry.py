@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from search_spaces.registry import Registry
 from trainables.data.errors import DatasetError, summarize_paths
 from trainables.data.market import JUNK_PID, SPLIT_FOLDERS, ImageRecord, keep_record
 
@@ -74,24 +75,18 @@ class Adapter:
     options: tuple[str, ...] = ()
 
 
-_ADAPTERS: dict[str, Adapter] = {}
+_ADAPTERS: Registry[Adapter] = Registry("dataset", error=DatasetError)
 
 
 def register_adapter(name: str, *, description: str, options: Sequence[str] = ()) -> Callable:
     """Decorator registering ``fn(root: Path, **options) -> DatasetRecords`` under ``name``.
 
     Raises:
-        ValueError: ``name`` is already registered (two readers for one name is a bug).
+        DatasetError: ``name`` is already registered (two readers for one name is a bug).
     """
 
     def decorate(fn: Callable[..., DatasetRecords]) -> Callable[..., DatasetRecords]:
-        if name in _ADAPTERS:
-            raise ValueError(
-                f"dataset adapter {name!r} is already registered by "
-                f"{_ADAPTERS[name].read.__module__}.{_ADAPTERS[name].read.__qualname__}; "
-                "pick another name"
-            )
-        _ADAPTERS[name] = Adapter(name, fn, description, tuple(options))
+        _ADAPTERS.add(name, Adapter(name, fn, description, tuple(options)))
         return fn
 
     return decorate
@@ -99,18 +94,13 @@ def register_adapter(name: str, *, description: str, options: Sequence[str] = ()
 
 def adapter_names() -> list[str]:
     """Registered adapter names, sorted."""
-    return sorted(_ADAPTERS)
+    return _ADAPTERS.names()
 
 
 def get_adapter(name: str) -> Adapter:
     """The adapter registered as ``name``; an unknown name is a :class:`DatasetError` listing the
     known ones."""
-    try:
-        return _ADAPTERS[name]
-    except KeyError:
-        raise DatasetError(
-            f"unknown dataset {name!r}: known datasets are {', '.join(adapter_names())}"
-        ) from None
+    return _ADAPTERS.get(name)
 
 
 def read_dataset(name: str, root: str | Path, **options: Any) -> DatasetRecords:

@@ -1,0 +1,150 @@
+"""Inserted modules from plugins are built, trained and reloaded like APRA and DRANet: their
+section's parameters become module kwargs, declared data needs are passed, their loss terms
+join the objective at their section's weight, checkpoints name and reload their plugin."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import ClassVar
+
+import pytest
+import torch
+from pydantic import Field
+
+from search_spaces import TrialConfig
+from search_spaces.plugins import PluginError, load_plugin, loaded_plugins, unload_plugin
+from search_spaces.registry import loading_plugin
+from search_spaces.trial_config import StagedInsert
+from trainables.models import ReIDModel
+from trainables.models.checkpoint import load_checkpoint, save_checkpoint
+from trainables.models.inserts import INSERTS, InsertedModule, LossTargets, ModuleOutput, register_insert
+from trainables.trial import build_objective, model_kwargs
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "plugins"
+
+
+@pytest.fixture
+def se_plugin():
+    plugin = load_plugin(str(EXAMPLE / "se_block.py"))
+    yield plugin
+    for name in list(loaded_plugins()):
+        unload_plugin(name)
+
+
+class CameraProbeConfig(StagedInsert):
+    LOSS_WEIGHTS: ClassVar[dict[str, str]] = {"loss_probe": "weight"}
+    weight: float = Field(0.5, ge=0.0)
+
+
+class CameraProbe(InsertedModule):
+    """Identity on the features; a camera classifier on their pooled mean as its loss term."""
+
+    needs = ("num_cameras",)
+
+    def __init__(self, *, channels: int, num_cameras: int):
+        super().__init__()
+        self.head = torch.nn.Linear(channels, num_cameras)
+
+    def forward(self, x):
+        if self.training:
+            self._aux = self.head(x.mean(dim=(2, 3)))
+        return x
+
+    def loss_terms(self, output: ModuleOutput, targets: LossTargets):
+        return {"loss_probe": torch.nn.functional.cross_entropy(output.aux, targets.cameras)}
+
+
+@pytest.fixture
+def probe():
+    with loading_plugin("probe_plugin"):
+        register_insert("probe", config=CameraProbeConfig)(CameraProbe)
+    yield
+    unload_plugin("probe_plugin")
+    assert "probe" not in INSERTS
+
+
+def test_the_example_plugin_is_placed_after_each_stage_it_names(se_plugin):
+    config = TrialConfig.model_validate({"model": {"se": {"stages": [1, 3], "reduction": 4}}})
+    kwargs = model_kwargs(config, num_classes=5)
+    assert [(s["module"], s["stage"], s["kwargs"]) for s in kwargs["inserts"]] == [("se", 1, {"reduction": 4}), ("se", 3, {"reduction": 4})]
+    model = ReIDModel(**kwargs).train()
+    out = model(torch.randn(4, 3, 64, 32))
+    assert out.logits.shape == (4, 5) and [m.name for m in out.modules] == ["se", "se"]
+    assert config.plugins == {"se_block": se_plugin.identity}
+
+
+def test_a_plugin_module_gets_its_data_needs_and_its_loss_term_is_weighted(probe):
+    config = TrialConfig.model_validate({"model": {"probe": {"stages": [2], "weight": 0.25}}})
+    kwargs = model_kwargs(config, num_classes=4, num_cameras=3)
+    assert kwargs["inserts"] == [{"module": "probe", "stage": 2, "kwargs": {"num_cameras": 3}}]
+    model = ReIDModel(**kwargs).train()
+    objective = build_objective(config)
+    labels, cameras = torch.tensor([0, 0, 1, 1]), torch.tensor([0, 1, 2, 0])
+    out = model(torch.randn(4, 3, 64, 32))
+    terms = objective(out, labels, cameras)
+    probe_loss = torch.nn.functional.cross_entropy(out.aux_logits[0], cameras)
+    assert terms.parts["loss_probe"] == pytest.approx(probe_loss.item(), rel=1e-5)
+    assert terms.parts["loss"] == pytest.approx(terms.parts["loss_id"] + terms.parts["loss_triplet"] + 0.25 * probe_loss.item(), rel=1e-5)
+    unweighted = type(objective)()  # a term without a weight is an error, not silently dropped
+    with pytest.raises(ValueError, match="contributes the loss term 'loss_probe' but no weight"):
+        unweighted(out, labels, cameras)
+
+
+def test_a_checkpoint_names_its_plugin_and_reloads_it_strictly(se_plugin, tmp_path):
+    config = TrialConfig.model_validate({"model": {"se": {"stages": [2]}}})
+    model = ReIDModel(**model_kwargs(config, num_classes=3))
+    path = save_checkpoint(tmp_path / "se.pt", model)
+    assert torch.load(path, weights_only=True)["plugins"] == {"se_block": se_plugin.identity}
+    unload_plugin("se_block")
+    reloaded, _ = load_checkpoint(path, plugin_dirs=[EXAMPLE])
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), reloaded.state_dict().values()))
+    unload_plugin("se_block")
+    edited = tmp_path / "edited"
+    edited.mkdir()
+    shutil.copy(EXAMPLE / "se_block.py", edited / "se_block.py")
+    with open(edited / "se_block.py", "a", encoding="utf-8") as handle:
+        handle.write("# edited\n")
+    with pytest.raises(PluginError, match="is sha256:.* but the trial was planned with"):
+        load_checkpoint(path, plugin_dirs=[edited])
+
+
+@pytest.mark.slow  # a real one-epoch trial in a fresh interpreter (~30 s on 2 cores)
+def test_python_dash_m_trainables_loads_the_plugins_a_trial_file_names(tiny_market, tmp_path):
+    trial = tmp_path / "trial.yaml"
+    trial.write_text(
+        f"plugins: ['{EXAMPLE / 'se_block.py'}']\n"
+        f"dataset: {{name: market1501, root: '{tiny_market}', height: 64, width: 32}}\n"
+        "model: {se: {stages: [1]}}\n"
+        "train: {epochs: 1, ids_per_batch: 4, images_per_id: 4, warmup_epochs: 0, lr_steps: []}\n",
+        encoding="utf-8",
+    )
+    result = subprocess.run([sys.executable, "-m", "trainables", str(trial), "--threads", "1"], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert "epoch=1" in result.stdout and "mAP=" in result.stdout
+    broken = tmp_path / "broken.py"
+    broken.write_text("raise ImportError('missing dependency')\n", encoding="utf-8")
+    trial.write_text(f"plugins: ['{broken}']\n", encoding="utf-8")
+    result = subprocess.run([sys.executable, "-m", "trainables", str(trial)], capture_output=True, text=True)
+    assert result.returncode == 2 and f"{broken}:1:" in result.stderr and "missing dependency" in result.stderr
+
+
+def test_a_backbone_registered_by_a_plugin_gives_its_trials_the_plugin_identity(tmp_path):
+    (tmp_path / "lab_backbone.py").write_text(
+        "from timm.models import register_model\n"
+        "from timm.models.resnet import resnet10t\n\n\n"
+        "@register_model\n"
+        "def lab_resnet(pretrained=False, **kwargs):\n"
+        "    return resnet10t(pretrained=False, **kwargs)\n",
+        encoding="utf-8",
+    )
+    try:
+        plugin = load_plugin(str(tmp_path / "lab_backbone.py"))
+        assert plugin.backbones == ("lab_resnet",)
+        assert TrialConfig.model_validate({"model": {"backbone": "lab_resnet"}}).plugins == {"lab_backbone": plugin.identity}
+        assert TrialConfig.model_validate({"model": {"backbone": "resnet10t"}}).plugins == {}
+        assert ReIDModel(**model_kwargs(TrialConfig.model_validate({"model": {"backbone": "lab_resnet"}}), num_classes=3)).feature_dim == 512
+    finally:
+        unload_plugin("lab_backbone")
