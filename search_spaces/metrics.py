@@ -71,6 +71,10 @@ def parse_camera_key(key: str) -> tuple[int, str] | None:
 # -- bookkeeping keys a trial reports besides metrics -------------------------------------------
 EPOCH = "epoch"
 LOSS = "loss"
+# Implicit attention (Yaghoubi et al.): share of training images with a compatible partner, and
+# the share of augmented samples actually composited in the epoch (about p times that share).
+COMPOSITE_PARTNER_SHARE = "composite_partner_share"
+COMPOSITE_RATE = "composite_rate"
 
 # -- trial statuses (the ``status`` column and MLflow's ``reid.outcome`` tag) --------------------
 COMPLETED = "completed"

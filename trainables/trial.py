@@ -34,6 +34,7 @@ from trainables.data.market import relabel
 from trainables.data.sampler import PKSampler
 from trainables.evaluation import evaluate_features
 from trainables.losses import ReIDObjective
+from trainables.losses.center import CenterLossStep
 from trainables.models import ReIDModel, save_checkpoint
 from trainables.models.swag import WeightAverager, recompute_batchnorm
 from trainables.schedule import cyclic_cosine_lr, is_cycle_end, learning_rate
@@ -92,6 +93,9 @@ def model_kwargs(config: TrialConfig, num_classes: int, num_cameras: int = 0) ->
         pretrained_path=m.pretrained_path,
         backbone_kwargs=backbone_kwargs,
         inserts=inserts,
+        pretrained=m.pretrained or None,
+        last_stride=m.last_stride,
+        retrieval_feature=config.eval.feature,
     )
 
 
@@ -100,7 +104,15 @@ def build_model(config: TrialConfig, num_classes: int, num_cameras: int = 0) -> 
     return ReIDModel(**model_kwargs(config, num_classes, num_cameras))
 
 
-def build_objective(config: TrialConfig) -> ReIDObjective:
+def build_center_loss(config: TrialConfig, model: ReIDModel, num_classes: int, device: torch.device) -> CenterLossStep | None:
+    """Bag of Tricks' center loss with its own SGD over the centers, or None when off."""
+    center = config.loss.center
+    if center.weight <= 0:
+        return None
+    return CenterLossStep(num_classes, model.feature_dim, weight=center.weight, lr=center.lr, device=device)
+
+
+def build_objective(config: TrialConfig, center: CenterLossStep | None = None) -> ReIDObjective:
     loss, m = config.loss, config.model
     return ReIDObjective(
         id_weight=loss.id_weight,
@@ -111,6 +123,7 @@ def build_objective(config: TrialConfig) -> ReIDObjective:
         triplet_weight=loss.triplet.weight,
         camera_weight=m.apra.lam,
         hard_weight=m.dranet.hard_weight,
+        center=center,
     )
 
 
@@ -222,6 +235,8 @@ def train_step(
     optimizer.zero_grad(set_to_none=True)
     terms.total.backward()
     optimizer.step()
+    if objective.center is not None:
+        objective.center.step()  # the centers' own optimizer (Bag of Tricks); a hook in an engine
     return terms.parts
 
 
@@ -304,7 +319,7 @@ def run_trial(
     model = build_model(config, num_classes, num_cameras=int(cameras.max()) + 1).to(device)
     if device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
-    objective = build_objective(config)
+    objective = build_objective(config, build_center_loss(config, model, num_classes, device))
     optimizer = build_optimizer(config, model)
     augmenter = build_augmenter(config, device, data)
     sampler = PKSampler(labels, config.train.ids_per_batch, config.train.images_per_id, seed=config.seed)
@@ -332,6 +347,7 @@ def run_trial(
         metrics: dict[str, Any] = {key: value / max(len(batches), 1) for key, value in sums.items()}
         images = len(batches) * t.ids_per_batch * t.images_per_id
         metrics.update(epoch=epoch, lr=lr, epoch_seconds=seconds, images_per_second=images / max(seconds, 1e-9))
+        metrics.update(augmenter.composite_stats())
         return metrics
 
     t = config.train
@@ -348,15 +364,18 @@ def run_trial(
 
     if t.swa.enabled:
         swa = t.swa
-        averager = WeightAverager(model, second_moment=swa.swag)
+        # average: false runs the cyclic schedule alone (Robust-ReID Table 3's "+LR scheme").
+        averager = WeightAverager(model, second_moment=swa.swag) if swa.average else None
         swa_epochs = swa.cycles * swa.cycle_epochs
         for k in range(1, swa_epochs + 1):
             epoch = t.epochs + k
             metrics = train_epoch(epoch, cyclic_cosine_lr(k, peak_lr=swa.lr or t.lr, cycle_epochs=swa.cycle_epochs, decay=swa.decay))
-            if is_cycle_end(k, swa.cycle_epochs):
+            if averager is not None and is_cycle_end(k, swa.cycle_epochs):
                 averager.collect(model)
                 metrics["swa_snapshots"] = averager.count
-            if k == swa_epochs:
+            if k == swa_epochs and averager is None:
+                metrics.update(evaluate_model(config, model, data, device, runtime))
+            elif k == swa_epochs:
                 metrics.update(evaluate_averaged(config, model, averager, data, train_images, device, runtime))
             elif epoch % t.eval_every == 0:
                 metrics.update(evaluate_model(config, model, data, device, runtime))

@@ -54,6 +54,8 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
+from search_spaces.metrics import REPORTED_RANKS, rank_key
+
 __all__ = ["JUNK_PID", "RankingAccumulator", "evaluate"]
 
 JUNK_PID = -1
@@ -98,7 +100,8 @@ def evaluate(
         chunk_rows: query rows per block (default: sized for the device's cache / memory).
 
     Returns:
-        ``rank1``, ``rank5``, ``rank10``, ``mAP``, ``mINP`` (floats in [0, 1]), ``cmc``
+        ``rank1``, ``rank5``, ``rank10`` (and ``rank20``, ``rank50`` where ``max_rank`` reaches
+        them), ``mAP``, ``mINP`` (floats in [0, 1]), ``cmc``
         (float64 numpy array of length ``max_rank``), ``num_valid_queries``,
         ``num_queries_without_positive``, the per-camera dicts ``q_mAP``, ``g_mAP``,
         ``q_rank1`` (camera id -> value; cameras without a qualifying query are absent) and for
@@ -234,9 +237,8 @@ class RankingAccumulator:
             "q_rank1": {cams[c]: float(q_r1[c] / q_count[c]) for c in range(self.num_cameras) if q_count[c]},
         }
         out: dict[str, Any] = {
-            "rank1": float(cmc_all[0]),
-            "rank5": float(cmc_all[4]),
-            "rank10": float(cmc_all[9]),
+            # rank-k for every reported k the curve reaches (1, 5, 10 always; 20, 50 up to max_rank)
+            **{rank_key(k): float(cmc_all[k - 1]) for k in REPORTED_RANKS if k <= len(cmc_all)},
             "mAP": float(self._sum_ap) / num_valid,
             "mINP": float(self._sum_inp) / num_valid,
             "cmc": np.ascontiguousarray(cmc_all[: self.max_rank], dtype=np.float64),

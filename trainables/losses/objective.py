@@ -9,7 +9,9 @@
   averaged over the APRA modules, so ``camera_weight`` is the paper's ``lambda`` however many
   stages carry APRA (section 5.2: ``L = L_p + lambda * L_cam``);
 - ``L_hard``: DRANet's hard examples trained with the ID loss (cross entropy with label
-  smoothing, the images' identity labels), averaged over the kinds of hard example.
+  smoothing, the images' identity labels), averaged over the kinds of hard example;
+- with ``center`` (:mod:`trainables.losses.center`), ``center.weight * L_C`` on the pre-neck
+  feature (Bag of Tricks section 3.6).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from dataclasses import dataclass
 import torch
 from torch.nn import functional as F
 
+from trainables.losses.center import CenterLossStep
 from trainables.losses.triplet import TRIPLET_KINDS, triplet_loss
 from trainables.models.reid_model import ReIDOutput
 
@@ -43,6 +46,7 @@ class ReIDObjective:
         triplet_weight: float = 1.0,
         camera_weight: float = 0.01,
         hard_weight: float = 1.0,
+        center: CenterLossStep | None = None,
     ):
         if triplet_kind != "none":
             TRIPLET_KINDS.get(triplet_kind)  # unknown kinds fail here, listing the known ones
@@ -57,6 +61,8 @@ class ReIDObjective:
         self.triplet_weight = triplet_weight
         self.camera_weight = camera_weight
         self.hard_weight = hard_weight
+        # Bag of Tricks' center loss on the pre-neck feature; its centers step after the model's.
+        self.center = center
 
     def __call__(self, output: ReIDOutput, labels: torch.Tensor, camera_labels: torch.Tensor | None = None) -> LossTerms:
         if output.logits is None:
@@ -70,6 +76,10 @@ class ReIDObjective:
             )
             total = total + self.triplet_weight * loss_tri
             parts["loss_triplet"] = loss_tri
+        if self.center is not None:
+            loss_center = self.center(output.features, labels)
+            total = total + self.center.weight * loss_center
+            parts["loss_center"] = loss_center
         if output.camera_logits:
             if camera_labels is None:
                 raise ValueError("the model has a camera classifier (APRA): pass the batch's camera labels")
