@@ -102,11 +102,11 @@ def check_trial_config(config: TrialConfig) -> list[tuple[str, str]]:
 def _weights_and_stride_problems(config: TrialConfig) -> list[tuple[str, str]]:
     """A weight tag timm knows (checked offline: the download happens in the trial) and a
     backbone whose last stride can be changed."""
-    from timm.models import get_pretrained_cfg
+    from trainables.models.pretrained import pretrained_cfg
 
     model = config.model
     problems: list[tuple[str, str]] = []
-    if isinstance(model.pretrained, str) and get_pretrained_cfg(model.pretrained) is None:
+    if isinstance(model.pretrained, str) and pretrained_cfg(model.pretrained) is None:
         import timm
 
         known = timm.list_pretrained(f"{model.backbone}.*")

@@ -5,8 +5,9 @@ torchvision's ImageNet ResNet-50 (the weights Bag of Tricks starts from; timm's 
 ``resnet50`` is a different training). The file comes from the Hugging Face hub cache when it
 is there; otherwise it is downloaded once into that cache (``HF_HUB_CACHE``) where the machine
 reaches the hub. Where it does not, :func:`weights_file` fails within ``timeout`` seconds with
-one line saying what to do, instead of hanging in the hub client's retries: the hub (or the
-HTTPS proxy in the environment) is probed with a plain TCP connection first.
+one line saying what to do, instead of hanging in the hub client's retries (a minute of
+backoff on a failed name lookup): one HTTP request to the hub, through the environment's
+proxies, must be answered first.
 
 The model is then built by ``timm.create_model(tag, pretrained=True)`` with the file passed
 through ``pretrained_cfg_overlay`` -- timm's own loader, so its per-model filters (classifier
@@ -16,14 +17,12 @@ removal for ``num_classes=0``, key remapping) apply exactly as in timm.
 from __future__ import annotations
 
 import os
-import socket
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
 from torch import nn
 
-#: Seconds to wait for the hub (or proxy) to accept a connection before giving up.
+#: Seconds to wait for the hub to answer before giving up.
 CONNECT_TIMEOUT = 5.0
 #: Weight files of a timm hub repository, in the order timm itself prefers them.
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
@@ -33,12 +32,20 @@ class PretrainedWeightsError(RuntimeError):
     """Weights that cannot be found or fetched; the message is one line saying what to do."""
 
 
-def hub_repo(tag: str) -> str:
-    """The Hugging Face repository of a timm weight tag (``timm/resnet50.tv_in1k``)."""
+def pretrained_cfg(tag: str):
+    """timm's pretrained config of a weight tag, or None when timm does not know the tag."""
     from timm.models import get_pretrained_cfg
 
-    cfg = get_pretrained_cfg(tag)
-    if cfg is None or "." not in tag:
+    try:
+        return get_pretrained_cfg(tag) if "." in tag else None
+    except RuntimeError:  # timm: "Invalid pretrained tag"
+        return None
+
+
+def hub_repo(tag: str) -> str:
+    """The Hugging Face repository of a timm weight tag (``timm/resnet50.tv_in1k``)."""
+    cfg = pretrained_cfg(tag)
+    if cfg is None:
         import timm
 
         arch = tag.split(".")[0]
@@ -49,37 +56,39 @@ def hub_repo(tag: str) -> str:
     return cfg.hf_hub_id
 
 
-def cached_file(repo: str) -> Path | None:
-    """The repository's weight file in the local hub cache, or None."""
+def cached_file(repo: str, cache_dir: str | os.PathLike[str] | None = None) -> Path | None:
+    """The repository's weight file in the local hub cache (default ``HF_HUB_CACHE``), or None."""
     from huggingface_hub import try_to_load_from_cache
 
     for filename in WEIGHT_FILES:
-        found = try_to_load_from_cache(repo, filename)
+        found = try_to_load_from_cache(repo, filename, cache_dir=cache_dir)
         if isinstance(found, str):
             return Path(found)
     return None
 
 
-def _probe_address() -> tuple[str, int, str]:
-    """``(host, port, what)`` a download would connect to first: the HTTPS proxy if one is set."""
+def hub_url() -> str:
+    """The hub endpoint a download talks to (``HF_ENDPOINT``, default https://huggingface.co)."""
     from huggingface_hub import constants
 
-    for name in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"):
-        proxy = os.environ.get(name)
-        if proxy:
-            parsed = urlparse(proxy if "://" in proxy else f"http://{proxy}")
-            return parsed.hostname or "", parsed.port or 80, f"the proxy {parsed.hostname}:{parsed.port or 80} ({name})"
-    parsed = urlparse(constants.ENDPOINT)
-    port = parsed.port or (443 if parsed.scheme == "https" else 80)
-    return parsed.hostname or "", port, f"{parsed.hostname}:{port}"
+    return constants.ENDPOINT
 
 
-def reachable(host: str, port: int, timeout: float) -> bool:
+def hub_answers(url: str, timeout: float) -> str | None:
+    """None when an HTTP request to ``url`` gets any answer within ``timeout`` seconds (through
+    the environment's proxies, as the download would), else why not. A bare TCP connect is no
+    test: a sandbox or proxy may accept connections it never answers."""
+    import urllib.error
+    import urllib.request
+
     try:
-        with socket.create_connection((host, port), timeout=timeout):
-            return True
-    except OSError:
-        return False
+        with urllib.request.urlopen(urllib.request.Request(url, method="HEAD"), timeout=timeout):
+            return None
+    except urllib.error.HTTPError:
+        return None  # an HTTP error status is an answer: the hub is there
+    except Exception as err:  # noqa: BLE001 - DNS, refused, timeout, TLS: all mean "not here"
+        reason = getattr(err, "reason", err)
+        return f"{type(reason).__name__}: {reason}"[:160]
 
 
 def weights_file(tag: str, timeout: float = CONNECT_TIMEOUT) -> Path:
@@ -88,15 +97,16 @@ def weights_file(tag: str, timeout: float = CONNECT_TIMEOUT) -> Path:
     found = cached_file(repo)
     if found is not None:
         return found
-    host, port, what = _probe_address()
+    url = hub_url()
     advice = (
         f"fetch them where there is internet (python -c \"import timm; timm.create_model('{tag}', pretrained=True)\") "
         "and copy the Hugging Face cache here, or set model.pretrained_path to a local file"
     )
-    if not host or not reachable(host, port, timeout):
+    problem = hub_answers(url, timeout)
+    if problem is not None:
         raise PretrainedWeightsError(
-            f"cannot download ImageNet weights '{tag}': {what} did not answer within {timeout:g} s "
-            f"(no internet?) and they are not in the Hugging Face cache; {advice}"
+            f"cannot download ImageNet weights '{tag}': {url} did not answer within {timeout:g} s "
+            f"({problem}; no internet?) and they are not in the Hugging Face cache; {advice}"
         )
     from huggingface_hub import hf_hub_download
     from huggingface_hub.utils import EntryNotFoundError
