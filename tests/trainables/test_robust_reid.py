@@ -13,10 +13,6 @@ from trainables.trial import model_kwargs
 MARKET_TRAIN_IDS = 751
 
 
-def count(model: torch.nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
-
-
 def test_classifier_size_follows_the_training_identities():
     """Sizes against the papers: tests/trainables/test_model_sizes.py (one counting rule)."""
     model = timm.create_model("robust_reid_1x", num_classes=MARKET_TRAIN_IDS)
