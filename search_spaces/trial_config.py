@@ -206,12 +206,13 @@ class ModelConfig(Section):
         "Robust-ReID network: robust_reid_1x (2.9M params) / robust_reid_2x ('deeper & wider', 6.4M); "
         "hacnn is the original HA-CNN.",
     )
-    pretrained: bool | str = Field(
-        False,
+    pretrained: bool | str | None = Field(
+        None,
         description="ImageNet weights through timm's own loading: a pinned timm tag "
         "('resnet50.tv_in1k', downloaded once into the Hugging Face cache), or true for the pinned "
         "tag of the backbone (PINNED_WEIGHTS); resolved to the tag at validation, so the tag is "
-        "part of the trial's identity. false: no download (pretrained_path or random init).",
+        "part of the trial's identity. false/null: no download (pretrained_path or random init); "
+        "resolves to null, so the stored column is a string or null.",
     )
     pretrained_path: str | None = Field(
         None, description="Local weights file for the backbone; its content hash joins the config (pretrained_sha256)."
@@ -251,7 +252,9 @@ class ModelConfig(Section):
 
     @model_validator(mode="after")
     def _resolve_weights_identity(self) -> "ModelConfig":
-        if self.pretrained is True:
+        if self.pretrained is False:
+            object.__setattr__(self, "pretrained", None)
+        elif self.pretrained is True:
             tag = PINNED_WEIGHTS.get(self.backbone)
             if tag is None:
                 raise ValueError(
