@@ -111,6 +111,7 @@ def validate(spec: Path = typer.Argument(..., help="Study spec (YAML)."), max_tr
 
     loaded = load_spec(spec, max_trials=max_trials)
     check_spec(loaded)
+    _print_warnings(loaded)
     search = loaded.spec.ablation.search
     if search is not None:
         echo(f"{spec}: OK — study '{loaded.name}', design {loaded.spec.ablation.design}, {search.num_samples} samples over {len(search.space)} axes")
@@ -119,13 +120,53 @@ def validate(spec: Path = typer.Argument(..., help="Study spec (YAML)."), max_tr
     echo(f"{spec}: OK — study '{loaded.name}', design {loaded.spec.ablation.design}, {variants} variants, {len(loaded.trials)} trials")
 
 
+def _print_warnings(loaded) -> None:
+    from orchestrator.advice import scratch_training_warnings
+
+    for line in scratch_training_warnings(loaded):
+        print(line, file=sys.stderr, flush=True)
+
+
+def _plan_json(loaded) -> str:
+    """The planned trials as JSON: variant, seed, config hash, changed keys, resolved config."""
+    import json
+
+    search = loaded.spec.ablation.search
+    payload = {
+        "study": loaded.name,
+        "design": loaded.spec.ablation.design,
+        "search": search.model_dump(mode="json") if search is not None else None,
+        "trials": [
+            {
+                "variant": trial.variant,
+                "seed": trial.seed,
+                "config_hash": trial.config_hash,
+                "changes": trial.changes,
+                "variant_meta": trial.variant_meta,
+                "config": trial.config.model_dump(mode="json"),
+            }
+            for trial in loaded.trials
+        ],
+    }
+    return json.dumps(payload, indent=2, default=str)
+
+
 @app.command()
 @handle_errors
-def plan(spec: Path = typer.Argument(..., help="Study spec (YAML)."), max_trials: int = _max_trials_option()) -> None:
+def plan(
+    spec: Path = typer.Argument(..., help="Study spec (YAML)."),
+    output_format: str = typer.Option("text", "--format", help="text (a table) or json (every trial with its resolved config)."),
+    max_trials: int = _max_trials_option(),
+) -> None:
     """Print every trial of a study (variant, changed axes, seed, config hash) without running it."""
     from orchestrator.spec import load_spec
 
+    if output_format not in ("text", "json"):
+        raise InputError(f"--format must be text or json, got '{output_format}'")
     loaded = load_spec(spec, max_trials=max_trials)
+    if output_format == "json":
+        echo(_plan_json(loaded))
+        return
     search = loaded.spec.ablation.search
     if search is not None:
         echo(f"design {loaded.spec.ablation.design}: Optuna TPE proposes {search.num_samples} configurations at seed {loaded.spec.ablation.seeds[0]}")
@@ -159,6 +200,7 @@ def launch(
     from orchestrator.spec import load_spec
 
     loaded = load_spec(spec, max_trials=max_trials)
+    _print_warnings(loaded)
     result = launch_study(loaded, tracking_uri=tracking_uri, force=force, address=address, echo=echo)
     echo("")
     echo(result.table)

@@ -227,7 +227,7 @@ def camera_notes(summary: AblationSummary) -> list[str]:
     ]
     if summary.cameras.advantage:
         out.append(
-            f"Last column: the weakest camera's gain minus the gain of the other camera that gained most (named), per seed, "
+            "Last column: the weakest camera's gain minus the gain of the other camera that gained most (named), per seed, "
             "with its interval; above zero means the weakest camera gains most (APRA section 4)."
         )
     return out

@@ -52,12 +52,17 @@ class VariantPlan:
 
 
 class VariantSpec(BaseModel):
-    """An explicitly named variant: ``{name: +erasing, set: {augment.random_erasing.p: 0.5}}``."""
+    """An explicitly named variant: ``{name: +erasing, set: {augment.random_erasing.p: 0.5}}``.
+
+    In a ``leave_one_out`` study with ``parts``, ``without`` names the parts the row switches off
+    (any set of them, e.g. Robust-ReID Table 2's column b: soft triplet and soft margin)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: str = Field(min_length=1)
     set: dict[str, Any] = Field(default_factory=dict)
+    # ``without``, not ``off``: YAML 1.1 reads a bare ``off`` key as the boolean false.
+    without: list[str] = Field(default_factory=list, description="leave_one_out with parts: the parts this row switches off.")
 
 
 class AblationSpec(BaseModel):
@@ -68,6 +73,11 @@ class AblationSpec(BaseModel):
     design: str = "one_at_a_time"
     axes: dict[str, list[Any]] = Field(default_factory=dict)
     variants: list[VariantSpec] = Field(default_factory=list)
+    parts: list[VariantSpec] = Field(
+        default_factory=list,
+        description="leave_one_out: the recipe's parts, each with the 'set' that switches it off; "
+        "then every variant names the parts it switches off ('without').",
+    )
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
     search: SearchSpec | None = Field(None, description="The space and budget of the 'optuna' design.")
 
@@ -79,6 +89,15 @@ class AblationSpec(BaseModel):
             raise ValueError(f"'search' is for the {', '.join(sorted(SEARCH_DESIGNS))} design, not '{self.design}'")
         if self.design in SEARCH_DESIGNS and (self.axes or self.variants):
             raise ValueError(f"design '{self.design}' samples 'search.space'; remove 'axes' and 'variants'")
+        return self
+
+    @model_validator(mode="after")
+    def _parts_only_for_leave_one_out(self) -> "AblationSpec":
+        if self.design != "leave_one_out":
+            if self.parts:
+                raise ValueError(f"'parts' belong to the leave_one_out design, not '{self.design}'")
+            if any(variant.without for variant in self.variants):
+                raise ValueError(f"a variant's 'without' names leave_one_out parts; design '{self.design}' has none")
         return self
 
     @field_validator("design")
@@ -209,18 +228,66 @@ FULL = "full"
 
 @register_design("leave_one_out")
 def leave_one_out(spec: AblationSpec) -> list[VariantPlan]:
-    """The full recipe (the baseline), then each named part turned off alone: the layout of
-    Robust-ReID Table 2. Each variant's ``set`` says how to switch its part *off*."""
+    """Rows that switch parts of the full recipe (the baseline) off: the layout of Robust-ReID
+    Table 2, one check mark per part and row.
+
+    Two forms. Without ``parts``: the full recipe, then each variant's part turned off alone
+    (its ``set`` switches it off), named ``w/o <part>``. With ``parts`` (each a name and the
+    ``set`` that switches it off): exactly the listed variants, each switching off the parts
+    named in its ``without`` -- any set of them, none for the full recipe -- then applying its own
+    ``set`` (which wins over the parts', e.g. another backbone for a baseline column). Two
+    parts that set one key to different values cannot be off together.
+    """
+    _require(not spec.axes, "design 'leave_one_out' takes 'variants', not 'axes'", ("ablation", "axes"))
+    if spec.parts:
+        return _part_set_rows(spec)
     _require(
         bool(spec.variants),
         "design 'leave_one_out' needs 'variants': one per part, whose 'set' turns that part off",
         ("ablation", "design"),
     )
-    _require(not spec.axes, "design 'leave_one_out' takes 'variants', not 'axes'", ("ablation", "axes"))
+    for index, variant in enumerate(spec.variants):
+        _require(not variant.without, "'without' names parts: list the recipe's 'parts' first", ("ablation", "variants", index, "without"))
     parts = [variant.name for variant in spec.variants]
     plans = [VariantPlan(FULL, meta={"design": "leave_one_out", "parts": parts, "off": []})]
     for plan in named_variants(spec):
         plans.append(
             VariantPlan(f"w/o {plan.name}", plan.changes, meta={"design": "leave_one_out", "parts": parts, "off": [plan.name]})
         )
+    return plans
+
+
+def _part_set_rows(spec: AblationSpec) -> list[VariantPlan]:
+    """``leave_one_out`` with ``parts``: one row per variant, switching off its ``off`` parts."""
+    _require(bool(spec.variants), "design 'leave_one_out' with 'parts' needs 'variants', each naming the parts it switches off ('without')", ("ablation", "variants"))
+    parts = [part.name for part in spec.parts]
+    _require(len(set(parts)) == len(parts), f"part names must be unique, got {parts}", ("ablation", "parts"))
+    part_changes = {
+        part.name: [Change(path, value, ("ablation", "parts", index, "set", path)) for path, value in part.set.items()]
+        for index, part in enumerate(spec.parts)
+    }
+    for index, part in enumerate(spec.parts):
+        _require(bool(part.set), f"part '{part.name}' needs a 'set' that switches it off", ("ablation", "parts", index, "set"))
+        _require(not part.without, "a part has no 'without'; variants do", ("ablation", "parts", index, "without"))
+    plans = []
+    for index, variant in enumerate(spec.variants):
+        origin = ("ablation", "variants", index, "without")
+        unknown = [name for name in variant.without if name not in part_changes]
+        _require(not unknown, f"variant '{variant.name}' switches off unknown part '{unknown[0] if unknown else ''}'; parts: {', '.join(parts)}", origin)
+        off = [name for name in parts if name in variant.without]  # in the parts' order
+        changes: dict[str, Change] = {}
+        for name in off:
+            for change in part_changes[name]:
+                earlier = changes.get(change.path)
+                _require(
+                    earlier is None or earlier.value == change.value,
+                    f"variant '{variant.name}': parts switched off together set '{change.path}' to "
+                    f"{format_value(earlier.value) if earlier else ''} and {format_value(change.value)}",
+                    origin,
+                )
+                changes[change.path] = change
+        for path, value in variant.set.items():
+            changes[path] = Change(path, value, ("ablation", "variants", index, "set", path))
+        meta = {"design": "leave_one_out", "parts": parts, "off": off}
+        plans.append(VariantPlan(variant.name, tuple(changes.values()), meta=meta))
     return plans

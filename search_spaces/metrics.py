@@ -95,6 +95,10 @@ NODE_IP = "node_ip"  # added by Ray Tune itself
 
 #: A report holds evaluation metrics (the epoch was an evaluation epoch) iff it has this key.
 EVALUATION_MARKER = MAP
+# Implicit attention (Yaghoubi et al.): share of training images with a compatible partner, and
+# the share of augmented samples actually composited in the epoch (about p times that share).
+COMPOSITE_PARTNER_SHARE = "composite_partner_share"
+COMPOSITE_RATE = "composite_rate"
 
 # -- trial statuses (the ``status`` column and MLflow's ``reid.outcome`` tag) --------------------
 COMPLETED = "completed"

@@ -13,8 +13,10 @@ No torch import here: the orchestrator validates and expands studies without it.
 
 from __future__ import annotations
 
+import hashlib
 import types
 import typing
+from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_serializer, model_validator
@@ -123,6 +125,37 @@ class DatasetConfig(Section):
 ROBUST_REID_BACKBONES: tuple[str, ...] = ("robust_reid_1x", "robust_reid_2x")
 
 StageIndex = Annotated[int, Field(ge=0)]
+
+#: ``model.pretrained: true`` -> the pinned timm weight tag of the backbone. The ResNets are
+#: pinned to torchvision's ImageNet weights (``tv_in1k``), the ones Bag of Tricks and the papers
+#: built on it start from; timm's untagged default (``a1_in1k``) is a different training.
+PINNED_WEIGHTS: dict[str, str] = {
+    "resnet18": "resnet18.tv_in1k",
+    "resnet34": "resnet34.tv_in1k",
+    "resnet50": "resnet50.tv_in1k",
+    "resnet101": "resnet101.tv_in1k",
+    "resnet152": "resnet152.tv_in1k",
+}
+
+_SHA256_CACHE: dict[tuple[str, int, int], str] = {}
+
+
+def file_sha256(path: str) -> str | None:
+    """SHA-256 hex digest of a file's bytes, or None when it cannot be read here (the model
+    checks report a missing file at its YAML line). Cached by (path, size, mtime)."""
+    file = Path(path).expanduser()
+    try:
+        stat = file.stat()
+        key = (str(file.resolve()), stat.st_size, stat.st_mtime_ns)
+        if key not in _SHA256_CACHE:
+            digest = hashlib.sha256()
+            with file.open("rb") as handle:
+                for chunk in iter(lambda: handle.read(1 << 20), b""):
+                    digest.update(chunk)
+            _SHA256_CACHE[key] = digest.hexdigest()
+        return _SHA256_CACHE[key]
+    except OSError:
+        return None
 
 
 class InsertSection(ToggleSection):
@@ -276,8 +309,28 @@ class ModelConfig(Section):
         "Robust-ReID network: robust_reid_1x (2.9M params) / robust_reid_2x ('deeper & wider', 6.4M); "
         "hacnn is the original HA-CNN.",
     )
+    pretrained: bool | str | None = Field(
+        None,
+        description="ImageNet weights through timm's own loading: a pinned timm tag "
+        "('resnet50.tv_in1k', downloaded once into the Hugging Face cache), or true for the pinned "
+        "tag of the backbone (PINNED_WEIGHTS); resolved to the tag at validation, so the tag is "
+        "part of the trial's identity. false/null: no download (pretrained_path or random init); "
+        "resolves to null, so the stored column is a string or null.",
+    )
     pretrained_path: str | None = Field(
-        None, description="Local weights file for the backbone; weights are never downloaded."
+        None, description="Local weights file for the backbone; its content hash joins the config (pretrained_sha256)."
+    )
+    pretrained_sha256: str | None = Field(
+        None,
+        description="SHA-256 of pretrained_path's bytes, filled in at validation when the file is "
+        "readable (the weights' identity is part of the trial's); a given value must match the file.",
+    )
+    last_stride: int | None = Field(
+        None,
+        ge=1,
+        le=2,
+        description="Stride of the backbone's last stage (Bag of Tricks section 3.3: 1 doubles the "
+        "final feature map, no dilation); null keeps the backbone's own (2 for ResNets).",
     )
     pooling: Literal["avg", "gem"] = "avg"
     neck: Literal["bnneck", "l2norm", "none"] = Field(
@@ -350,6 +403,39 @@ class ModelConfig(Section):
             object.__setattr__(self, "shuffle_blocks", True)  # conditional axis: no effect here
         return self
 
+    @model_validator(mode="after")
+    def _resolve_weights_identity(self) -> "ModelConfig":
+        if self.pretrained is False:
+            object.__setattr__(self, "pretrained", None)
+        elif self.pretrained is True:
+            tag = PINNED_WEIGHTS.get(self.backbone)
+            if tag is None:
+                raise ValueError(
+                    f"pretrained: true has no pinned weight tag for backbone '{self.backbone}'; "
+                    f"name one, e.g. pretrained: {self.backbone}.<tag> (pinned: {', '.join(sorted(PINNED_WEIGHTS))})"
+                )
+            object.__setattr__(self, "pretrained", tag)
+        elif isinstance(self.pretrained, str):
+            if not self.pretrained.startswith(self.backbone + ".") or self.pretrained == self.backbone + ".":
+                raise ValueError(
+                    f"pretrained: '{self.pretrained}' must be a weight tag of the backbone, "
+                    f"'{self.backbone}.<tag>' (e.g. {PINNED_WEIGHTS.get(self.backbone, self.backbone + '.tv_in1k')})"
+                )
+        if self.pretrained and self.pretrained_path:
+            raise ValueError("give either pretrained (a timm weight tag) or pretrained_path (a local file), not both")
+        if not self.pretrained_path:
+            object.__setattr__(self, "pretrained_sha256", None)
+        else:
+            digest = file_sha256(self.pretrained_path)
+            if digest is not None and self.pretrained_sha256 not in (None, digest):
+                raise ValueError(
+                    f"pretrained_sha256 {self.pretrained_sha256} does not match {self.pretrained_path} "
+                    f"(sha256 {digest}): the file changed since the study was planned"
+                )
+            if digest is not None:
+                object.__setattr__(self, "pretrained_sha256", digest)
+        return self
+
 
 class TripletConfig(Section):
     """Metric-learning loss on the embeddings (Robust-ReID eqs. 3-5).
@@ -360,7 +446,9 @@ class TripletConfig(Section):
     ``kind: none`` every other field resets.
     """
 
-    kind: Literal["batch_hard", "batch_soft", "none"] = "batch_hard"
+    kind: Literal["batch_hard", "batch_soft", "batch_all", "none"] = Field(
+        "batch_hard", description="batch_all: every valid triplet of the batch, eq. 2 (Schroff et al.'s original loss)."
+    )
     margin: float = Field(0.3, ge=0.0)
     soft_margin: bool = False
     weight: float = Field(1.0, ge=0.0)
@@ -374,13 +462,30 @@ class TripletConfig(Section):
         return self
 
 
+class CenterConfig(Section):
+    """Center loss (Wen et al. 2016, eq. 2) as Bag of Tricks uses it (Luo et al., section 3.6):
+    ``weight * L_C`` on the pre-BNNeck feature, the centers trained by their own SGD (``lr``,
+    BoT: 0.5). ``weight: 0`` (the default) is off, and ``lr`` then resets."""
+
+    weight: float = Field(0.0, ge=0.0, description="beta of L = L_id + L_tri + beta * L_C (Bag of Tricks: 0.0005); 0 is off.")
+    lr: float = Field(0.5, gt=0.0, description="Learning rate of the centers' own SGD optimizer (Bag of Tricks: 0.5).")
+
+    @model_validator(mode="after")
+    def _reset_lr_when_off(self) -> "CenterConfig":
+        if self.weight == 0:
+            object.__setattr__(self, "lr", type(self).model_fields["lr"].get_default())
+        return self
+
+
 class LossConfig(Section):
-    """``L = id_weight * L_id + triplet.weight * L_tri`` (Bag of Tricks baseline), plus
-    ``model.apra.lam * L_cam`` with APRA and ``model.dranet.hard_weight * L_id(hard)`` with DRANet."""
+    """``L = id_weight * L_id + triplet.weight * L_tri + center.weight * L_C`` (Bag of Tricks
+    baseline), plus ``model.apra.lam * L_cam`` with APRA and ``model.dranet.hard_weight *
+    L_id(hard)`` with DRANet."""
 
     id_weight: float = Field(1.0, ge=0.0)
     label_smoothing: float = Field(0.1, ge=0.0, lt=1.0)
     triplet: TripletConfig = TripletConfig()
+    center: CenterConfig = CenterConfig()
 
 
 class RandomErasingConfig(Section):
@@ -467,12 +572,19 @@ class SWAConfig(ToggleSection):
     cycle_epochs: int = Field(35, ge=1)
     decay: float = Field(0.7, gt=0.0, le=1.0, description="Peak-LR factor applied after each cycle.")
     lr: float | None = Field(None, gt=0.0, description="Peak LR of the first cycle (default: train.lr).")
+    average: bool = Field(
+        True,
+        description="false: the cyclic schedule alone, evaluating the last SGD weights (Robust-ReID "
+        "Table 3's '+LR scheme'); swag then resets to false.",
+    )
     swag: bool = False
     swag_samples: int = Field(10, ge=1, description="SWAG: weight sets in the Bayesian model average.")
     swag_scale: float = Field(0.5, gt=0.0, description="SWAG: variance scale of the sampled weights.")
 
     @model_validator(mode="after")
     def _reset_swag_parameters_without_swag(self) -> "SWAConfig":
+        if not self.average:
+            object.__setattr__(self, "swag", False)  # nothing is averaged: no SWAG either
         if not self.swag:
             fields = type(self).model_fields
             for name in ("swag_samples", "swag_scale"):
@@ -530,8 +642,17 @@ def schedule_problem(train: TrainConfig) -> str | None:
 class EvalConfig(Section):
     """How query and gallery embeddings are compared."""
 
-    distance: Literal["euclidean", "cosine"] = "euclidean"
-    max_rank: int = Field(50, ge=1)
+    distance: Literal["euclidean", "cosine"] = Field(
+        "euclidean",
+        description="cosine ranks as the euclidean distance of L2-normalised features does "
+        "(|a - b|^2 = 2 - 2 cos for unit vectors): Bag of Tricks' normalised test feature.",
+    )
+    feature: Literal["post_neck", "pre_neck"] = Field(
+        "post_neck",
+        description="Retrieval feature: after the neck (BNNeck's f_i, Bag of Tricks section 3.4) "
+        "or the pooled feature before it (f_t).",
+    )
+    max_rank: int = Field(50, ge=1, description="Length of the CMC curve; rank-k for k in 1, 5, 10, 20, 50 up to it is reported.")
 
 
 class Recipe(Section):

@@ -85,6 +85,8 @@ def check_trial_config(config: TrialConfig) -> list[tuple[str, str]]:
     if model.pretrained_path and not Path(model.pretrained_path).expanduser().is_file():
         problems.append(("model.pretrained_path", f"weights file not found: {model.pretrained_path}"))
 
+    problems.extend(_weights_and_stride_problems(config))
+
     placed: list[tuple[str, str, int]] = [
         (f"model.{name}.{section.PLACEMENT}", section.LABEL or name, stage)
         for name, section in model.active_inserts().items()
@@ -98,3 +100,39 @@ def check_trial_config(config: TrialConfig) -> list[tuple[str, str]]:
             if found is not None and found not in problems:
                 problems.append(found)
     return problems
+
+
+def _weights_and_stride_problems(config: TrialConfig) -> list[tuple[str, str]]:
+    """A weight tag timm knows (checked offline: the download happens in the trial) and a
+    backbone whose last stride can be changed."""
+    from trainables.models.pretrained import pretrained_cfg
+
+    model = config.model
+    problems: list[tuple[str, str]] = []
+    if isinstance(model.pretrained, str) and pretrained_cfg(model.pretrained) is None:
+        import timm
+
+        known = timm.list_pretrained(f"{model.backbone}.*")
+        problems.append(("model.pretrained", f"unknown timm weight tag '{model.pretrained}'; tags of {model.backbone}: {', '.join(known) or 'none'}"))
+    if model.last_stride is not None:
+        problems.extend(_last_stride_problem(model.backbone, model.last_stride))
+    return problems
+
+
+@lru_cache(maxsize=32)
+def _last_stride_problem(backbone: str, stride: int) -> tuple[tuple[str, str], ...]:
+    import timm
+    import torch
+
+    from trainables.models.last_stride import set_last_stride
+    from trainables.models.surgery import SurgeryError
+
+    if backbone in ROBUST_REID_BACKBONES or backbone == "hacnn":
+        return (("model.last_stride", f"'{backbone}' fixes its strides (Robust-ReID Table 1); last_stride applies to timm CNN backbones"),)
+    with torch.device("meta"):
+        net = timm.create_model(backbone, pretrained=False, num_classes=0, global_pool="")
+    try:
+        set_last_stride(net, stride)
+    except SurgeryError as err:
+        return (("model.last_stride", str(err)),)
+    return ()

@@ -23,8 +23,9 @@ from search_spaces import metrics as names
 from trainables.data.arrays import SplitArrays
 from trainables.data.augment import to_normalized_float
 from trainables.data.datasets import ReIDData
-from trainables.engine import HookBase
+from trainables.engine import HookBase, StepContext
 from trainables.evaluation import evaluate_features
+from trainables.losses.center import CenterLossStep
 from trainables.models import ReIDModel, save_checkpoint
 from trainables.models.swag import WeightAverager, recompute_batchnorm
 from trainables.schedule import is_cycle_end
@@ -215,3 +216,37 @@ class CheckpointHook(HookBase):
     def after_train(self) -> None:
         model = self.trainer.model
         save_checkpoint(self.path, model, model.build_kwargs)
+
+
+class CenterLossHook(HookBase):
+    """Bag of Tricks' center loss (Luo et al. 2019, section 3.6; Wen et al. 2016, eq. 2) as an
+    extra term and an extra optimizer step: ``weight * L_C`` on the pre-neck features joins the
+    loss before ``backward`` (reported as ``loss_center``), and after the model's step the
+    centers take their own SGD step (:meth:`CenterLossStep.step`, gradient rescaled by
+    ``1 / weight`` as BoT does)."""
+
+    def __init__(self, center: CenterLossStep):
+        self.center = center
+
+    def loss_terms(self, step: StepContext) -> Mapping[str, torch.Tensor]:
+        return {"center": self.center.weight * self.center(step.output.features, step.labels)}
+
+    def after_step(self, step: StepContext) -> None:
+        self.center.step()
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"centers": self.center.loss.state_dict(), "optimizer": self.center.optimizer.state_dict()}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        if state:
+            self.center.loss.load_state_dict(state["centers"])
+            self.center.optimizer.load_state_dict(state["optimizer"])
+
+
+class CompositeRateHook(HookBase):
+    """Reports implicit attention's effective composite rate each epoch (Yaghoubi et al.):
+    the share of training images that have a compatible partner and the share of samples
+    actually composited (about ``p`` times that share)."""
+
+    def after_epoch(self) -> None:
+        self.trainer.metrics.update(self.trainer.augmenter.composite_stats())

@@ -36,10 +36,11 @@ from trainables.data.datasets import ReIDData, load_reid_data
 from trainables.data.market import relabel
 from trainables.data.sampler import PKSampler
 from trainables.engine import EpochPlan, HookBase, NonFiniteLossError, Reporter, Trainer, train_step
-from trainables.engine_hooks import CheckpointHook, EvaluationHook, Evaluator, SWAHook, extract_embeddings, metrics_for_report
+from trainables.engine_hooks import CenterLossHook, CheckpointHook, CompositeRateHook, EvaluationHook, Evaluator, SWAHook, extract_embeddings, metrics_for_report
 from trainables.losses import ReIDObjective
 from trainables.models import INSERTS, ReIDModel
 from trainables.schedule import cyclic_cosine_lr, learning_rate
+from trainables.losses.center import CenterLossStep
 
 # The step, its error and the evaluation helpers moved to the engine; they stay importable from
 # here (benchmarks and tests use these names).
@@ -95,6 +96,9 @@ def model_kwargs(config: TrialConfig, num_classes: int, num_cameras: int = 0) ->
         pretrained_path=m.pretrained_path,
         backbone_kwargs=backbone_kwargs,
         inserts=inserts,
+        pretrained=m.pretrained or None,
+        last_stride=m.last_stride,
+        retrieval_feature=config.eval.feature,
     )
 
 
@@ -105,6 +109,14 @@ def build_model(config: TrialConfig, num_classes: int, num_cameras: int = 0) -> 
     from trainables.models.seeding import seed_modules
 
     return seed_modules(ReIDModel(**model_kwargs(config, num_classes, num_cameras)), config.seed)
+
+
+def build_center_loss(config: TrialConfig, model: ReIDModel, num_classes: int, device: torch.device) -> CenterLossStep | None:
+    """Bag of Tricks' center loss with its own SGD over the centers, or None when off."""
+    center = config.loss.center
+    if center.weight <= 0:
+        return None
+    return CenterLossStep(num_classes, model.feature_dim, weight=center.weight, lr=center.lr, device=device)
 
 
 def build_objective(config: TrialConfig) -> ReIDObjective:
@@ -178,12 +190,19 @@ def learning_rates(config: TrialConfig) -> EpochPlan:
     return EpochPlan(tuple(lrs))
 
 
-def build_hooks(config: TrialConfig, evaluator: Evaluator, runtime: RuntimeOptions) -> list[HookBase]:
-    """The trial's hooks, in call order: SWA/SWAG (with the final averaged evaluation), periodic
-    evaluation, then saving the final model (after SWA has loaded the mean)."""
+def build_hooks(config: TrialConfig, evaluator: Evaluator, runtime: RuntimeOptions, center: CenterLossStep | None = None) -> list[HookBase]:
+    """The trial's hooks, in call order: the center loss's term and step, the composite rate,
+    SWA/SWAG (with the final averaged evaluation), periodic evaluation, then saving the final
+    model (after SWA has loaded the mean). ``swa.average: false`` runs the cyclic schedule
+    without averaging (Robust-ReID Table 3's "+LR scheme"): the last epoch evaluates as usual."""
     t = config.train
     hooks: list[HookBase] = []
-    if t.swa.enabled:
+    if center is not None:
+        hooks.append(CenterLossHook(center))
+    if config.augment.implicit_attention.enabled and config.augment.implicit_attention.p > 0:
+        hooks.append(CompositeRateHook())
+    averaging = t.swa.enabled and t.swa.average
+    if averaging:
         s = t.swa
         swa = SWAHook(
             evaluator,
@@ -195,7 +214,7 @@ def build_hooks(config: TrialConfig, evaluator: Evaluator, runtime: RuntimeOptio
             seed=config.seed,
         )
         hooks.append(swa)
-    hooks.append(EvaluationHook(evaluator, t.eval_every, evaluate_last=not t.swa.enabled))
+    hooks.append(EvaluationHook(evaluator, t.eval_every, evaluate_last=not averaging))
     if runtime.checkpoint_path:
         hooks.append(CheckpointHook(runtime.checkpoint_path.format(hash=config_hash(config), seed=config.seed)))
     return hooks
@@ -224,6 +243,7 @@ def build_trainer(
     if device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
     objective = build_objective(config)
+    center = build_center_loss(config, model, num_classes, device)
     optimizer = build_optimizer(config, model)
     augmenter = build_augmenter(config, device, data)
     sampler = PKSampler(labels, config.train.ids_per_batch, config.train.images_per_id, seed=config.seed)
@@ -239,7 +259,7 @@ def build_trainer(
         train_labels=torch.from_numpy(np.asarray(labels, dtype=np.int64)).to(device),
         train_cameras=torch.from_numpy(np.asarray(cameras, dtype=np.int64)).to(device),
         plan=learning_rates(config),
-        hooks=[*build_hooks(config, evaluator, runtime), *hooks],
+        hooks=[*build_hooks(config, evaluator, runtime, center), *hooks],
         report=report,
     )
 

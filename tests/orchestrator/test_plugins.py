@@ -3,7 +3,6 @@ the identity a plugin gives the trials that use it (and only those)."""
 
 from __future__ import annotations
 
-import textwrap
 from pathlib import Path
 
 import pytest

@@ -16,11 +16,18 @@ from orchestrator.spec import load_spec
 # preset -> (design, variants, trials)
 EXPECTED = {
     "quickstart": ("one_at_a_time", 2, 6),
-    "apra_placement_lambda": ("grid", 1 + 4 * 3, (1 + 4 * 3) * 3),
-    "dranet_reverse_attention": ("list", 7, 21),
-    "robust_reid_leave_one_out": ("leave_one_out", 12, 24),
-    "implicit_attention_sweep": ("grid", 1 + 5 * 2, (1 + 5 * 2) * 3),
+    "apra_table2": ("list", 2, 6),
+    "apra_synthetic_cpu": ("list", 2, 6),
+    "apra_explore_placement_lambda": ("grid", 1 + 4 * 3, (1 + 4 * 3) * 3),
+    "dranet_table4": ("list", 4, 12),
+    "dranet_explore_alpha": ("list", 10, 30),
+    "robust_reid_table2": ("leave_one_out", 11, 22),
+    "robust_reid_table3": ("leave_one_out", 9, 18),
+    "implicit_attention_table1": ("list", 6, 18),
+    "implicit_attention_fig3": ("list", 8, 24),
+    "implicit_attention_explore_full_body_p": ("grid", 1 + 5, (1 + 5) * 3),
 }
+PAPER_PRESETS = [name for name in EXPECTED if name != "quickstart" and "explore" not in name]
 
 
 def test_every_preset_is_listed():
@@ -44,27 +51,115 @@ def test_preset_trial_counts_and_checks(name, tiny_market, tmp_path):
 
 def test_a_preset_without_a_dataset_names_the_placeholder(tmp_path):
     path = tmp_path / "apra.yaml"
-    path.write_text(preset_text("apra_placement_lambda"), encoding="utf-8")
+    path.write_text(preset_text("apra_table2"), encoding="utf-8")
     with pytest.raises(InputError, match=f"dataset folder not found: {DATASET_PLACEHOLDER}"):
         check_spec(load_spec(path))
 
 
-def test_robust_reid_preset_rows_follow_table_2():
-    loaded = load_spec(Path(__file__).resolve().parents[2] / "examples" / "robust_reid_leave_one_out.yaml")
-    rows = {t.variant: t.config for t in loaded.trials if t.seed == 0}
-    full = rows["full"]
-    assert (full.model.backbone, full.model.pooling, full.model.neck, full.loss.triplet.kind) == ("robust_reid_2x", "gem", "l2norm", "batch_soft")
-    assert full.train.swa.enabled and full.train.swa.swag
-    assert rows["w/o deeper & wider"].model.backbone == "robust_reid_1x"
-    assert rows["w/o GeM"].model.pooling == "avg" and rows["w/o GeM"].model.neck == "l2norm"
-    assert not rows["w/o SWAG"].train.swa.enabled
+# Table 2's check marks, read column by column: the parts each column switches off.
+TABLE_2_OFF = {
+    "HA-CNN": {"BagOfTricks", "soft triplet", "L2 normalization", "shuffle blocks", "soft margin", "GeM", "deeper & wider", "SWAG"},
+    "a": {"soft triplet", "L2 normalization", "shuffle blocks", "soft margin", "GeM", "deeper & wider", "SWAG"},
+    "b": {"soft triplet", "soft margin", "SWAG"},
+    "c": {"L2 normalization", "SWAG"},
+    "d": {"shuffle blocks", "SWAG"},
+    "e": {"soft margin", "SWAG"},
+    "f": {"GeM", "SWAG"},
+    "g": {"deeper & wider", "SWAG"},
+    "h": {"deeper & wider"},
+    "i": {"SWAG"},
+    "Robust-ReID": set(),
+}
+
+
+def _rows(name: str):
+    loaded = load_spec(Path(__file__).resolve().parents[2] / "examples" / f"{name}.yaml")
+    return loaded, {t.variant: t for t in loaded.trials if t.seed == 0}
+
+
+def test_robust_reid_table_2_columns_in_the_papers_check_mark_layout():
+    loaded, rows = _rows("robust_reid_table2")
+    assert list(rows) == list(TABLE_2_OFF)  # the paper's column order
+    for name, off in TABLE_2_OFF.items():
+        assert set(rows[name].variant_meta["off"]) == off, name
+    config = {name: trial.config for name, trial in rows.items()}
+    full = config["Robust-ReID"]
+    assert (full.model.backbone, full.model.pooling, full.model.neck) == ("robust_reid_2x", "gem", "l2norm")
+    assert (full.loss.triplet.kind, full.loss.triplet.soft_margin) == ("batch_soft", True)
+    assert full.train.swa.enabled and full.train.swa.swag and full.train.total_epochs == 350 + 15 * 35
+    assert (full.dataset.height, full.dataset.width, full.train.ids_per_batch, full.train.images_per_id) == (160, 64, 8, 4)
+    # b: eq. 2's original triplet (every triplet, hinge at a margin), no SWAG
+    b = config["b"].loss.triplet
+    assert (b.kind, b.soft_margin, b.margin) == ("batch_all", False, 0.3) and not config["b"].train.swa.enabled
+    # e: the weighted batch-soft triplet keeps its weights, loses the soft margin
+    assert (config["e"].loss.triplet.kind, config["e"].loss.triplet.soft_margin) == ("batch_soft", False)
+    assert config["c"].model.neck == "none" and config["f"].model.pooling == "avg"
+    assert config["g"].model.backbone == "robust_reid_1x" and not config["g"].train.swa.enabled
+    assert config["h"].model.backbone == "robust_reid_1x" and config["h"].train.swa.swag  # g continued with SWAG
+    a = config["a"]
+    assert (a.model.backbone, a.model.shuffle_blocks, a.model.neck, a.model.pooling) == ("robust_reid_1x", False, "none", "avg")
+    assert a.augment.random_erasing.p == 0.5 and a.train.warmup_epochs == 10 and not a.model.classifier_bias
+    hacnn = config["HA-CNN"]
+    assert hacnn.model.backbone == "hacnn" and hacnn.loss.triplet.kind == "none" and hacnn.augment.random_erasing.p == 0.0
+    assert hacnn.train.warmup_epochs == 0 and hacnn.model.classifier_bias and hacnn.loss.label_smoothing == 0.0
+    assert set(loaded.spec.report.reference.rows) == set(TABLE_2_OFF) and loaded.spec.report.metrics == ("rank1", "mAP")
+
+
+def test_robust_reid_table_3_setups_are_table_2_columns_continued():
+    """Setup 2 is column g and setup 3 column i (section 4.2): their "-" rows are the same
+    trials, and their "+SWAG" rows are columns h and Robust-ReID."""
+    _, t3 = _rows("robust_reid_table3")
+    _, t2 = _rows("robust_reid_table2")
+    assert t3["2 -"].config_hash == t2["g"].config_hash and t3["3 -"].config_hash == t2["i"].config_hash
+    assert t3["2 +SWAG"].config_hash == t2["h"].config_hash and t3["3 +SWAG"].config_hash == t2["Robust-ReID"].config_hash
+    lr_only = t3["3 +LR scheme"].config.train.swa
+    assert lr_only.enabled and not lr_only.average and not lr_only.swag and (lr_only.cycles, lr_only.cycle_epochs, lr_only.decay) == (15, 35, 0.7)
+    one = t3["1 -"].config.model
+    assert (one.backbone, one.shuffle_blocks, one.pooling, one.neck) == ("robust_reid_1x", False, "avg", "l2norm")
+
+
+def test_bag_of_tricks_baselines_have_the_papers_tricks():
+    for name, first in (("apra_table2", "BagTricks"), ("implicit_attention_table1", "Luo et al. (triplet)"), ("implicit_attention_fig3", "baseline")):
+        _, rows = _rows(name)
+        c = rows[first].config
+        assert (c.model.backbone, c.model.pretrained, c.model.last_stride, c.model.neck) == ("resnet50", "resnet50.tv_in1k", 1, "bnneck"), name
+        assert (c.eval.feature, c.eval.distance, c.dataset.height, c.dataset.width) == ("post_neck", "cosine", 256, 128), name
+        assert (c.train.optimizer, c.train.lr, c.train.epochs, c.train.lr_steps, c.train.ids_per_batch) == ("adam", 3.5e-4, 120, (40, 70), 16), name
+    _, apra = _rows("apra_table2")
+    assert apra["BagTricks"].config.loss.center.weight == 0.0005 and apra["+APRA"].config.model.apra.stages == (1,)
+    assert apra["+APRA"].config.model.apra.lam == 0.01 and not apra["BagTricks"].config.model.apra.is_active()
+
+
+def test_implicit_attention_presets_follow_table_1_and_figure_3():
+    _, t1 = _rows("implicit_attention_table1")
+    softmax = [name for name in t1 if "softmax" in name]
+    assert all(t1[name].config.loss.triplet.kind == "none" for name in softmax)
+    assert all(t1[name].config.loss.triplet.kind == "batch_hard" for name in t1 if name not in softmax)
+    assert t1["Full Body (triplet)"].config.augment.implicit_attention.p == 0.3
+    loaded, fig3 = _rows("implicit_attention_fig3")
+    upper = sorted(t.config.augment.implicit_attention.p for t in fig3.values() if t.config.augment.implicit_attention.roi == "upper_body" and t.config.augment.implicit_attention.enabled)
+    full = sorted(t.config.augment.implicit_attention.p for t in fig3.values() if t.config.augment.implicit_attention.roi == "full_body" and t.config.augment.implicit_attention.enabled)
+    assert upper == [0.1, 0.3, 0.5, 0.7, 0.9] and full == [0.3, 0.5]
+    assert "rank50" in loaded.spec.report.metrics
+
+
+@pytest.mark.parametrize("name", PAPER_PRESETS)
+def test_paper_presets_name_their_table_and_carry_its_numbers(name):
+    text = preset_text(name)
+    header = text.splitlines()[0]
+    assert "Table" in header or "Fig." in header or "CPU scale" in header
+    loaded, _ = _rows(name)
+    reference = loaded.spec.report.reference
+    assert reference is not None and reference.rows and reference.source
+    for row in reference.rows.values():
+        assert set(row) <= set(loaded.spec.report.metrics)  # every reference number has its column
 
 
 def test_cli_preset_list_and_show(tiny_market):
     runner = CliRunner()
     listed = runner.invoke(app, ["preset", "list"])
-    assert listed.exit_code == 0 and "apra_placement_lambda" in listed.stdout
-    shown = runner.invoke(app, ["preset", "show", "dranet_reverse_attention", "--dataset-root", str(tiny_market)])
+    assert listed.exit_code == 0 and "apra_table2" in listed.stdout
+    shown = runner.invoke(app, ["preset", "show", "dranet_table4", "--dataset-root", str(tiny_market)])
     assert shown.exit_code == 0 and str(tiny_market) in shown.stdout and "+RCAM+RSAM" in shown.stdout
     unknown = runner.invoke(app, ["preset", "show", "nope"])
     assert unknown.exit_code == 2 and "unknown preset 'nope'" in unknown.stderr

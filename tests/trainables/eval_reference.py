@@ -100,6 +100,8 @@ def reference_evaluate(distmat, q_pids, g_pids, q_camids, g_camids, max_rank: in
         "rank1": at(1),
         "rank5": at(5),
         "rank10": at(10),
+        # rank-20 and rank-50 where the CMC reaches them (rank-1/5/10 always)
+        **{f"rank{k}": at(k) for k in (20, 50) if k <= max(max_rank, 10)},
         "mAP": sum(aps) / n,
         "mINP": sum(inps) / n,
         "cmc": cmc,

@@ -66,7 +66,7 @@ def test_batch_hard_with_hinge_still_matches_the_original_function():
 def test_triplet_registry_errors():
     with pytest.raises(RegistryError, match="triplet loss 'batch_hard' is already registered"):
         register_triplet("batch_hard")(lambda d, p, n: (d, d))
-    with pytest.raises(RegistryError, match="unknown triplet loss 'batch_sof'; known: batch_hard, batch_soft"):
+    with pytest.raises(RegistryError, match="unknown triplet loss 'batch_sof'; known: batch_all, batch_hard, batch_soft"):
         ReIDObjective(triplet_kind="batch_sof")
 
 

@@ -53,7 +53,7 @@ def test_defaults_keep_every_new_module_off():
         ({"model": {"apra": {"enabled": True}}}, "Extra inputs are not permitted"),
         ({"model": {"dranet": {"rcam": True, "alpha_c": -1}}}, "greater than or equal to 0"),
         ({"model": {"dranet": {"rsam": True, "alpha_s": -0.5}}}, "greater than or equal to 0"),
-        ({"loss": {"triplet": {"kind": "batch_softt"}}}, "batch_hard', 'batch_soft' or 'none'"),
+        ({"loss": {"triplet": {"kind": "batch_softt"}}}, "batch_hard', 'batch_soft', 'batch_all' or 'none'"),
     ],
 )
 def test_invalid_values_fail_validation_with_the_rule(tree, message):

@@ -18,6 +18,8 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
+from search_spaces.metrics import COMPOSITE_PARTNER_SHARE, COMPOSITE_RATE
+
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -195,6 +197,7 @@ def implicit_attention_composite(
     generator: torch.Generator,
     inplace: bool = False,
     vectorized: bool | None = None,
+    counts: dict[str, torch.Tensor] | None = None,
 ) -> torch.Tensor:
     """Implicit-attention composite (Yaghoubi et al., eq. 1) of a uint8 batch, on its device.
 
@@ -207,7 +210,8 @@ def implicit_attention_composite(
     microseconds each; torch's broadcast select over the 3 channels is ~50x slower), into a copy
     of ``images`` unless ``inplace``. On other devices the whole batch is computed as
     ``image * m + background * (1 - m)`` on uint8 (exact: one term is always 0), without a host
-    synchronisation. ``vectorized`` forces either path.
+    synchronisation. ``vectorized`` forces either path. ``counts["composited"]``, if given, is
+    increased by the number of samples composited (a device tensor: no synchronisation).
     """
     if p <= 0 or bank.partners.numel() == 0:
         return images
@@ -219,6 +223,8 @@ def implicit_attention_composite(
     pick = (torch.rand(b, generator=generator, device=device) * count).long()
     pick = torch.minimum(pick, (count - 1).clamp(min=0))
     partner = bank.partners[(start + pick).clamp(max=bank.partners.numel() - 1)]
+    if counts is not None:
+        counts["composited"] = counts.get("composited", 0) + apply.sum()
     if not _vectorized(vectorized, device):
         chosen = apply.nonzero().flatten().tolist()
         if not chosen:
@@ -259,6 +265,9 @@ class BatchAugmenter:
         self.flip, self.pad = flip, pad
         self.erasing_p, self.erasing_area, self.erasing_ratio = erasing_p, erasing_area, erasing_ratio
         self.composite, self.composite_p = composite, composite_p
+        # Realised composite rate (implicit attention): samples seen and composited since the
+        # last composite_stats() call; the count stays on the device until it is read.
+        self._seen, self._counts = 0, {}
         self.generator = torch.Generator(device=device)
         self.generator.manual_seed(seed)
 
@@ -266,6 +275,21 @@ class BatchAugmenter:
         if self.composite is not None and self.composite_p > 0:
             if index is None:
                 raise ValueError("the implicit-attention composite needs the training-set index of each sample")
-            images = implicit_attention_composite(images, index, self.composite, self.composite_p, self.generator)
+            images = implicit_attention_composite(images, index, self.composite, self.composite_p, self.generator, counts=self._counts)
+            self._seen += images.shape[0]
         x = flip_pad_crop(images, self.flip, self.pad, self.generator)
         return random_erasing(x, self.erasing_p, self.erasing_area, self.erasing_ratio, self.generator, inplace=True)
+
+    def composite_stats(self) -> dict[str, float]:
+        """Implicit attention's effective rate, since the last call: ``composite_partner_share``
+        (training images with at least one compatible partner: only they can be composited)
+        and ``composite_rate`` (samples actually composited / samples augmented, about p times
+        the share). Empty without the composite."""
+        if self.composite is None or self.composite_p <= 0:
+            return {}
+        counts = self.composite.offsets[1:] - self.composite.offsets[:-1]
+        share = float((counts > 0).float().mean()) if counts.numel() else 0.0
+        composited = float(self._counts.get("composited", 0))
+        rate = composited / self._seen if self._seen else 0.0
+        self._seen, self._counts = 0, {}
+        return {COMPOSITE_PARTNER_SHARE: share, COMPOSITE_RATE: rate}

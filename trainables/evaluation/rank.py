@@ -63,13 +63,12 @@ from search_spaces.metrics import (
     NUM_VALID_QUERIES,
     Q_MAP,
     Q_RANK1,
-    RANK1,
-    RANK5,
-    RANK10,
+    REPORTED_RANKS,
     SPREAD,
     STD,
     WEAKEST,
     camera_summary_key,
+    rank_key,
     weakest_camera_key,
 )
 
@@ -117,7 +116,8 @@ def evaluate(
         chunk_rows: query rows per block (default: sized for the device's cache / memory).
 
     Returns:
-        ``rank1``, ``rank5``, ``rank10``, ``mAP``, ``mINP`` (floats in [0, 1]), ``cmc``
+        ``rank1``, ``rank5``, ``rank10`` (and ``rank20``, ``rank50`` where ``max_rank`` reaches
+        them), ``mAP``, ``mINP`` (floats in [0, 1]), ``cmc``
         (float64 numpy array of length ``max_rank``), ``num_valid_queries``,
         ``num_queries_without_positive``, the per-camera dicts ``q_mAP``, ``g_mAP``,
         ``q_rank1`` (camera id -> value; cameras without a qualifying query are absent) and for
@@ -253,9 +253,8 @@ class RankingAccumulator:
             Q_RANK1: {cams[c]: float(q_r1[c] / q_count[c]) for c in range(self.num_cameras) if q_count[c]},
         }
         out: dict[str, Any] = {
-            RANK1: float(cmc_all[0]),
-            RANK5: float(cmc_all[4]),
-            RANK10: float(cmc_all[9]),
+            # rank-k for every reported k the curve reaches (1, 5, 10 always; 20, 50 up to max_rank)
+            **{rank_key(k): float(cmc_all[k - 1]) for k in REPORTED_RANKS if k <= len(cmc_all)},
             MAP: float(self._sum_ap) / num_valid,
             MINP: float(self._sum_inp) / num_valid,
             "cmc": np.ascontiguousarray(cmc_all[: self.max_rank], dtype=np.float64),

@@ -61,13 +61,36 @@ def softmax_weighted_distances(dist: torch.Tensor, positive: torch.Tensor, negat
     return (w_p * dist).sum(1), (w_n * dist).sum(1)
 
 
+def _all_triplets() -> AnchorDistances:
+    def not_a_reduction(dist: torch.Tensor, positive: torch.Tensor, negative: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        raise TypeError("batch_all averages over triplets, not anchors: call triplet_loss")
+
+    return not_a_reduction
+
+
+# Eq. 2 (Schroff et al.'s original triplet loss) over every valid (a, p, n) of the batch: the
+# "original triplet loss" of Robust-ReID's column b. It has no per-anchor reduction, so
+# triplet_loss handles it; the registration makes the name known to configs and checks.
+register_triplet("batch_all")(_all_triplets())
+
+
+def batch_all_triplet_loss(dist: torch.Tensor, positive: torch.Tensor, negative: torch.Tensor, margin: float, soft_margin: bool) -> torch.Tensor:
+    """Eq. 2 averaged over all valid triplets: ``mean_{a,p,n} [m + d(a, p) - d(a, n)]_+``."""
+    gap = dist[:, :, None] - dist[:, None, :]  # (a, p, n)
+    valid = positive[:, :, None] & negative[:, None, :]
+    if not bool(valid.any()):
+        return dist.sum() * 0.0
+    gap = gap[valid]
+    return F.softplus(gap).mean() if soft_margin else F.relu(margin + gap).mean()
+
+
 def triplet_loss(features: torch.Tensor, labels: torch.Tensor, *, kind: str, margin: float = 0.3, soft_margin: bool = False) -> torch.Tensor:
     """Mean triplet loss over the valid anchors of a batch (0 if there are none).
 
     Args:
         features: (B, D) embeddings (computed in float32).
         labels: (B,) identity labels.
-        kind: a registered kind ('batch_hard', 'batch_soft').
+        kind: a registered kind ('batch_hard', 'batch_soft', 'batch_all').
         margin: ``m`` of the hinge; unused with ``soft_margin``.
         soft_margin: ``softplus(d_ap - d_an)`` (eq. 5) instead of ``[m + d_ap - d_an]_+``.
     """
@@ -78,6 +101,8 @@ def triplet_loss(features: torch.Tensor, labels: torch.Tensor, *, kind: str, mar
     eye = torch.eye(len(labels), dtype=torch.bool, device=labels.device)
     positive = same & ~eye
     negative = ~same
+    if kind == "batch_all":
+        return batch_all_triplet_loss(dist, positive, negative, margin, soft_margin)
     valid = positive.any(1) & negative.any(1)
     if not bool(valid.any()):
         return features.sum() * 0.0

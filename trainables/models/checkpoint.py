@@ -28,6 +28,7 @@ def save_checkpoint(path: str | os.PathLike[str], model: ReIDModel, build_kwargs
     """Write ``model`` and its build kwargs (default: the model's own) to ``path`` atomically."""
     kwargs = copy.deepcopy(dict(build_kwargs if build_kwargs is not None else model.build_kwargs))
     kwargs["pretrained_path"] = None
+    kwargs["pretrained"] = None  # the weights are in the state dict: rebuilding never downloads
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     target = Path(path).expanduser()
     target.parent.mkdir(parents=True, exist_ok=True)

@@ -35,7 +35,9 @@ import trainables.models.apra  # noqa: F401
 import trainables.models.dranet  # noqa: F401
 import trainables.models.robust_reid  # noqa: F401
 from trainables.models.inserts import InsertedModule, ModuleOutput, build_insert
+from trainables.models.last_stride import set_last_stride
 from trainables.models.pooling import build_pooling
+from trainables.models.pretrained import create_pretrained_backbone
 from trainables.models.surgery import insert_after_stage, stage_info
 
 # Classifier-head parameter prefixes of timm models: dropped when loading backbone weights.
@@ -93,6 +95,12 @@ class ReIDModel(nn.Module):
         neck: 'bnneck', 'l2norm' or 'none'.
         classifier_bias: bias in the identity classifier.
         pretrained_path: local backbone weights, loaded before any surgery.
+        pretrained: a timm weight tag (``resnet50.tv_in1k``) loaded through timm
+            (:mod:`trainables.models.pretrained`); exclusive with ``pretrained_path``.
+        last_stride: stride of the last downsampling stage (Bag of Tricks: 1), None keeps it
+            (:mod:`trainables.models.last_stride`).
+        retrieval_feature: ``post_neck`` (the embedding after the neck) or ``pre_neck`` (the
+            pooled feature before it) is what evaluation ranks with.
         backbone_kwargs: extra keyword arguments for ``timm.create_model``
             (e.g. ``{"shuffle_blocks": False}`` for the Robust-ReID backbones).
         inserts: modules to insert, in order, as ``{"module": registry name, "stage":
@@ -110,6 +118,9 @@ class ReIDModel(nn.Module):
         pretrained_path: str | None = None,
         backbone_kwargs: Mapping[str, Any] | None = None,
         inserts: Sequence[Mapping[str, Any]] = (),
+        pretrained: str | None = None,
+        last_stride: int | None = None,
+        retrieval_feature: str = "post_neck",
     ):
         super().__init__()
         self.build_kwargs: dict[str, Any] = copy.deepcopy(
@@ -122,13 +133,30 @@ class ReIDModel(nn.Module):
                 pretrained_path=pretrained_path,
                 backbone_kwargs=dict(backbone_kwargs or {}),
                 inserts=[dict(spec) for spec in inserts],
+                pretrained=pretrained,
+                last_stride=last_stride,
+                retrieval_feature=retrieval_feature,
             )
         )
         if neck not in ("bnneck", "l2norm", "none"):
             raise ValueError(f"unknown neck '{neck}'; known: bnneck, l2norm, none")
-        net = timm.create_model(backbone, pretrained=False, num_classes=0, global_pool="", **dict(backbone_kwargs or {}))
+        if retrieval_feature not in ("post_neck", "pre_neck"):
+            raise ValueError(f"unknown retrieval_feature '{retrieval_feature}'; known: post_neck, pre_neck")
+        if pretrained and pretrained_path:
+            raise ValueError("give pretrained (a timm weight tag) or pretrained_path (a local file), not both")
+        if pretrained:
+            if pretrained.split(".")[0] != backbone:
+                raise ValueError(f"weight tag '{pretrained}' is not one of backbone '{backbone}'")
+            net = create_pretrained_backbone(pretrained, num_classes=0, global_pool="", **dict(backbone_kwargs or {}))
+        else:
+            net = timm.create_model(backbone, pretrained=False, num_classes=0, global_pool="", **dict(backbone_kwargs or {}))
         if pretrained_path:
             load_backbone_weights(net, pretrained_path)
+        if last_stride is not None:
+            if getattr(net, "embedding_dims", None) is not None:
+                raise ValueError(f"last_stride applies to timm CNN backbones; '{backbone}' fixes its strides (Robust-ReID Table 1)")
+            set_last_stride(net, last_stride)
+        self.retrieval_feature = retrieval_feature
         for spec in inserts:
             unknown = set(spec) - {"module", "stage", "kwargs"}
             if unknown or "module" not in spec or "stage" not in spec:
@@ -177,7 +205,8 @@ class ReIDModel(nn.Module):
             pooled = torch.cat([F.normalize(part, dim=1) for part in parts], dim=1)
         embedding = self.bottleneck(pooled)
         if not self.training:
-            return ReIDOutput(features=pooled, logits=None, embedding=embedding)
+            retrieval = pooled if self.retrieval_feature == "pre_neck" else embedding
+            return ReIDOutput(features=pooled, logits=None, embedding=retrieval)
         logits = self.classifier(embedding)
         expected = batch * (1 + len(self.hard_example_names))
         if pooled.shape[0] != expected:

@@ -23,13 +23,23 @@ global map (10x4) and the four local maps (3x4) are pooled (GeM or average), the
 ``Linear -> BN -> ReLU`` give the global and local embeddings, concatenated into the
 descriptor. The stripe sizes do not depend on the input size, so other sizes work too.
 
-Parameter counts at 160x64 (no parameter depends on the input size), counted *with* the
-identity classifier for Market-1501's 751 training identities, the paper's setting (Table 1
-has no classifier row; the counts only land with it): ``robust_reid_1x`` 2.96M vs the paper's
-2.9M (+2.2%), ``robust_reid_2x`` 6.06M vs 6.4M (-5.3%). Without the classifier: 2.34M and
-4.81M. Multiply-accumulates per image: 0.61G and 1.46G (paper: 0.72B and 1.68B FLOPs).
-``hacnn`` has 2.92M without its classifier (HA-CNN reports 2.7M). The test
-``tests/trainables/test_robust_reid.py`` pins these counts.
+Parameter counts, by the one rule of :mod:`trainables.models.size` (the ReID model without its
+identity classifier; no parameter depends on the 160x64 input size): ``robust_reid_1x``
+2.34M vs Table 1's 2.9M (-19%), ``robust_reid_2x`` 4.81M vs 6.4M (-25%), ``hacnn`` 2.92M vs
+HA-CNN's 2.7M (+8%). The reading of Table 1 that causes the gaps:
+
+- Robust-ReID: Table 1's "# of Params." row counts the training model *with* its identity
+  classifier for Market-1501's 751 identities (it has no classifier row, but only then do the
+  totals land: 2.96M, +2.2%, and 6.06M, -5.3%; the classifier is (512 + 312) x 751 = 0.62M
+  for 1x, (960 + 700) x 751 = 1.25M for 2x). Our rule leaves the classifier out, so the
+  networks come out 0.56M and 1.59M below the printed totals.
+- HA-CNN: its widths here are read off Table 1's 1x column (stem 32, stages 128/256/384, FC
+  512 global and 512 local, Li et al.'s sizes), with Li et al.'s inception blocks; Table 1
+  does not give the inception blocks' branch widths, and the ones read from Li et al.'s
+  description give 0.22M (+8%) more than their 2.7M (which, like ours, has no classifier).
+
+Multiply-accumulates per image: 0.61G and 1.46G (paper: 0.72B and 1.68B FLOPs). The tests
+``tests/trainables/test_model_sizes.py`` pin these counts and gaps.
 
 timm contract: ``feature_info`` lists the stem and the three stage outputs (after the soft
 attention) as identity taps ``stage_outputs.0..3``, so modules can be inserted after them
