@@ -173,7 +173,9 @@ def learning_rates(config: TrialConfig) -> EpochPlan:
 
 def build_hooks(config: TrialConfig, evaluator: Evaluator, runtime: RuntimeOptions) -> list[HookBase]:
     """The trial's hooks, in call order: SWA/SWAG (with the final averaged evaluation), periodic
-    evaluation, then saving the final model (after SWA has loaded the mean)."""
+    evaluation, then saving the final model (after SWA has loaded the mean). A loss trained with
+    its own optimizer (a center loss) is a hook too, added here from its config section: see
+    :mod:`trainables.engine` for the two hook points it uses."""
     t = config.train
     hooks: list[HookBase] = []
     if t.swa.enabled:
