@@ -163,6 +163,20 @@ def test_a_plugin_section_counts_only_where_it_is_used():
     assert config_hash(grown({"seed": 2}, se={"reduction": 4})) == config_hash(off)
 
 
+def test_a_new_section_is_neutral_at_its_default_instance_not_its_fields_defaults():
+    class Center(Section):
+        weight: float = 0.0005  # the usual weight when on ...
+        lr: float = 0.5
+
+    loss = create_model("CenterLoss", __base__=LossConfig, center=(Center, Center(weight=0.0)))  # ... but off by default
+    config = create_model("CenterTrial", __base__=TrialConfig, loss=(loss, loss()))
+    assert config_hash(config()) == config_hash(TrialConfig())
+    on = config.model_validate({"loss": {"center": {"weight": 0.0005}}})
+    assert config_hash(on) != config_hash(TrialConfig())
+    assert identity_tree(on)["loss"]["center"] == {"weight": 0.0005}
+    assert identity_tree(config.model_validate({"loss": {"center": {"weight": 0.0, "lr": 0.1}}}))["loss"]["center"] == {"lr": 0.1}
+
+
 def test_hash_of_grown_configs_ignores_key_order_and_written_out_defaults():
     implicit = grown({"loss": {"center": {"weight": 0.01}}, "seed": 3})
     explicit = grown({"seed": 3, "train": {"grad_clip": None}, "loss": {"center": {"lr": 0.5, "weight": 0.01}}, "model": {"pretrained": False}})
