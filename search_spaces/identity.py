@@ -13,11 +13,12 @@ the config had when hashes were first versioned. The identity tree of a config i
 JSON dump (``model_dump(mode="json")``) with every field that is *not* in that list left out
 while it equals its **neutral value** -- the value that reproduces the behaviour from before
 the field existed. A section that is not in the list (a new section such as ``loss.center``, or
-a plugin's section such as ``model.<insert name>``, declared or held as an extra key) is walked
-the same way, field by field, and left out when nothing in it is left: a section's defaults
-must mean "off, as before" (the convention of every toggled module here). A field typed
-``Section | None`` counts as one value: ``None`` is its neutral value, any section is not.
-Hence:
+a plugin's section such as ``model.<insert name>``, declared or held as an extra key) is left
+out whole while it equals its neutral value (the dump of its default instance); otherwise it
+is walked field by field against that instance's values, keeping only the fields that differ.
+A section's default must therefore mean "off, as before" (the convention of every toggled
+module here). A field typed ``Section | None`` counts as one value: ``None`` is its neutral
+value, any section is not. Hence:
 
 * a config that uses no post-v1 field (or leaves it at its neutral value) has exactly the tree,
   the bytes and the hash it had before: every store written earlier is recognised as is, and
@@ -97,12 +98,20 @@ class Neutral:
     value: Any
 
 
-def neutral_value(info: FieldInfo) -> Any:
-    """The JSON value of a post-v1 field that keeps the old behaviour: its :class:`Neutral`
-    marker, else its declared default (none for a required field)."""
-    for item in info.metadata:
+def _marker(info: FieldInfo | None) -> Any:
+    for item in info.metadata if info is not None else ():
         if isinstance(item, Neutral):
             return to_jsonable_python(item.value)
+    return _NO_NEUTRAL
+
+
+def neutral_value(info: FieldInfo) -> Any:
+    """The JSON value of a post-v1 field that keeps the old behaviour: its :class:`Neutral`
+    marker, else its declared default (for a section, the dump of its default instance; none
+    for a required field)."""
+    marker = _marker(info)
+    if marker is not _NO_NEUTRAL:
+        return marker
     if info.default is PydanticUndefined and info.default_factory is None:
         return _NO_NEUTRAL
     return to_jsonable_python(info.get_default(call_default_factory=True))
@@ -128,24 +137,42 @@ def _prefixes(leaves: frozenset[str]) -> frozenset[str]:
     return frozenset(".".join(leaf.split(".")[:i]) for leaf in leaves for i in range(1, leaf.count(".") + 1))
 
 
-def _walk(node: Any, tree: dict[str, Any], prefix: str, leaves: frozenset[str], sections: frozenset[str]) -> dict[str, Any]:
-    """``tree`` (the JSON dump of ``node``) without the post-v1 fields at their neutral value."""
+def _walk(
+    node: Any,
+    tree: dict[str, Any],
+    prefix: str,
+    leaves: frozenset[str],
+    sections: frozenset[str],
+    neutral: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """``tree`` (the JSON dump of ``node``) without the post-v1 fields at their neutral value.
+
+    ``neutral``: the neutral values of a post-v1 section's fields, from the section's own
+    neutral value (its default instance), which may differ from its fields' defaults."""
     fields = type(node).model_fields if isinstance(node, BaseModel) else {}
     kept: dict[str, Any] = {}
     for name, value in tree.items():
         path = prefix + name
-        info = fields.get(name)
-        child = _child(node, name)
         if path in leaves:
             kept[name] = value  # a field of the frozen version: always part of the identity
-        elif isinstance(value, dict) and (path in sections or _declared_section(info) or (info is None and isinstance(child, BaseModel))):
-            inner = _walk(child, value, path + ".", leaves, sections)
+            continue
+        info = fields.get(name)
+        child = _child(node, name)
+        # The neutral value: the field's marker, else what its section's neutral value holds,
+        # else its declared default; a v1 section is never left out.
+        target = _marker(info)
+        if target is _NO_NEUTRAL and neutral is not None and name in neutral:
+            target = neutral[name]
+        elif target is _NO_NEUTRAL and info is not None:
+            target = neutral_value(info)
+        if path not in sections and value == target:
+            continue  # a newer field (or a whole newer section) at its neutral value
+        if isinstance(value, dict) and (path in sections or _declared_section(info) or (info is None and isinstance(child, BaseModel))):
+            inner = _walk(child, value, path + ".", leaves, sections, None if path in sections or not isinstance(target, dict) else target)
             if inner or path in sections:
                 kept[name] = inner  # a section: left out when nothing in it is away from neutral
-        elif path in sections:
-            kept[name] = value
-        elif info is None or value != neutral_value(info):
-            kept[name] = value  # a newer field away from its neutral value (or one we cannot tell)
+        else:
+            kept[name] = value  # away from its neutral value (or one that cannot be told)
     return kept
 
 

@@ -49,7 +49,7 @@ def test_the_stored_trials_are_the_planned_ones_and_nothing_is_pending(study):
 
 def test_the_stored_trials_are_still_done_once_the_config_has_grown(study, monkeypatch):
     # New fields at defaults that keep today's behaviour, as other branches are adding them.
-    model = create_model("GrownModel", __base__=ModelConfig, pretrained=(bool, False), last_stride=(int, 2))
+    model = create_model("GrownModel", __base__=ModelConfig, warm_start=(bool, False), head_stride=(int, 2))
     grown = create_model("GrownTrialConfig", __base__=TrialConfig, model=(model, model()), loss=(GrownLoss, GrownLoss()))
     monkeypatch.setattr(sys.modules["search_spaces.expand"], "TrialConfig", grown)
     loaded = load_spec(study / "spec.yaml")

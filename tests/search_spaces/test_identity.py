@@ -78,12 +78,12 @@ class GrownModel(ModelConfig):
     # A plugin section arrives as an extra key of ``model`` (how a registry-built section may be held).
     model_config = ConfigDict(extra="allow", frozen=True)
 
-    last_stride: Annotated[int, Neutral(2)] = Field(1, ge=1, le=2)  # the default changes behaviour
-    pretrained: bool = False  # the default keeps behaviour: no marker needed
+    head_stride: Annotated[int, Neutral(2)] = Field(1, ge=1, le=2)  # the default changes behaviour
+    warm_start: bool = False  # the default keeps behaviour: no marker needed
 
 
 class GrownLoss(LossConfig):
-    center: CenterLossConfig = CenterLossConfig()
+    aux_center: CenterLossConfig = CenterLossConfig()
 
 
 class GrownTrain(TrainConfig):
@@ -97,11 +97,11 @@ class GrownTrialConfig(TrialConfig):
 
 
 def grown(tree: dict[str, Any], se: dict[str, Any] | None = None) -> GrownTrialConfig:
-    """The grown config of ``tree``; ``last_stride`` at its neutral value (the v1 behaviour)
+    """The grown config of ``tree``; ``head_stride`` at its neutral value (the v1 behaviour)
     unless the tree sets it; ``se`` adds the plugin's section."""
     tree = json.loads(json.dumps(tree))
     model = tree.setdefault("model", {})
-    model.setdefault("last_stride", 2)
+    model.setdefault("head_stride", 2)
     if se is not None:
         model["se"] = SEConfig.model_validate(se)
     return GrownTrialConfig.model_validate(tree)
@@ -143,10 +143,10 @@ def test_new_fields_at_their_neutral_values_keep_every_stored_hash():
 @pytest.mark.parametrize(
     "change",
     [
-        {"model": {"last_stride": 1}},  # the new default: a different model
-        {"model": {"pretrained": True}},
-        {"loss": {"center": {"weight": 0.0005}}},
-        {"loss": {"center": {"lr": 0.1}}},
+        {"model": {"head_stride": 1}},  # the new default: a different model
+        {"model": {"warm_start": True}},
+        {"loss": {"aux_center": {"weight": 0.0005}}},
+        {"loss": {"aux_center": {"lr": 0.1}}},
         {"train": {"grad_clip": 5.0}},
     ],
 )
@@ -160,9 +160,9 @@ def test_a_new_field_away_from_its_neutral_value_is_a_new_identity(change):
 
 
 def test_the_default_of_a_neutral_marked_field_is_not_neutral():
-    # ``last_stride`` defaults to 1 where the code ran stride 2 before it existed.
+    # ``head_stride`` defaults to 1 where the code ran stride 2 before it existed.
     default = GrownTrialConfig()
-    assert default.model.last_stride == 1
+    assert default.model.head_stride == 1
     assert config_hash(default) != config_hash(TrialConfig())
     assert config_hash(grown({})) == config_hash(TrialConfig())
 
@@ -179,9 +179,23 @@ def test_a_plugin_section_counts_only_where_it_is_used():
     assert config_hash(grown({"seed": 2}, se={"reduction": 4})) == config_hash(off)
 
 
+def test_a_new_section_is_neutral_at_its_default_instance_not_its_fields_defaults():
+    class Center(Section):
+        weight: float = 0.0005  # the usual weight when on ...
+        lr: float = 0.5
+
+    loss = create_model("CenterLoss", __base__=LossConfig, aux_center=(Center, Center(weight=0.0)))  # ... but off by default
+    config = create_model("CenterTrial", __base__=TrialConfig, loss=(loss, loss()))
+    assert config_hash(config()) == config_hash(TrialConfig())
+    on = config.model_validate({"loss": {"aux_center": {"weight": 0.0005}}})
+    assert config_hash(on) != config_hash(TrialConfig())
+    assert identity_tree(on)["loss"]["aux_center"] == {"weight": 0.0005}
+    assert identity_tree(config.model_validate({"loss": {"aux_center": {"weight": 0.0, "lr": 0.1}}}))["loss"]["aux_center"] == {"lr": 0.1}
+
+
 def test_hash_of_grown_configs_ignores_key_order_and_written_out_defaults():
-    implicit = grown({"loss": {"center": {"weight": 0.01}}, "seed": 3})
-    explicit = grown({"seed": 3, "train": {"grad_clip": None}, "loss": {"center": {"lr": 0.5, "weight": 0.01}}, "model": {"pretrained": False}})
+    implicit = grown({"loss": {"aux_center": {"weight": 0.01}}, "seed": 3})
+    explicit = grown({"seed": 3, "train": {"grad_clip": None}, "loss": {"aux_center": {"lr": 0.5, "weight": 0.01}}, "model": {"warm_start": False}})
     assert config_hash(implicit) == config_hash(explicit)
 
 
@@ -196,9 +210,9 @@ def test_an_optional_section_counts_whenever_it_is_set():
 
 
 def test_canonical_json_keeps_every_field_and_round_trips():
-    config = grown({"loss": {"center": {"weight": 0.01}}})
+    config = grown({"loss": {"aux_center": {"weight": 0.01}}})
     assert GrownTrialConfig.model_validate(json.loads(canonical_json(config))) == config
-    assert '"last_stride":2' in canonical_json(config) and "last_stride" not in identity_json(config)
+    assert '"head_stride":2' in canonical_json(config) and "head_stride" not in identity_json(config)
 
 
 def test_a_later_identity_version_marks_its_hashes(monkeypatch):

@@ -10,6 +10,7 @@ from search_spaces import TrialConfig
 from trainables.losses import ReIDObjective
 from trainables.models import ReIDModel
 from trainables.models.dranet import DRANet
+from trainables.models.seeding import seed_modules
 from trainables.trial import build_model, build_objective, model_kwargs
 
 TOGGLES = {"rcam": (True, False), "rsam": (False, True), "both": (True, True)}
@@ -84,9 +85,7 @@ def test_switched_off_modules_reduce_to_the_baseline_model_and_loss():
     off = TrialConfig.model_validate({"model": {"apra": {"stages": [], "lam": 0.5}, "dranet": {"rcam": False, "rsam": False, "alpha_c": 3}}})
     assert off == TrialConfig()  # the off modules' parameters do not change the config (or its hash)
     assert model_kwargs(off, 3, 6)["inserts"] == []
-    torch.manual_seed(0)
-    plain = ReIDModel(backbone="resnet10t", num_classes=3)
-    torch.manual_seed(0)
+    plain = seed_modules(ReIDModel(backbone="resnet10t", num_classes=3), off.seed)  # as build_model seeds it
     model = build_model(off, 3, 6)
     assert model.state_dict().keys() == plain.state_dict().keys()
     x = torch.randn(4, 3, 64, 32)
