@@ -7,6 +7,10 @@ Two shapes of Tune config arrive here:
 The decoded datasets also come through ``tune.with_parameters``, so every trial on a node
 shares one copy from the object store instead of decoding its own; so do the study's plugins
 (``{name: identity}``), loaded before the trial config is read.
+
+Workers are reused from one trial to the next (``reuse_actors``: torch and timm are imported
+once per worker, not once per trial); each trial starts by putting the process-wide state back
+(:mod:`trainables.process_state`).
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from typing import Any
 from search_spaces import TrialConfig, resolve_sample
 from search_spaces.metrics import NODE_ID
 from search_spaces.plugins import load_recorded
+from trainables import process_state
 from trainables.data.datasets import ReIDData, dataset_key
 from trainables.trial import RuntimeOptions, run_trial
 
@@ -41,6 +46,7 @@ def tune_trainable(
     import ray
     from ray import tune
 
+    process_state.restore()  # as a fresh worker would start, whatever the previous trial left
     # The study's plugins first: their config sections must be registered before the trial
     # config is validated. On a cluster their files arrive in the runtime environment.
     load_recorded(plugins or {})
