@@ -5,17 +5,22 @@ Order of work, so that bad input costs seconds and nothing is lost:
 2. trials whose config hash is already done in the store are skipped (``--force`` reruns);
    a search design is warm-started with its finished samples and runs only the rest;
 3. each dataset is decoded once in the driver and shared with all trials via the object store;
-4. Ray Tune runs the trials; the :class:`StudyRecorder` callback writes MLflow runs and
-   Parquet part files as trials finish;
+4. Ray Tune runs the trials (:mod:`orchestrator.tune_runner`, given a :class:`StudyRun` built
+   complete); its :class:`StudyRecorder` callback writes MLflow runs and Parquet part files as
+   trials finish;
 5. the ablation table is printed and saved in the study folder and on the MLflow parent run.
+
+The way is one direction: this module calls ``tune_runner``, which builds the recorder; neither
+calls back here, and each returns what the caller needs (a :class:`Tally`).
 """
 
 from __future__ import annotations
 
 import json
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from orchestrator.checks import check_resources, check_spec, check_store, check_tracking
 from orchestrator.errors import DataError, StoreError, StudyBusyError, StudyInterrupted
@@ -23,6 +28,7 @@ from orchestrator.redact import redact_text, redact_uri
 from orchestrator.study_files import SPEC_COPY, StudyLocation, record_launch
 from orchestrator.spec import LoadedSpec
 from orchestrator.tracking import StudyTracker, resolve_tracking_uri
+from orchestrator.tune_runner import RaySession, StudyRun, Tally, run_search, run_trials
 from search_spaces import PlannedTrial, resolve_sample
 from search_spaces.designs import SEARCH_DESIGNS
 from storage import ResultStore
@@ -42,6 +48,173 @@ class LaunchResult:
     study_dir: Path
     store_uri: str
     tracking_uri: str
+
+
+def launch_study(
+    loaded: LoadedSpec,
+    *,
+    tracking_uri: str | None = None,
+    force: bool = False,
+    address: str | None = None,
+    echo: Echo = print,
+) -> LaunchResult:
+    """Run every not-yet-done trial of ``loaded`` and return the ablation table.
+
+    A launch that fails before the study is recorded leaves no folder behind; one interrupted
+    (Ctrl-C) afterwards raises :class:`StudyInterrupted` with its MLflow runs marked KILLED."""
+    spec = loaded.spec
+    study_dir = spec.study_dir()
+    created = [_first_missing(path) for path in (study_dir, _local_store_root(spec.store_uri())) if path is not None and not path.exists()]
+    try:
+        return _launch(loaded, tracking_uri=tracking_uri, force=force, address=address, echo=echo)
+    except BaseException:
+        for path in created:
+            _remove_empty_folders(path)
+        raise
+
+
+def _launch(loaded: LoadedSpec, *, tracking_uri: str | None, force: bool, address: str | None, echo: Echo) -> LaunchResult:
+    """Checks, Ray, the study lock; then :func:`_run_locked`. Ray is shut down on every way out."""
+    spec = loaded.spec
+    check_spec(loaded)
+    check_resources(loaded, address, echo=echo)
+    store = check_store(spec.store_uri())
+    uri = resolve_tracking_uri(tracking_uri, spec.output.tracking_uri, spec.study_dir())
+    check_tracking(uri)
+    ray = RaySession(loaded, address, echo)
+    try:
+        if address:
+            ray.connect()  # an unreachable cluster fails here, before anything is recorded
+            check_resources(loaded, address, cluster=True, echo=echo)
+        with _study_lock(store, loaded.name, echo):
+            return _run_locked(loaded, ray, store, uri, force, echo)
+    finally:
+        ray.close()
+
+
+@contextmanager
+def _study_lock(store: ResultStore, study: str, echo: Echo) -> Iterator[None]:
+    """One driver per study: taken before any MLflow run is touched or any trial starts."""
+    from storage.lock import LockHeldError, LockUnavailableError, StudyLock
+
+    lock = StudyLock(store.uri, study, warn=echo, command="orchestrator launch")
+    try:
+        lock.acquire()
+    except LockHeldError as err:
+        raise StudyBusyError(str(err)) from None
+    except LockUnavailableError as err:
+        raise StoreError(redact_text(str(err), store.uri)) from None
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+def _run_locked(loaded: LoadedSpec, ray: RaySession, store: ResultStore, uri: str, force: bool, echo: Echo) -> LaunchResult:
+    """Plan, decode, record the launch, open MLflow; run the trials; publish the report."""
+    spec = loaded.spec
+    study = loaded.name
+    study_dir = spec.study_dir()
+    searching = spec.ablation.design in SEARCH_DESIGNS
+    todo = pending_trials(loaded, store, force)
+    if not searching:
+        echo(
+            f"study '{study}': {len(loaded.trials)} trials planned, "
+            f"{len(loaded.trials) - len(todo)} already completed, {len(todo)} to run"
+        )
+    else:
+        echo(f"study '{study}': design {spec.ablation.design}")
+    echo(f"  results -> {redact_uri(store.uri)}\n  MLflow  -> {redact_uri(uri)}")
+
+    # Decode before anything is recorded: a broken dataset launches nothing, not even a run.
+    datasets: dict = {}
+    _decode_datasets(todo if not searching else [resolve_sample(spec.baseline, {}, spec.ablation.seeds[0])], echo, datasets)
+    if loaded.source.path.resolve() != (study_dir / SPEC_COPY).resolve():
+        spec_text = loaded.source.path.read_text(encoding="utf-8")
+        record_launch(study_dir, spec_text, store_uri=store.uri, tracking_uri=uri, address=ray.address, spec_dir=str(loaded.source.path.resolve().parent))
+    tracker = _open_tracker(loaded, store, uri)
+    run = StudyRun(loaded, store, tracker, ray, study_axes(loaded), echo)
+    status = "FINISHED"
+    try:
+        tally = _run_search(run, force, datasets) if searching else _run_list(run, todo, datasets, Tally(variant_order=_planned_variants(loaded)))
+    except KeyboardInterrupt:
+        status = "KILLED"
+        _ignore_further_interrupts()  # the clean-up below takes seconds; let it finish
+        _kill_live_runs(tracker)
+        raise StudyInterrupted(
+            f"interrupted: study '{study}' stopped; finished trials are kept, the rest run on "
+            f"`orchestrator resume {study}`"
+        ) from None
+    except BaseException as err:
+        status = "FAILED"
+        _kill_live_runs(tracker)
+        store_error = _store_error_in(err)
+        if store_error is not None:
+            raise StoreError(redact_text(str(store_error), store.uri)) from None
+        raise
+    finally:
+        ray.close()
+        tracker.finish_study(status)
+
+    # Tables in every format and the figures, also on the MLflow parent run (see orchestrator.report).
+    from orchestrator.report import ReportSettings, publish_study_report
+
+    table = publish_study_report(study, store, study_dir / "report", tracker, ReportSettings.from_spec(spec), echo) or ""
+    return LaunchResult(study, len(loaded.trials), len(loaded.trials) - len(todo), tally.ran, tally.failed, table, study_dir, store.uri, uri)
+
+
+def _open_tracker(loaded: LoadedSpec, store: ResultStore, uri: str) -> StudyTracker:
+    """The study's MLflow experiment with its parent run open and an earlier launch's
+    leftover child runs closed."""
+    spec = loaded.spec
+    try:
+        tracker = StudyTracker(uri, loaded.name, artifact_location=_artifact_location(uri, spec.study_dir()))
+    except Exception as err:  # noqa: BLE001 - any MLflow failure here means the store is unusable
+        raise StoreError(f"MLflow tracking store {redact_uri(uri)}: {redact_text(str(err), uri)[:300]}") from None
+    tracker.start_study(
+        params={"design": spec.ablation.design, "seeds": spec.ablation.seeds, "trials": len(loaded.trials)},
+        tags={"reid.spec_file": str(loaded.source.path)},
+    )
+    tracker.reconcile(store.completed_hashes(loaded.name))
+    return tracker
+
+
+def _planned_variants(loaded: LoadedSpec) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(t.variant for t in loaded.trials))
+
+
+def _run_list(run: StudyRun, trials: list[PlannedTrial], datasets: dict, tally: Tally) -> Tally:
+    """Run planned trials (their datasets decoded into ``datasets`` first, once per launch)."""
+    if trials:
+        _decode_datasets(trials, run.echo, datasets)
+    return tally.then(run_trials(run, trials, datasets, tally.variant_order))
+
+
+def _run_search(run: StudyRun, force: bool, datasets: dict) -> Tally:
+    """The search's remaining samples, then its best points repeated at the other seeds."""
+    loaded, store, echo = run.loaded, run.store, run.echo
+    spec = loaded.spec
+    search = spec.ablation.search
+    metric = search.metric or spec.study.metric
+    seeds = spec.ablation.seeds
+    history = [] if force else search_history(store, loaded.name, metric, seeds[0])
+    remaining = max(0, search.num_samples - len(history))
+    echo(f"optuna search: {search.num_samples} samples, {len(history)} done, {remaining} to run (seed {seeds[0]})")
+    tally = Tally(variant_order=_planned_variants(loaded))
+    recipe = spec.baseline.model_dump(mode="python")
+    if remaining:
+        _decode_datasets([resolve_sample(recipe, {}, seeds[0])], echo, datasets)
+        tally = tally.then(run_search(run, datasets, tally.variant_order, num_samples=remaining, metric=metric, history=history))
+    if len(seeds) > 1 and search.repeat_best:
+        history = search_history(store, loaded.name, metric, seeds[0])
+        best = best_points(history, search.repeat_best, search.mode)
+        # Distinct points can resolve to one config (a parameter of a switched-off module).
+        repeats = list({t.config_hash: t for t in (resolve_sample(recipe, point, seed) for point in best for seed in seeds[1:])}.values())
+        done = set() if force else store.completed_hashes(loaded.name)
+        todo = [t for t in repeats if t.config_hash not in done]
+        echo(f"repeating the {len(best)} best configuration(s) at seeds {seeds[1:]}: {len(todo)} trials to run")
+        tally = _run_list(run, todo, datasets, tally)
+    return tally
 
 
 def _decode_datasets(trials: list[PlannedTrial], echo: Echo, datasets: dict | None = None) -> dict:
@@ -99,219 +272,10 @@ def pending_trials(loaded: LoadedSpec, store: ResultStore, force: bool = False) 
     return [trial for trial in loaded.trials if trial.config_hash not in done]
 
 
-class _StudyRun:
-    """One launch of a study: the shared pieces every phase (search, repeats, list) needs."""
-
-    def __init__(self, loaded: LoadedSpec, store: ResultStore, tracker: StudyTracker, address: str | None, echo: Echo):
-        self.loaded, self.store, self.tracker, self.address, self.echo = loaded, store, tracker, address, echo
-        self.study_dir = loaded.spec.study_dir()
-        self.started_ray = False
-        self.datasets: dict = {}
-        self.ran = 0
-        self.failed = 0
-        self.variant_order = list(dict.fromkeys(t.variant for t in loaded.trials))
-        self.axes = sorted({path for t in loaded.trials for path in t.changes} | set(self._search_axes()))
-
-    def _search_axes(self) -> list[str]:
-        search = self.loaded.spec.ablation.search
-        return list(search.space) if search else []
-
-    def _recorder(self, trials: list[PlannedTrial], **kwargs: Any):
-        from orchestrator.recorder import StudyRecorder
-
-        return StudyRecorder(
-            study=self.loaded.name,
-            trials=trials,
-            variant_order=self.variant_order,
-            axes=self.axes,
-            store=self.store,
-            tracker=self.tracker,
-            echo=self.echo,
-            **kwargs,
-        )
-
-    def connect(self) -> None:
-        """Start (or join) Ray once per launch."""
-        from orchestrator.tune_runner import plugin_runtime_env, start_ray
-
-        runtime_env = plugin_runtime_env(self.loaded, self.study_dir)
-        self.started_ray = start_ray(self.address, self.echo, runtime_env) or self.started_ray
-
-    def _finish(self, recorder) -> None:
-        self.ran += recorder.finished
-        self.failed += recorder.failed
-        self.variant_order = recorder.variant_order
-
-    def decode(self, trials: list[PlannedTrial]) -> dict:
-        """Decoded datasets of ``trials`` (each decoded once per launch)."""
-        return _decode_datasets(trials, self.echo, self.datasets)
-
-    def run_list(self, trials: list[PlannedTrial]) -> None:
-        from orchestrator.tune_runner import run_trials
-
-        if not trials:
-            return
-        datasets = self.decode(trials)
-        recorder = self._recorder(trials)
-        self.connect()
-        run_trials(self.loaded, trials, recorder, datasets, self.study_dir)
-        self._finish(recorder)
-
-    def run_search(self, force: bool) -> None:
-        from orchestrator.tune_runner import run_search
-
-        spec = self.loaded.spec
-        search = spec.ablation.search
-        metric = search.metric or spec.study.metric
-        seeds = spec.ablation.seeds
-        history = [] if force else search_history(self.store, self.loaded.name, metric, seeds[0])
-        remaining = max(0, search.num_samples - len(history))
-        self.echo(f"optuna search: {search.num_samples} samples, {len(history)} done, {remaining} to run (seed {seeds[0]})")
-        recipe = spec.baseline.model_dump(mode="python")
-        if remaining:
-            datasets = self.decode([resolve_sample(recipe, {}, seeds[0])])
-            recorder = self._recorder([], resolve_sample=lambda point: resolve_sample(recipe, point, seeds[0]), total=remaining)
-            self.connect()
-            run_search(self.loaded, recorder, datasets, self.study_dir, num_samples=remaining, metric=metric, history=history)
-            self._finish(recorder)
-        if len(seeds) > 1 and search.repeat_best:
-            history = search_history(self.store, self.loaded.name, metric, seeds[0])
-            best = best_points(history, search.repeat_best, search.mode)
-            # Distinct points can resolve to one config (a parameter of a switched-off module).
-            repeats = list({t.config_hash: t for t in (resolve_sample(recipe, point, seed) for point in best for seed in seeds[1:])}.values())
-            done = set() if force else self.store.completed_hashes(self.loaded.name)
-            todo = [t for t in repeats if t.config_hash not in done]
-            self.echo(f"repeating the {len(best)} best configuration(s) at seeds {seeds[1:]}: {len(todo)} trials to run")
-            self.run_list(todo)
-
-    def close(self) -> None:
-        if self.started_ray:
-            import ray
-
-            ray.shutdown()
-
-
-def launch_study(
-    loaded: LoadedSpec,
-    *,
-    tracking_uri: str | None = None,
-    force: bool = False,
-    address: str | None = None,
-    echo: Echo = print,
-) -> LaunchResult:
-    """Run every not-yet-done trial of ``loaded`` and return the ablation table.
-
-    A launch that fails before the study is recorded leaves no folder behind; one interrupted
-    (Ctrl-C) afterwards raises :class:`StudyInterrupted` with its MLflow runs marked KILLED."""
-    spec = loaded.spec
-    study_dir = spec.study_dir()
-    created = [_first_missing(path) for path in (study_dir, _local_store_root(spec.store_uri())) if path is not None and not path.exists()]
-    try:
-        return _launch(loaded, tracking_uri=tracking_uri, force=force, address=address, echo=echo)
-    except BaseException:
-        for path in created:
-            _remove_empty_folders(path)
-        raise
-
-
-def _launch(loaded: LoadedSpec, *, tracking_uri: str | None, force: bool, address: str | None, echo: Echo) -> LaunchResult:
-    from storage.lock import LockHeldError, LockUnavailableError, StudyLock
-
-    spec = loaded.spec
-    study = loaded.name
-    check_spec(loaded)
-    check_resources(loaded, address, echo=echo)
-    study_dir = spec.study_dir()
-    store = check_store(spec.store_uri())
-    uri = resolve_tracking_uri(tracking_uri, spec.output.tracking_uri, study_dir)
-    check_tracking(uri)
-
-    searching = spec.ablation.design in SEARCH_DESIGNS
-    run = _StudyRun(loaded, store, None, address, echo)
-    if address:
-        run.connect()  # an unreachable cluster fails here, before anything is recorded
-        check_resources(loaded, address, cluster=True, echo=echo)
-    # One driver per study: taken before any MLflow run is touched or any trial starts.
-    lock = StudyLock(store.uri, study, warn=echo, command="orchestrator launch")
-    try:
-        lock.acquire()
-    except LockHeldError as err:
-        run.close()
-        raise StudyBusyError(str(err)) from None
-    except LockUnavailableError as err:
-        run.close()
-        raise StoreError(redact_text(str(err), store.uri)) from None
-    try:
-        return _run_locked(loaded, run, store, uri, force, searching, echo)
-    finally:
-        lock.release()
-
-
-def _run_locked(loaded: LoadedSpec, run: "_StudyRun", store: ResultStore, uri: str, force: bool, searching: bool, echo: Echo) -> LaunchResult:
-    spec = loaded.spec
-    study = loaded.name
-    study_dir = spec.study_dir()
-    todo = pending_trials(loaded, store, force)
-    if not searching:
-        echo(
-            f"study '{study}': {len(loaded.trials)} trials planned, "
-            f"{len(loaded.trials) - len(todo)} already completed, {len(todo)} to run"
-        )
-    else:
-        echo(f"study '{study}': design {spec.ablation.design}")
-    echo(f"  results -> {redact_uri(store.uri)}\n  MLflow  -> {redact_uri(uri)}")
-
-    # Decode before anything is recorded: a broken dataset launches nothing, not even a run.
-    try:
-        run.decode(todo if not searching else [resolve_sample(spec.baseline, {}, spec.ablation.seeds[0])])
-    except BaseException:
-        run.close()
-        raise
-    if loaded.source.path.resolve() != (study_dir / SPEC_COPY).resolve():
-        spec_text = loaded.source.path.read_text(encoding="utf-8")
-        record_launch(study_dir, spec_text, store_uri=store.uri, tracking_uri=uri, address=run.address, spec_dir=str(loaded.source.path.resolve().parent))
-    try:
-        tracker = StudyTracker(uri, study, artifact_location=_artifact_location(uri, study_dir))
-    except Exception as err:  # noqa: BLE001 - any MLflow failure here means the store is unusable
-        run.close()
-        raise StoreError(f"MLflow tracking store {redact_uri(uri)}: {redact_text(str(err), uri)[:300]}") from None
-    tracker.start_study(
-        params={"design": spec.ablation.design, "seeds": spec.ablation.seeds, "trials": len(loaded.trials)},
-        tags={"reid.spec_file": str(loaded.source.path)},
-    )
-    tracker.reconcile(store.completed_hashes(study))
-    run.tracker = tracker
-    status = "FINISHED"
-    try:
-        if searching:
-            run.run_search(force)
-        else:
-            run.run_list(todo)
-    except KeyboardInterrupt:
-        status = "KILLED"
-        _ignore_further_interrupts()  # the clean-up below takes seconds; let it finish
-        _kill_live_runs(tracker)
-        raise StudyInterrupted(
-            f"interrupted: study '{study}' stopped; finished trials are kept, the rest run on "
-            f"`orchestrator resume {study}`"
-        ) from None
-    except BaseException as err:
-        status = "FAILED"
-        _kill_live_runs(tracker)
-        store_error = _store_error_in(err)
-        if store_error is not None:
-            raise StoreError(redact_text(str(store_error), store.uri)) from None
-        raise
-    finally:
-        run.close()
-        tracker.finish_study(status)
-    failed = run.failed
-
-    # Tables in every format and the figures, also on the MLflow parent run (see orchestrator.report).
-    from orchestrator.report import ReportSettings, publish_study_report
-
-    table = publish_study_report(study, store, study_dir / "report", tracker, ReportSettings.from_spec(spec), echo) or ""
-    return LaunchResult(study, len(loaded.trials), len(loaded.trials) - len(todo), run.ran, failed, table, study_dir, store.uri, uri)
+def study_axes(loaded: LoadedSpec) -> tuple[str, ...]:
+    """The axes a study varies: every changed path of a planned trial and the search space."""
+    search = loaded.spec.ablation.search
+    return tuple(sorted({path for t in loaded.trials for path in t.changes} | set(search.space if search else ())))
 
 
 def _ignore_further_interrupts() -> None:

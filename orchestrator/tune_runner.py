@@ -1,22 +1,105 @@
 """Ray Tune plumbing: start Ray, and run either a fixed list of trials or an Optuna search.
 
+The launch (:mod:`orchestrator.launch`) hands over a :class:`StudyRun`, built complete, and
+gets back a :class:`Tally`; the trials' results go to the :class:`StudyRecorder` built here, the
+study's one writer of MLflow runs and Parquet rows. Nothing here calls back into the launch.
+
 Configuration is kept separate from execution (Tuner(trainable, param_space, tune_config,
 run_config)); the decoded datasets, the recipe and the runtime options reach the trainable
 through ``tune.with_parameters`` so they travel once per node through the object store.
+Workers are reused from trial to trial (``reuse_actors``): a one-epoch trial would otherwise
+spend most of its time starting a process and importing torch and timm; the trainable puts
+the process-wide state back before each trial (:mod:`trainables.process_state`).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import os
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from orchestrator.spec import LoadedSpec
-from search_spaces import PlannedTrial
+from search_spaces import PlannedTrial, resolve_sample
 from search_spaces.search import Choice, IntRange, LogUniform, SearchSpec, Uniform
 
+if TYPE_CHECKING:
+    from orchestrator.recorder import StudyRecorder
+    from orchestrator.tracking import StudyTracker
+    from storage import ResultStore
+
 Echo = Callable[[str], None]
+
+
+class RaySession:
+    """Ray for one launch: joined or started when first needed (a relaunch with nothing to run
+    never starts it), shut down at the end when this launch started it."""
+
+    def __init__(self, loaded: LoadedSpec, address: str | None, echo: Echo):
+        self.loaded, self.address, self.echo = loaded, address, echo
+        self.started = False
+
+    def connect(self) -> None:
+        """Start (or join) Ray once; the spec's file plugins go with it to every worker."""
+        runtime_env = plugin_runtime_env(self.loaded, self.loaded.spec.study_dir())
+        self.started = start_ray(self.address, self.echo, runtime_env) or self.started
+
+    def close(self) -> None:
+        if self.started:
+            import ray
+
+            ray.shutdown()
+            self.started = False
+
+
+@dataclass(frozen=True)
+class StudyRun:
+    """What every trial of one launch shares: complete before the first trial runs."""
+
+    loaded: LoadedSpec
+    store: "ResultStore"
+    tracker: "StudyTracker"
+    ray: RaySession
+    axes: tuple[str, ...]
+    echo: Echo
+
+    @property
+    def study_dir(self) -> Path:
+        return self.loaded.spec.study_dir()
+
+
+@dataclass(frozen=True)
+class Tally:
+    """What a run of trials came to: trials finished, failed, and the variants in order of first
+    appearance (a search adds its samples as they arrive)."""
+
+    ran: int = 0
+    failed: int = 0
+    variant_order: tuple[str, ...] = ()
+
+    def then(self, later: "Tally") -> "Tally":
+        return Tally(self.ran + later.ran, self.failed + later.failed, later.variant_order or self.variant_order)
+
+
+def _recorder(run: StudyRun, trials: list[PlannedTrial], variant_order: tuple[str, ...], **kwargs: Any) -> "StudyRecorder":
+    from orchestrator.recorder import StudyRecorder
+
+    return StudyRecorder(
+        study=run.loaded.name,
+        trials=trials,
+        variant_order=list(variant_order),
+        axes=list(run.axes),
+        store=run.store,
+        tracker=run.tracker,
+        echo=run.echo,
+        **kwargs,
+    )
+
+
+def _tally(recorder: "StudyRecorder") -> Tally:
+    return Tally(recorder.finished, recorder.failed, tuple(recorder.variant_order))
 
 
 def plugin_runtime_env(loaded: LoadedSpec, study_dir: Path) -> dict[str, Any] | None:
@@ -185,24 +268,30 @@ def _run_config(loaded: LoadedSpec, recorder, study_dir: Path):
     ), guard
 
 
-def run_trials(loaded: LoadedSpec, trials: list[PlannedTrial], recorder, datasets: dict, study_dir: Path) -> None:
+def run_trials(run: StudyRun, trials: list[PlannedTrial], datasets: dict, variant_order: tuple[str, ...]) -> Tally:
     """Run a fixed list of planned trials, one Tune trial each."""
+    if not trials:
+        return Tally(variant_order=variant_order)
+    recorder = _recorder(run, trials, variant_order)
+    run.ray.connect()
     _quiet_tune_output()
     from ray import tune
 
+    loaded = run.loaded
     # The hash travels with each trial so the recorder can match results to planned trials.
     param_space = {
         "trial": tune.grid_search([{"config": t.config.model_dump(mode="json"), "hash": t.config_hash} for t in trials]),
     }
-    run_config, guard = _run_config(loaded, recorder, study_dir)
+    run_config, guard = _run_config(loaded, recorder, run.study_dir)
     tuner = tune.Tuner(
         _trainable(loaded, datasets),
         param_space=param_space,
-        tune_config=tune.TuneConfig(max_concurrent_trials=loaded.spec.resources.max_concurrent_trials, reuse_actors=False),
+        tune_config=tune.TuneConfig(max_concurrent_trials=loaded.spec.resources.max_concurrent_trials, reuse_actors=True),
         run_config=run_config,
     )
     tuner.fit()
     raise_store_failure(guard)
+    return _tally(recorder)
 
 
 def tune_domain(dist):
@@ -222,16 +311,21 @@ def tune_domain(dist):
 
 
 def run_search(
-    loaded: LoadedSpec,
-    recorder,
+    run: StudyRun,
     datasets: dict,
-    study_dir: Path,
+    variant_order: tuple[str, ...],
     *,
     num_samples: int,
     metric: str,
     history: list[tuple[dict[str, Any], float]],
-) -> None:
-    """Optuna TPE through Ray Tune's searcher, warm-started with ``history`` (point, value)."""
+) -> Tally:
+    """Optuna TPE through Ray Tune's searcher, warm-started with ``history`` (point, value):
+    ``num_samples`` more samples, each resolved against the recipe at the search seed."""
+    loaded = run.loaded
+    seed = loaded.spec.ablation.seeds[0]
+    recipe = loaded.spec.baseline.model_dump(mode="python")
+    recorder = _recorder(run, [], variant_order, resolve_sample=functools.partial(resolve_sample, recipe, seed=seed), total=num_samples)
+    run.ray.connect()
     _quiet_tune_output()
     # Trials report every epoch but evaluate only every few; Tune must not demand the metric
     # in every result (the last epoch always evaluates, so the searcher sees it).
@@ -242,7 +336,6 @@ def run_search(
     from ray.tune.search.optuna import OptunaSearch
 
     search: SearchSpec = loaded.spec.ablation.search
-    seed = loaded.spec.ablation.seeds[0]
     searcher = evaluated_results_only(OptunaSearch)(
         metric=metric,
         mode=search.mode,
@@ -260,9 +353,9 @@ def run_search(
             grace_period=min(search.asha.grace_period, max_epochs),
             reduction_factor=search.asha.reduction_factor,
         )
-    run_config, guard = _run_config(loaded, recorder, study_dir)
+    run_config, guard = _run_config(loaded, recorder, run.study_dir)
     tuner = tune.Tuner(
-        _trainable(loaded, datasets, recipe=loaded.spec.baseline.model_dump(mode="python"), seed=seed),
+        _trainable(loaded, datasets, recipe=recipe, seed=seed),
         param_space={"search": {path: tune_domain(dist) for path, dist in search.space.items()}},
         tune_config=tune.TuneConfig(
             metric=metric,
@@ -270,12 +363,13 @@ def run_search(
             search_alg=ConcurrencyLimiter(searcher, max_concurrent=search.max_concurrent),
             scheduler=scheduler,
             num_samples=num_samples,
-            reuse_actors=False,
+            reuse_actors=True,
         ),
         run_config=run_config,
     )
     tuner.fit()
     raise_store_failure(guard)
+    return _tally(recorder)
 
 
 def _max_epochs(loaded: LoadedSpec) -> int:
