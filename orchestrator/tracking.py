@@ -190,10 +190,11 @@ class StudyTracker:
     def finish_trial(self, run_id: str, status: str, error: str | None = None, outcome: str | None = None) -> None:
         """``status``: FINISHED or FAILED (MLflow's); ``outcome`` (completed, pruned, failed) and
         the error text are kept as tags."""
-        if outcome:
-            self.client.set_tag(run_id, "reid.status", outcome)
-        if error:
-            self.client.set_tag(run_id, "reid.error", error[:5000])
+        from mlflow.entities import RunTag
+
+        tags = [RunTag(key, value) for key, value in (("reid.status", outcome), ("reid.error", (error or "")[:5000])) if value]
+        if tags:  # one write for both tags: the driver writes this between trials
+            self.client.log_batch(run_id, tags=tags)
         self.client.set_terminated(run_id, status=status)
 
     def finish_study(self, status: str = "FINISHED") -> None:

@@ -48,6 +48,18 @@ def test_two_live_runs_of_one_config_in_one_launch_are_both_kept(tmp_path):
     assert {r.info.run_id for r in t.child_runs()} == {a, b}
 
 
+def test_a_finished_trial_run_carries_its_outcome_and_error(tmp_path):
+    t = tracker(tmp_path)
+    ok, bad = t.start_trial(trial(), axes=[]), t.start_trial(trial(), axes=[])
+    t.finish_trial(ok, "FINISHED", outcome="pruned")
+    t.finish_trial(bad, "FAILED", error="NonFiniteLossError: loss became nan", outcome="failed")
+    ok_run, bad_run = t.client.get_run(ok), t.client.get_run(bad)
+    assert (ok_run.info.status, ok_run.data.tags["reid.status"]) == ("FINISHED", "pruned")
+    assert "reid.error" not in ok_run.data.tags
+    assert (bad_run.info.status, bad_run.data.tags["reid.status"]) == ("FAILED", "failed")
+    assert bad_run.data.tags["reid.error"] == "NonFiniteLossError: loss became nan"
+
+
 def test_tracking_uri_precedence(tmp_path, monkeypatch):
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     assert resolve_tracking_uri(None, None, tmp_path) == f"sqlite:///{tmp_path / 'mlflow.db'}"
