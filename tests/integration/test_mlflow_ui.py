@@ -216,10 +216,21 @@ def test_the_shared_view_groups_the_trials_by_variant_in_the_chart_view(stack, s
 
     OUTPUT.mkdir(parents=True, exist_ok=True)
     url = f"{stack['url']}/#/experiments/{study['experiment']}/runs?viewStateShareKey={variant_view_key()}&compareRunsMode=CHART"
-    page = open_page(url, "grouped_by_variant_charts", tmp_path, ["reid.variant", "w/o erasing", "cam/c01/q_mAP"])
+    page = open_page(url, "grouped_by_variant_charts", tmp_path, ["Group by: reid.variant", "w/o erasing (cam/c01/q_mAP)"])
     # The chart view, grouped by the variant tag: one group per variant, charts of the trial
     # metrics (not "Model metrics (0)" under a collapsed parent run), no view-state error.
     assert "share key" not in page, "the shared view state was not found or not readable"
-    for fragment in ("reid.variant", "full", "w/o erasing", "mAP", "cam/c01/q_mAP"):
+    for fragment in ("Trials grouped by variant (seeds averaged)", "Group by: reid.variant", "Group: full", "Group: w/o erasing"):
+        assert fragment in page, fragment
+    # One line per variant in the charts (seeds aggregated into their group), per-camera metrics included.
+    for fragment in ("full (cam/c01/q_mAP)", "w/o erasing (cam/c01/q_mAP)"):
         assert fragment in page, fragment
     assert "Model metrics (0)" not in page
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (apt-get install chromium); .ci/run installs it")
+def test_the_experiment_opens_in_the_model_training_view(stack, study, tmp_path):
+    OUTPUT.mkdir(parents=True, exist_ok=True)
+    page = open_page(f"{stack['url']}/#/experiments/{study['experiment']}", "experiment_home", tmp_path, ["Training runs"])
+    # The experiment-kind tag sends the bare experiment link to the training runs, not to GenAI traces.
+    assert "Training runs" in page and "w/o erasing seed=0" in page
