@@ -286,7 +286,9 @@ def _run_locked(loaded: LoadedSpec, run: "_StudyRun", store: ResultStore, uri: s
         if searching:
             run.run_search(force)
         else:
-            run.run_list(todo)
+            from orchestrator.phases import run_waves
+
+            run_waves(run, todo)  # continued trials after their parents
     except KeyboardInterrupt:
         status = "KILLED"
         _ignore_further_interrupts()  # the clean-up below takes seconds; let it finish

@@ -607,16 +607,39 @@ class TrainConfig(Section):
     lr_gamma: float = Field(0.1, gt=0.0, le=1.0)
     eval_every: int = Field(10, ge=1, description="Evaluate every N epochs and after the last.")
     swa: SWAConfig = SWAConfig()
+    init_from: str | None = Field(
+        None,
+        pattern=r"^[0-9a-f]{16}$",
+        description="Config hash of the parent trial whose final model this trial continues "
+        "(set by a variant's 'continues', never by hand; Robust-ReID Table 3's '+LR scheme' and "
+        "'+SWAG' continue the converged '-' model). The parent's checkpoint is loaded strictly, "
+        "the main phase is skipped (train.epochs is then the parent's last epoch) and only the "
+        "train.swa cycles run, numbered on from train.epochs. null: train from the start.",
+    )
 
     @property
     def total_epochs(self) -> int:
-        """Epochs a trial runs in all: ``epochs`` plus the SWA/SWAG cycles that follow them."""
+        """The number of the trial's last epoch: ``epochs`` plus the SWA/SWAG cycles that follow
+        them. Also the epochs it runs, except when it continues a parent (``init_from``): then
+        only the cycles run, numbered on from ``epochs``."""
         return self.epochs + (self.swa.cycles * self.swa.cycle_epochs if self.swa.enabled else 0)
+
+    @property
+    def first_epoch(self) -> int:
+        """The first epoch the trial runs (1-based): 1, or ``epochs + 1`` when it continues a
+        parent's model (its main phase is the parent's)."""
+        return self.epochs + 1 if self.init_from else 1
 
     @model_validator(mode="after")
     def _steps_increase(self) -> "TrainConfig":
         if list(self.lr_steps) != sorted(set(self.lr_steps)):
             raise ValueError(f"lr_steps must be strictly increasing, got {list(self.lr_steps)}")
+        return self
+
+    @model_validator(mode="after")
+    def _continuation_has_cycles(self) -> "TrainConfig":
+        if self.init_from and not self.swa.enabled:
+            raise ValueError("init_from continues a parent's model with the train.swa cycles; switch train.swa on")
         return self
 
 
