@@ -55,6 +55,49 @@ class ToggleSection(Section):
         return self
 
 
+def validate_registered_sections(cls: type[BaseModel], data: Any, handler: Any, registry: Registry) -> Any:
+    """Wrap validator of a section with registered subsections (``model.<insert>``,
+    ``augment.<augmentation>``) beyond its declared fields: each is validated by its registered
+    model; any other unknown key is an ``extra_forbidden`` error at its own location, as
+    elsewhere. A subsection that is off equals its default and is left out, so a config that
+    does not use a registered component dumps (and hashes) as if it were not registered."""
+    if not isinstance(data, dict):
+        return handler(data)
+    data = dict(data)
+    sections: dict[str, ToggleSection] = {}
+    errors: list[InitErrorDetails] = []
+    for key in [k for k in data if k not in cls.model_fields]:
+        value = data.pop(key)
+        if key not in registry:
+            errors.append(InitErrorDetails(type="extra_forbidden", loc=(key,), input=value))
+            continue
+        section_type = registry.get(key)
+        try:
+            section = value if isinstance(value, section_type) else section_type.model_validate(value)
+        except ValidationError as err:
+            errors.extend(
+                InitErrorDetails(type=e["type"], loc=(key, *e["loc"]), input=e.get("input"), ctx=e.get("ctx", {})) for e in err.errors()
+            )
+            continue
+        if section.is_active():
+            sections[key] = section
+    try:
+        model = handler(data)
+    except ValidationError as err:
+        errors[:0] = [InitErrorDetails(type=e["type"], loc=tuple(e["loc"]), input=e.get("input"), ctx=e.get("ctx", {})) for e in err.errors()]
+    if errors:
+        raise ValidationError.from_exception_data(cls.__name__, errors)
+    model.__pydantic_extra__.update(sections)
+    return model
+
+
+def registered_sections(config: BaseModel, registry: Registry) -> dict[str, ToggleSection]:
+    """Every registered subsection of ``config``, on or off, in registration order."""
+    extra = config.__pydantic_extra__ or {}
+    fields = type(config).model_fields
+    return {name: getattr(config, name) if name in fields else extra.get(name, section()) for name, section in registry.items()}
+
+
 class DatasetConfig(Section):
     """Which images a trial trains and evaluates on, and the size they are resized to."""
 
@@ -278,43 +321,11 @@ class ModelConfig(Section):
     @model_validator(mode="wrap")
     @classmethod
     def _registered_sections(cls, data: Any, handler: Any) -> "ModelConfig":
-        """Validate ``model.<name>`` of registered inserts that are not fields; any other
-        unknown key is an ``extra_forbidden`` error at its own location, as elsewhere."""
-        if not isinstance(data, dict):
-            return handler(data)
-        data = dict(data)
-        sections: dict[str, InsertSection] = {}
-        errors: list[InitErrorDetails] = []
-        for key in [k for k in data if k not in cls.model_fields]:
-            value = data.pop(key)
-            if key not in INSERT_SECTIONS:
-                errors.append(InitErrorDetails(type="extra_forbidden", loc=(key,), input=value))
-                continue
-            section_type = INSERT_SECTIONS.get(key)
-            try:
-                section = value if isinstance(value, section_type) else section_type.model_validate(value)
-            except ValidationError as err:
-                errors.extend(
-                    InitErrorDetails(type=e["type"], loc=(key, *e["loc"]), input=e.get("input"), ctx=e.get("ctx", {}))
-                    for e in err.errors()
-                )
-                continue
-            if section.is_active():  # an off section equals its default: leave it out
-                sections[key] = section
-        try:
-            model = handler(data)
-        except ValidationError as err:
-            errors[:0] = [InitErrorDetails(type=e["type"], loc=tuple(e["loc"]), input=e.get("input"), ctx=e.get("ctx", {})) for e in err.errors()]
-        if errors:
-            raise ValidationError.from_exception_data(cls.__name__, errors)
-        model.__pydantic_extra__.update(sections)
-        return model
+        return validate_registered_sections(cls, data, handler, INSERT_SECTIONS)
 
     def inserts(self) -> dict[str, InsertSection]:
         """Every registered inserted module's section, on or off, in registration order."""
-        extra = self.__pydantic_extra__ or {}
-        return {name: getattr(self, name) if name in type(self).model_fields else extra.get(name, section())
-                for name, section in INSERT_SECTIONS.items()}
+        return registered_sections(self, INSERT_SECTIONS)
 
     def active_inserts(self) -> dict[str, InsertSection]:
         """The sections of the inserted modules that are on."""
@@ -417,13 +428,52 @@ class ImplicitAttentionConfig(ToggleSection):
         return self
 
 
+class AugmentSection(ToggleSection):
+    """The config section of a registered batch augmentation: ``augment.<name>``, on with
+    ``enabled: true``; its other fields are the augmentation's keyword arguments."""
+
+    def augmentation_kwargs(self) -> dict[str, Any]:
+        return {name: value for name, value in self.model_dump(mode="python").items() if name not in self.SWITCHES}
+
+
+#: Config sections of registered batch augmentations (``augment.<name>``); the torch side
+#: registers with ``trainables.data.augment.register_augmentation``.
+AUGMENT_SECTIONS: Registry[type[AugmentSection]] = Registry("augmentation")
+
+
+def register_augment_section(name: str):
+    """Decorator registering an :class:`AugmentSection` subclass as ``augment.<name>``."""
+
+    def decorate(section: type[AugmentSection]) -> type[AugmentSection]:
+        if not (isinstance(section, type) and issubclass(section, AugmentSection)):
+            raise TypeError(f"the config of augmentation '{name}' must subclass AugmentSection, got {section!r}")
+        if name in AugmentConfig.model_fields:
+            raise ValueError(f"'augment.{name}' is a built-in augmentation option; pick another name")
+        AUGMENT_SECTIONS.add(name, section)
+        return section
+
+    return decorate
+
+
 class AugmentConfig(Section):
-    """Training-time augmentation, applied batch-wise on the trial's device."""
+    """Training-time augmentation, applied batch-wise on the trial's device. Registered
+    augmentations (plugins) add their sections ``augment.<name>``, applied after these."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)  # extras: registered sections only
 
     flip: bool = True
     pad: int = Field(10, ge=0, description="Zero padding (px) before a random crop back to size.")
     random_erasing: RandomErasingConfig = RandomErasingConfig()
     implicit_attention: ImplicitAttentionConfig = ImplicitAttentionConfig()
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _registered_sections(cls, data: Any, handler: Any) -> "AugmentConfig":
+        return validate_registered_sections(cls, data, handler, AUGMENT_SECTIONS)
+
+    def active_augmentations(self) -> dict[str, AugmentSection]:
+        """The registered augmentations that are on, in registration order."""
+        return {name: section for name, section in registered_sections(self, AUGMENT_SECTIONS).items() if section.is_active()}
 
 
 class SWAConfig(ToggleSection):
@@ -555,6 +605,8 @@ def section_fields(model: type[BaseModel]) -> dict[str, Any]:
     fields = {name: info.annotation for name, info in model.model_fields.items()}
     if model is ModelConfig:
         fields.update({name: section for name, section in INSERT_SECTIONS.items() if name not in fields})
+    if model is AugmentConfig:
+        fields.update(AUGMENT_SECTIONS.items())
     if model is TrialConfig:
         fields.pop("plugins", None)  # computed, not a setting
     return fields

@@ -28,7 +28,7 @@ import torch
 from search_spaces.hashing import config_hash
 from search_spaces.trial_config import ROBUST_REID_BACKBONES, TrialConfig
 from trainables.data.arrays import SplitArrays
-from trainables.data.augment import BatchAugmenter, to_normalized_float
+from trainables.data.augment import AUGMENTATIONS, BatchAugmenter, to_normalized_float
 from trainables.data.datasets import ReIDData, load_reid_data
 from trainables.data.market import relabel
 from trainables.data.sampler import PKSampler
@@ -149,6 +149,7 @@ def build_augmenter(config: TrialConfig, device: torch.device, data: ReIDData | 
         composite_p=a.implicit_attention.p,
         seed=config.seed,
         device=device,
+        extra=[AUGMENTATIONS.get(name)(**section.augmentation_kwargs()) for name, section in a.active_augmentations().items()],
     )
 
 

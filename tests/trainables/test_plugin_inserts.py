@@ -12,16 +12,17 @@ from typing import ClassVar
 
 import pytest
 import torch
-from pydantic import Field
+from pydantic import Field, ValidationError
 
 from search_spaces import TrialConfig
 from search_spaces.plugins import PluginError, load_plugin, loaded_plugins, unload_plugin
 from search_spaces.registry import loading_plugin
-from search_spaces.trial_config import StagedInsert
+from search_spaces.trial_config import AugmentSection, StagedInsert
+from trainables.data.augment import AUGMENTATIONS, BatchAugmentation, register_augmentation
 from trainables.models import ReIDModel
 from trainables.models.checkpoint import load_checkpoint, save_checkpoint
 from trainables.models.inserts import INSERTS, InsertedModule, LossTargets, ModuleOutput, register_insert
-from trainables.trial import build_objective, model_kwargs
+from trainables.trial import build_augmenter, build_objective, model_kwargs
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "plugins"
 
@@ -148,3 +149,36 @@ def test_a_backbone_registered_by_a_plugin_gives_its_trials_the_plugin_identity(
         assert ReIDModel(**model_kwargs(TrialConfig.model_validate({"model": {"backbone": "lab_resnet"}}), num_classes=3)).feature_dim == 512
     finally:
         unload_plugin("lab_backbone")
+
+
+class InvertConfig(AugmentSection):
+    p: float = Field(0.5, ge=0.0, le=1.0)
+
+
+class Invert(BatchAugmentation):
+    """Negate each image with probability ``p``."""
+
+    def __init__(self, *, p: float):
+        self.p = p
+
+    def __call__(self, x, generator):
+        chosen = torch.rand(x.shape[0], generator=generator, device=x.device) < self.p
+        return torch.where(chosen.view(-1, 1, 1, 1), -x, x)
+
+
+def test_a_plugin_augmentation_is_configured_by_its_section_and_applied_last():
+    with loading_plugin("invert_plugin"):
+        register_augmentation("invert", config=InvertConfig)(Invert)
+    try:
+        on = TrialConfig.model_validate({"augment": {"flip": False, "pad": 0, "invert": {"enabled": True, "p": 1.0}}})
+        off = TrialConfig.model_validate({"augment": {"flip": False, "pad": 0, "invert": {"enabled": False, "p": 1.0}}})
+        assert off == TrialConfig.model_validate({"augment": {"flip": False, "pad": 0}})  # off = absent
+        images = torch.randint(0, 256, (3, 16, 8, 3), dtype=torch.uint8)
+        plain = build_augmenter(off, torch.device("cpu"))(images)
+        inverted = build_augmenter(on, torch.device("cpu"))(images)
+        assert torch.allclose(inverted, -plain)
+        with pytest.raises(ValidationError, match="augment.invert.p"):
+            TrialConfig.model_validate({"augment": {"invert": {"enabled": True, "p": 2.0}}})
+    finally:
+        unload_plugin("invert_plugin")
+    assert "invert" not in AUGMENTATIONS
