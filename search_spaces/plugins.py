@@ -255,16 +255,21 @@ def _new_backbones(plugin: str, files: Iterable[str]) -> tuple[str, ...]:
 
 def plugin_record(config: "TrialConfig") -> dict[str, str]:
     """``{plugin name: identity}`` of the plugins whose components ``config`` uses."""
-    return components_record(config.model.active_inserts(), config.model.backbone, config.augment.active_augmentations())
+    return components_record(
+        config.model.active_inserts(), config.model.backbone, config.augment.active_augmentations(), config.loss.active_terms()
+    )
 
 
-def components_record(inserts: Iterable[str], backbone: str | None = None, augmentations: Iterable[str] = ()) -> dict[str, str]:
+def components_record(
+    inserts: Iterable[str], backbone: str | None = None, augmentations: Iterable[str] = (), losses: Iterable[str] = ()
+) -> dict[str, str]:
     """``{plugin name: identity}`` of the plugins that registered these inserted modules,
-    backbone or augmentations (built-in components add nothing)."""
-    from search_spaces.trial_config import AUGMENT_SECTIONS, INSERT_SECTIONS
+    backbone, augmentations or loss terms (built-in components add nothing)."""
+    from search_spaces.trial_config import AUGMENT_SECTIONS, INSERT_SECTIONS, LOSS_SECTIONS
 
     used = {INSERT_SECTIONS.origin(name) for name in inserts if name in INSERT_SECTIONS} - {None}
     used |= {AUGMENT_SECTIONS.origin(name) for name in augmentations if name in AUGMENT_SECTIONS} - {None}
+    used |= {LOSS_SECTIONS.origin(name) for name in losses if name in LOSS_SECTIONS} - {None}
     used |= {plugin.name for plugin in _LOADED.values() if backbone is not None and backbone in plugin.backbones}
     return {name: _LOADED[name].identity for name in sorted(used) if name in _LOADED}
 

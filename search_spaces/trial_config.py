@@ -361,9 +361,50 @@ class TripletConfig(Section):
         return self
 
 
+class LossSection(ToggleSection):
+    """The config section of a registered loss term: ``loss.<name>``, on with ``enabled:
+    true``; ``L += weight * L_<name>``. Its other fields are the term's keyword arguments."""
+
+    weight: float = Field(1.0, ge=0.0, description="Weight of the term in the total loss.")
+
+    def term_kwargs(self) -> dict[str, Any]:
+        return {name: value for name, value in self.model_dump(mode="python").items() if name not in (*self.SWITCHES, "weight")}
+
+
+#: Config sections of registered loss terms (``loss.<name>``); the torch side registers with
+#: ``trainables.losses.register_loss``.
+LOSS_SECTIONS: Registry[type[LossSection]] = Registry("loss")
+
+
+def register_loss_section(name: str):
+    """Decorator registering a :class:`LossSection` subclass as ``loss.<name>``."""
+
+    def decorate(section: type[LossSection]) -> type[LossSection]:
+        if not (isinstance(section, type) and issubclass(section, LossSection)):
+            raise TypeError(f"the config of loss '{name}' must subclass LossSection, got {section!r}")
+        if name in LossConfig.model_fields:
+            raise ValueError(f"'loss.{name}' is a built-in loss option; pick another name")
+        LOSS_SECTIONS.add(name, section)
+        return section
+
+    return decorate
+
+
 class LossConfig(Section):
     """``L = id_weight * L_id + triplet.weight * L_tri`` (Bag of Tricks baseline), plus
-    ``model.apra.lam * L_cam`` with APRA and ``model.dranet.hard_weight * L_id(hard)`` with DRANet."""
+    ``model.apra.lam * L_cam`` with APRA and ``model.dranet.hard_weight * L_id(hard)`` with DRANet,
+    plus ``loss.<name>.weight * L_<name>`` for each registered loss term that is on."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)  # extras: registered sections only
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _registered_sections(cls, data: Any, handler: Any) -> "LossConfig":
+        return validate_registered_sections(cls, data, handler, LOSS_SECTIONS)
+
+    def active_terms(self) -> dict[str, LossSection]:
+        """The registered loss terms that are on, in registration order."""
+        return {name: section for name, section in registered_sections(self, LOSS_SECTIONS).items() if section.is_active()}
 
     id_weight: float = Field(1.0, ge=0.0)
     label_smoothing: float = Field(0.1, ge=0.0, lt=1.0)
@@ -607,6 +648,8 @@ def section_fields(model: type[BaseModel]) -> dict[str, Any]:
         fields.update({name: section for name, section in INSERT_SECTIONS.items() if name not in fields})
     if model is AugmentConfig:
         fields.update(AUGMENT_SECTIONS.items())
+    if model is LossConfig:
+        fields.update(LOSS_SECTIONS.items())
     if model is TrialConfig:
         fields.pop("plugins", None)  # computed, not a setting
     return fields

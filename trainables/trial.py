@@ -34,6 +34,7 @@ from trainables.data.market import relabel
 from trainables.data.sampler import PKSampler
 from trainables.evaluation import evaluate_features
 from trainables.losses import ReIDObjective
+from trainables.losses.terms import LOSSES
 from trainables.models import INSERTS, ReIDModel, save_checkpoint
 from trainables.models.swag import WeightAverager, recompute_batchnorm
 from trainables.schedule import cyclic_cosine_lr, is_cycle_end, learning_rate
@@ -104,7 +105,8 @@ def build_model(config: TrialConfig, num_classes: int, num_cameras: int = 0) -> 
 
 
 def build_objective(config: TrialConfig) -> ReIDObjective:
-    """The objective: the baseline losses plus each inserted module's terms at its section's weights."""
+    """The objective: the baseline losses, each inserted module's terms at its section's weights,
+    and the registered loss terms that are on (``loss.<name>``)."""
     loss = config.loss
     weights = {term: w for section in config.model.active_inserts().values() for term, w in section.loss_weights().items()}
     return ReIDObjective(
@@ -115,6 +117,7 @@ def build_objective(config: TrialConfig) -> ReIDObjective:
         triplet_soft_margin=loss.triplet.soft_margin,
         triplet_weight=loss.triplet.weight,
         term_weights=weights,
+        extra_terms=[(name, LOSSES.get(name)(**section.term_kwargs()), section.weight) for name, section in loss.active_terms().items()],
     )
 
 

@@ -17,8 +17,9 @@ from pydantic import Field, ValidationError
 from search_spaces import TrialConfig
 from search_spaces.plugins import PluginError, load_plugin, loaded_plugins, unload_plugin
 from search_spaces.registry import loading_plugin
-from search_spaces.trial_config import AugmentSection, StagedInsert
+from search_spaces.trial_config import AugmentSection, LossSection, StagedInsert
 from trainables.data.augment import AUGMENTATIONS, BatchAugmentation, register_augmentation
+from trainables.losses import LOSSES, LossTerm, register_loss
 from trainables.models import ReIDModel
 from trainables.models.checkpoint import load_checkpoint, save_checkpoint
 from trainables.models.inserts import INSERTS, InsertedModule, LossTargets, ModuleOutput, register_insert
@@ -182,3 +183,35 @@ def test_a_plugin_augmentation_is_configured_by_its_section_and_applied_last():
     finally:
         unload_plugin("invert_plugin")
     assert "invert" not in AUGMENTATIONS
+
+
+class NormConfig(LossSection):
+    target: float = Field(1.0, gt=0.0)
+
+
+class FeatureNorm(LossTerm):
+    """Squared distance of the features' L2 norms to ``target``."""
+
+    def __init__(self, *, target: float):
+        self.target = target
+
+    def __call__(self, output, targets):
+        return (output.features.float().norm(dim=1) - self.target).pow(2).mean()
+
+
+def test_a_plugin_loss_term_joins_the_objective_at_its_weight():
+    with loading_plugin("norm_plugin"):
+        register_loss("norm", config=NormConfig)(FeatureNorm)
+    try:
+        config = TrialConfig.model_validate({"loss": {"norm": {"enabled": True, "weight": 0.5, "target": 2.0}}})
+        assert TrialConfig.model_validate({"loss": {"norm": {"weight": 0.5}}}) == TrialConfig()  # off = absent
+        model = ReIDModel(**model_kwargs(config, num_classes=2)).train()
+        labels = torch.tensor([0, 0, 1, 1])
+        out = model(torch.randn(4, 3, 64, 32))
+        terms = build_objective(config)(out, labels)
+        expected = (out.features.float().norm(dim=1) - 2.0).pow(2).mean().item()
+        assert terms.parts["loss_norm"] == pytest.approx(expected, rel=1e-5)
+        assert terms.parts["loss"] == pytest.approx(terms.parts["loss_id"] + terms.parts["loss_triplet"] + 0.5 * expected, rel=1e-5)
+    finally:
+        unload_plugin("norm_plugin")
+    assert "norm" not in LOSSES
