@@ -255,9 +255,15 @@ def _new_backbones(plugin: str, files: Iterable[str]) -> tuple[str, ...]:
 
 def plugin_record(config: "TrialConfig") -> dict[str, str]:
     """``{plugin name: identity}`` of the plugins whose components ``config`` uses."""
-    return components_record(
+    from search_spaces.trial_config import DATASETS
+
+    record = components_record(
         config.model.active_inserts(), config.model.backbone, config.augment.active_augmentations(), config.loss.active_terms()
     )
+    origin = DATASETS.origin(config.dataset.name)  # a dataset reader a plugin registered
+    if origin is not None and origin in _LOADED:
+        record[origin] = _LOADED[origin].identity
+    return dict(sorted(record.items()))
 
 
 def components_record(

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_serializer, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_serializer, model_validator
 from pydantic_core import InitErrorDetails
 
 from search_spaces.registry import Registry
@@ -98,16 +98,24 @@ def registered_sections(config: BaseModel, registry: Registry) -> dict[str, Togg
     return {name: getattr(config, name) if name in fields else extra.get(name, section()) for name, section in registry.items()}
 
 
+#: Dataset names ``dataset.name`` accepts: the package's readers, and each reader a plugin
+#: registers (``trainables.data.adapters.register_adapter`` adds its name here).
+DATASETS: Registry[str] = Registry("dataset")
+for _name in ("synthetic", "market1501", "dukemtmc", "msmt17", "cuhk03np", "folder"):
+    DATASETS.add(_name, _name)
+
+
 class DatasetConfig(Section):
     """Which images a trial trains and evaluates on, and the size they are resized to."""
 
-    name: Literal["synthetic", "market1501", "dukemtmc", "msmt17", "cuhk03np", "folder"] = Field(
+    name: str = Field(
         "synthetic",
         description="'synthetic' is the embedded default generated on first use; "
         "'market1501' (6 cameras) and 'dukemtmc' (8) read their Market-layout folders, "
         "'msmt17' its list files (V1 or V2), 'cuhk03np' the detected/ or labeled/ half of "
-        "CUHK03-NP, 'folder' any folder in Market-1501 layout and naming. The names match the "
-        "adapters registered in trainables.data.adapters.",
+        "CUHK03-NP, 'folder' any folder in Market-1501 layout and naming; or the name of a "
+        "reader a plugin registered. The names match the adapters registered in "
+        "trainables.data.adapters.",
     )
     root: str | None = Field(
         None,
@@ -126,6 +134,13 @@ class DatasetConfig(Section):
     #: dataset-specific fields -> the dataset they apply to; elsewhere they reset to default
     #: (conditional axes, as in ToggleSection), so they never split the hash of other datasets.
     DATASET_OPTIONS: ClassVar[dict[str, str]] = {"cuhk03_subset": "cuhk03np", "msmt17_with_val": "msmt17"}
+
+    @field_validator("name")
+    @classmethod
+    def _registered_name(cls, name: str) -> str:
+        if name not in DATASETS:
+            raise ValueError(f"unknown dataset '{name}'; known: {', '.join(DATASETS.names())}")
+        return name
 
     @model_validator(mode="after")
     def _real_datasets_need_a_root(self) -> "DatasetConfig":

@@ -215,3 +215,25 @@ def test_a_plugin_loss_term_joins_the_objective_at_its_weight():
     finally:
         unload_plugin("norm_plugin")
     assert "norm" not in LOSSES
+
+
+def test_a_plugin_dataset_reader_is_a_dataset_name_and_part_of_identity(tiny_market, tmp_path):
+    from trainables.data.adapters import read_dataset
+
+    (tmp_path / "lab_data.py").write_text(
+        "from trainables.data.adapters import register_adapter\n"
+        "from trainables.data.adapters.market_layout import read_market_layout\n\n\n"
+        "@register_adapter('lab_market', description='the lab copy of a Market-layout set')\n"
+        "def read_lab(root):\n"
+        "    return read_market_layout('lab_market', root)\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(ValidationError, match="unknown dataset 'lab_market'; known: cuhk03np"):
+        TrialConfig.model_validate({"dataset": {"name": "lab_market", "root": str(tiny_market)}})
+    try:
+        plugin = load_plugin(str(tmp_path / "lab_data.py"))
+        config = TrialConfig.model_validate({"dataset": {"name": "lab_market", "root": str(tiny_market)}})
+        assert config.plugins == {"lab_data": plugin.identity}
+        assert len(read_dataset("lab_market", tiny_market).train) > 0
+    finally:
+        unload_plugin("lab_data")
