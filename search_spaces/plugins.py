@@ -181,7 +181,7 @@ def _load_entry_point(name: str, entry_point: Any) -> LoadedPlugin:
             loaded()  # ``package.module:register`` names a function that registers
 
     _run_import(name, None, run)
-    plugin = LoadedPlugin(name, identity, backbones=_new_backbones(name, ()))
+    plugin = LoadedPlugin(name, identity, backbones=_new_backbones(entry_point.value.split(":")[0], ()))
     _LOADED[name] = plugin
     return plugin
 
