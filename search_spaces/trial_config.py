@@ -176,6 +176,11 @@ class InsertSection(ToggleSection):
     LOSS_WEIGHTS: ClassVar[dict[str, str]] = {}
     LABEL: ClassVar[str] = ""  # how messages name the module (default: its registry name)
 
+    @classmethod
+    def placed_at(cls, stage: int) -> "InsertSection":
+        """The section switched on after ``stage`` with its other defaults (for registry-wide checks)."""
+        return cls.model_validate({cls.PLACEMENT: stage})
+
     def placements(self) -> tuple[int, ...]:
         """The stages the module is inserted after (empty while it is off)."""
         if not self.is_active():
@@ -206,6 +211,10 @@ class StagedInsert(InsertSection):
 
     def is_active(self) -> bool:
         return bool(self.stages)
+
+    @classmethod
+    def placed_at(cls, stage: int) -> "StagedInsert":
+        return cls.model_validate({"stages": [stage]})
 
     @model_validator(mode="after")
     def _stages_increase(self) -> "StagedInsert":
@@ -289,6 +298,10 @@ class DRANetConfig(InsertSection):
 
     def is_active(self) -> bool:
         return self.rcam or self.rsam
+
+    @classmethod
+    def placed_at(cls, stage: int) -> "DRANetConfig":
+        return cls(rcam=True, rsam=True, stage=stage)
 
     @model_validator(mode="after")
     def _reset_exponent_of_an_off_module(self) -> "DRANetConfig":

@@ -237,3 +237,27 @@ def test_a_plugin_dataset_reader_is_a_dataset_name_and_part_of_identity(tiny_mar
         assert len(read_dataset("lab_market", tiny_market).train) > 0
     finally:
         unload_plugin("lab_data")
+
+
+def registered_inserts() -> list[str]:
+    from search_spaces.trial_config import INSERT_SECTIONS
+
+    return [*INSERT_SECTIONS.names(), "se"]  # the built-ins, and the example plugin's module
+
+
+@pytest.mark.parametrize("name", registered_inserts())
+@pytest.mark.parametrize("stage", [1, 2, 3])
+def test_every_registered_insert_trains_after_every_stage(name, stage, se_plugin):
+    """The registry-wide check (timm's habit): each registered module, built from its own
+    section switched on after a stage, keeps shapes and gives gradients through its terms."""
+    from search_spaces.trial_config import INSERT_SECTIONS
+
+    section = INSERT_SECTIONS.get(name).placed_at(stage)
+    config = TrialConfig.model_validate({"model": {name: section.model_dump()}, "train": {"ids_per_batch": 2, "images_per_id": 2}})
+    assert config.model.active_inserts()[name].placements() == (stage,)
+    model = ReIDModel(**model_kwargs(config, num_classes=2, num_cameras=2)).train()
+    out = model(torch.randn(4, 3, 64, 32))
+    terms = build_objective(config)(out, torch.tensor([0, 0, 1, 1]), torch.tensor([0, 1, 0, 1]))
+    terms.total.backward()
+    inserted = [m for m in model.inserted if m.insert_name == name]
+    assert inserted and all(p.grad is not None for m in inserted for p in m.parameters() if p.requires_grad)
