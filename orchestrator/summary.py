@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable
 
 from search_spaces import BASELINE, FULL
+from search_spaces.registry import Registry
 from storage import latest_per_config
 
 # (column in the trials table, header in the table), in APRA Table 2's order.
@@ -375,4 +376,7 @@ def to_csv(summary: AblationSummary) -> str:
     return buffer.getvalue()
 
 
-FORMATS = {"md": ("ablation.md", to_markdown), "latex": ("ablation.tex", to_latex), "csv": ("ablation.csv", to_csv), "html": ("ablation.html", to_html)}
+# Table formats: name -> (file name, renderer), in the one registry style (search_spaces.registry).
+FORMATS: Registry[tuple[str, Any]] = Registry("table format")
+for _format, _file, _render in (("md", "ablation.md", to_markdown), ("latex", "ablation.tex", to_latex), ("csv", "ablation.csv", to_csv), ("html", "ablation.html", to_html)):
+    FORMATS.add(_format, (_file, _render))
