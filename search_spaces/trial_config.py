@@ -315,7 +315,15 @@ class DRANetConfig(InsertSection):
 
 class ModelConfig(Section):
     """A timm backbone with a ReID head (pooling, neck, identity classifier) and optional
-    attention modules inserted after backbone stages."""
+    attention modules inserted after backbone stages.
+
+    The inserted modules of the first schema (``apra``, ``dranet``) are fields, always written
+    out; every section registered since (a plugin's) is validated by ``_registered_sections``
+    and written out only while it is on, so a config that does not use it keeps its canonical
+    JSON and hash.
+    """
+
+    model_config = ConfigDict(extra="allow", frozen=True)  # extras: registered sections only
 
     backbone: str = Field(
         "resnet10t",
@@ -338,13 +346,14 @@ class ModelConfig(Section):
         description="robust_reid_* backbones only: ShuffleNet-v2 blocks (Robust-ReID section 3.2); "
         "false uses the original HA-CNN inception blocks. Reset to true for other backbones.",
     )
-    # The inserted modules of the first schema are fields, always written out; every section
-    # registered since (a plugin's) is validated by ``_registered_sections`` and written out
-    # only while it is on, so a config that does not use it keeps its canonical JSON and hash.
     apra: APRAConfig = APRAConfig()
     dranet: DRANetConfig = DRANetConfig()
 
-    model_config = ConfigDict(extra="allow", frozen=True)  # extras: registered sections only
+    @model_validator(mode="after")
+    def _shuffle_blocks_only_for_robust_reid(self) -> "ModelConfig":
+        if self.backbone not in ROBUST_REID_BACKBONES and not self.shuffle_blocks:
+            object.__setattr__(self, "shuffle_blocks", True)  # conditional axis: no effect here
+        return self
 
     @model_validator(mode="wrap")
     @classmethod
@@ -358,12 +367,6 @@ class ModelConfig(Section):
     def active_inserts(self) -> dict[str, InsertSection]:
         """The sections of the inserted modules that are on."""
         return {name: section for name, section in self.inserts().items() if section.is_active()}
-
-    @model_validator(mode="after")
-    def _shuffle_blocks_only_for_robust_reid(self) -> "ModelConfig":
-        if self.backbone not in ROBUST_REID_BACKBONES and not self.shuffle_blocks:
-            object.__setattr__(self, "shuffle_blocks", True)  # conditional axis: no effect here
-        return self
 
 
 class TripletConfig(Section):
