@@ -261,3 +261,11 @@ def test_every_registered_insert_trains_after_every_stage(name, stage, se_plugin
     terms.total.backward()
     inserted = [m for m in model.inserted if m.insert_name == name]
     assert inserted and all(p.grad is not None for m in inserted for p in m.parameters() if p.requires_grad)
+
+
+def test_a_plugin_module_after_a_missing_stage_is_a_problem_at_its_key(se_plugin):
+    from trainables.compat import check_trial_config
+
+    problems = check_trial_config(TrialConfig.model_validate({"model": {"se": {"stages": [1, 9]}}}))
+    assert [path for path, _ in problems] == ["model.se.stages"]
+    assert "'resnet10t' has no stage 9; available stages: 0 (act1" in problems[0][1]
