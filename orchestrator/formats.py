@@ -14,9 +14,10 @@ import html
 import io
 import re
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from orchestrator.summary import AblationSummary
+from search_spaces.registry import Registry
 from orchestrator.tables import (
     Cell,
     Table,
@@ -354,7 +355,10 @@ def to_text(summary: AblationSummary, fmt: str) -> str:
     return FORMATS[fmt][1](summary)
 
 
-FORMATS = {"md": ("ablation.md", to_markdown), "latex": ("ablation.tex", to_latex), "csv": ("ablation.csv", to_csv), "html": ("ablation.html", to_html)}
+#: Report formats by name: (file name, renderer). A plugin may register another.
+FORMATS: Registry[tuple[str, Callable[[AblationSummary], str]]] = Registry("report format")
+for _name, _format in {"md": ("ablation.md", to_markdown), "latex": ("ablation.tex", to_latex), "csv": ("ablation.csv", to_csv), "html": ("ablation.html", to_html)}.items():
+    FORMATS.add(_name, _format)
 
 __all__ = ["FORMATS", "to_markdown", "to_latex", "to_html", "to_csv", "latex_escape", "effect_text"]
 

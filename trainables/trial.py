@@ -39,16 +39,17 @@ import torch
 from search_spaces.hashing import config_hash
 from search_spaces.metrics import parse_camera_key
 from search_spaces.trial_config import ROBUST_REID_BACKBONES, TrialConfig
-from trainables.data.augment import BatchAugmenter
+from trainables.data.augment import AUGMENTATIONS, BatchAugmenter
 from trainables.data.datasets import ReIDData, load_reid_data
 from trainables.data.market import relabel
 from trainables.data.sampler import PKSampler
 from trainables.engine import EpochPlan, HookBase, NonFiniteLossError, Reporter, Trainer, train_step
 from trainables.engine_hooks import CenterLossHook, CheckpointHook, CompositeRateHook, EvaluationHook, Evaluator, SWAHook, extract_embeddings, metrics_for_report
 from trainables.losses import ReIDObjective
+from trainables.losses.center import CenterLossStep
+from trainables.losses.terms import LOSSES
 from trainables.models import INSERTS, ReIDModel
 from trainables.schedule import cyclic_cosine_lr, learning_rate
-from trainables.losses.center import CenterLossStep
 
 # The step, its error and the evaluation helpers moved to the engine; they stay importable from
 # here (benchmarks and tests use these names).
@@ -128,7 +129,8 @@ def build_center_loss(config: TrialConfig, model: ReIDModel, num_classes: int, d
 
 
 def build_objective(config: TrialConfig) -> ReIDObjective:
-    """The objective: the baseline losses plus each inserted module's terms at its section's weights."""
+    """The objective: the baseline losses, each inserted module's terms at its section's weights,
+    and the registered loss terms that are on (``loss.<name>``)."""
     loss = config.loss
     weights = {term: w for section in config.model.active_inserts().values() for term, w in section.loss_weights().items()}
     return ReIDObjective(
@@ -139,6 +141,7 @@ def build_objective(config: TrialConfig) -> ReIDObjective:
         triplet_soft_margin=loss.triplet.soft_margin,
         triplet_weight=loss.triplet.weight,
         term_weights=weights,
+        extra_terms=[(name, LOSSES.get(name)(**section.term_kwargs()), section.weight) for name, section in loss.active_terms().items()],
     )
 
 
@@ -173,6 +176,7 @@ def build_augmenter(config: TrialConfig, device: torch.device, data: ReIDData | 
         composite_p=a.implicit_attention.p,
         seed=config.seed,
         device=device,
+        extra=[AUGMENTATIONS.get(name)(**section.augmentation_kwargs()) for name, section in a.active_augmentations().items()],
     )
 
 
