@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from orchestrator.summary import AblationSummary
-from search_spaces.registry import Registry
 from orchestrator.tables import (
     Cell,
     Table,
@@ -30,6 +29,7 @@ from orchestrator.tables import (
     reference_notes,
     reference_table,
 )
+from search_spaces.registry import Registry
 
 
 def _tables(summary: AblationSummary, bold: str = "{}") -> list[tuple[Table, list[str]]]:
