@@ -20,7 +20,7 @@ from typing import Any, Callable
 from orchestrator.checks import check_resources, check_spec, check_store, check_tracking
 from orchestrator.errors import DataError, StoreError, StudyBusyError, StudyInterrupted
 from orchestrator.redact import redact_text, redact_uri
-from orchestrator.study_files import SPEC_COPY, StudyLocation, record_launch
+from orchestrator.study_files import LAUNCH_RECORD, SPEC_COPY, StudyLocation, record_launch
 from orchestrator.spec import LoadedSpec
 from orchestrator.summary import summarize, to_markdown
 from orchestrator.tracking import StudyTracker, resolve_tracking_uri
@@ -209,8 +209,9 @@ def launch_study(
     try:
         return _launch(loaded, tracking_uri=tracking_uri, force=force, address=address, echo=echo)
     except BaseException:
-        for path in created:
-            _remove_empty_folders(path)
+        if not (study_dir / LAUNCH_RECORD).exists():  # once recorded, the study is resumable: keep it
+            for path in created:
+                _remove_empty_folders(path)
         raise
 
 
