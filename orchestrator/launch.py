@@ -231,7 +231,11 @@ def _launch(loaded: LoadedSpec, *, tracking_uri: str | None, force: bool, addres
     run = _StudyRun(loaded, store, None, address, echo)
     if address:
         run.connect()  # an unreachable cluster fails here, before anything is recorded
-        check_resources(loaded, address, cluster=True, echo=echo)
+        try:
+            check_resources(loaded, address, cluster=True, echo=echo)
+        except BaseException:
+            run.close()
+            raise
     # One driver per study: taken before any MLflow run is touched or any trial starts.
     lock = StudyLock(store.uri, study, warn=echo, command="orchestrator launch")
     try:
