@@ -218,8 +218,12 @@ def launch_study(
 def _launch(loaded: LoadedSpec, *, tracking_uri: str | None, force: bool, address: str | None, echo: Echo) -> LaunchResult:
     from storage.lock import LockHeldError, LockUnavailableError, StudyLock
 
+    from orchestrator.tune_runner import check_ray_address
+
     spec = loaded.spec
     study = loaded.name
+    if address:
+        check_ray_address(address)  # a TCP connect: seconds, before the slower model and data checks
     check_spec(loaded)
     check_resources(loaded, address, echo=echo)
     study_dir = spec.study_dir()
