@@ -20,7 +20,7 @@ from typing import Any, Callable
 from orchestrator.checks import check_resources, check_spec, check_store, check_tracking
 from orchestrator.errors import DataError, StoreError, StudyBusyError, StudyInterrupted
 from orchestrator.redact import redact_text, redact_uri
-from orchestrator.study_files import SPEC_COPY, StudyLocation, record_launch
+from orchestrator.study_files import LAUNCH_RECORD, SPEC_COPY, StudyLocation, record_launch
 from orchestrator.spec import LoadedSpec
 from orchestrator.tracking import StudyTracker, resolve_tracking_uri
 from search_spaces import PlannedTrial, resolve_sample
@@ -209,16 +209,21 @@ def launch_study(
     try:
         return _launch(loaded, tracking_uri=tracking_uri, force=force, address=address, echo=echo)
     except BaseException:
-        for path in created:
-            _remove_empty_folders(path)
+        if not (study_dir / LAUNCH_RECORD).exists():  # once recorded, the study is resumable: keep it
+            for path in created:
+                _remove_empty_folders(path)
         raise
 
 
 def _launch(loaded: LoadedSpec, *, tracking_uri: str | None, force: bool, address: str | None, echo: Echo) -> LaunchResult:
     from storage.lock import LockHeldError, LockUnavailableError, StudyLock
 
+    from orchestrator.tune_runner import check_ray_address
+
     spec = loaded.spec
     study = loaded.name
+    if address:
+        check_ray_address(address)  # a TCP connect: seconds, before the slower model and data checks
     check_spec(loaded)
     check_resources(loaded, address, echo=echo)
     study_dir = spec.study_dir()
@@ -230,7 +235,11 @@ def _launch(loaded: LoadedSpec, *, tracking_uri: str | None, force: bool, addres
     run = _StudyRun(loaded, store, None, address, echo)
     if address:
         run.connect()  # an unreachable cluster fails here, before anything is recorded
-        check_resources(loaded, address, cluster=True, echo=echo)
+        try:
+            check_resources(loaded, address, cluster=True, echo=echo)
+        except BaseException:
+            run.close()
+            raise
     # One driver per study: taken before any MLflow run is touched or any trial starts.
     lock = StudyLock(store.uri, study, warn=echo, command="orchestrator launch")
     try:
