@@ -5,6 +5,11 @@ crosses the result with the seeds, validates every resulting :class:`TrialConfig
 it. A change that names an unknown path or yields an invalid config raises
 :class:`ChangeError` carrying the spec location of the offending value, so the CLI can point
 at the YAML line. Two variants that resolve to the same config are run once.
+
+A variant that ``continues`` another (Robust-ReID section 4.2, Table 3: "+LR scheme" and
+"+SWAG" train on from the converged "-" model) is resolved after its parent: at each seed its
+``train.init_from`` is the parent trial's config hash at that seed, so the parent's identity is
+part of its own (:func:`continued_config` states what it must share with the parent).
 """
 
 from __future__ import annotations

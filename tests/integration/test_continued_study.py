@@ -25,19 +25,19 @@ def test_a_dependent_runs_after_its_parent_from_its_checkpoint(tiny_market, tmp_
               dataset: {{name: market1501, root: "{tiny_market}", height: 32, width: 16}}
               model: {{backbone: resnet10t}}
               train: {{epochs: 1, ids_per_batch: 4, images_per_id: 4, warmup_epochs: 0, lr_steps: [], eval_every: 5,
-                       swa: {{cycles: 1, cycle_epochs: 1, lr: 1.0e-4}}}}
+                       swa: {{enabled: true, cycles: 1, cycle_epochs: 1, lr: 1.0e-4}}}}
             ablation:
               design: list
               variants:
-                - {{name: "+SWA", continues: "-", set: {{train.swa.enabled: true}}}}
-                - {{name: "-"}}
+                - {{name: "+SWA", continues: "-"}}
+                - {{name: "-", set: {{train.swa.enabled: false}}}}
               seeds: [0]
             resources: {{cpus_per_trial: 1}}
             """
         ),
         encoding="utf-8",
     )
-    first = run_orchestrator("launch", str(spec), cwd=tmp_path)
+    first = run_orchestrator("launch", str(spec), cwd=tmp_path, timeout=400)
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
     out = first.stdout
     assert out.index("finished - seed=0") < out.index("started +SWA seed=0")  # parent first
@@ -54,7 +54,7 @@ def test_a_dependent_runs_after_its_parent_from_its_checkpoint(tiny_market, tmp_
     assert curves == [("+SWA", 2), ("-", 1)]  # the continuation alone, numbered on
     assert child["epochs_done"] == 1 and child["mAP"] is not None
 
-    again = run_orchestrator("launch", str(spec), cwd=tmp_path)
+    again = run_orchestrator("launch", str(spec), cwd=tmp_path, timeout=200)
     assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
     assert "2 trials planned, 2 already completed, 0 to run" in again.stdout
     assert "started" not in again.stdout

@@ -5,10 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pyarrow  # noqa: F401  (the store's engine; fail here, not inside a helper)
-
 from orchestrator.launch import _StudyRun
-from orchestrator.phases import waves
+from orchestrator.phases import run_waves, waves
 from orchestrator.rows import trial_row
 from orchestrator.spec import load_spec
 from orchestrator.tracking import StudyTracker
@@ -79,8 +77,6 @@ def test_a_dependent_of_a_failed_parent_is_recorded_failed_not_run(tmp_path):
                 (folder / f"{trial.config_hash}.pt").write_bytes(b"model")
 
     run.run_list = run_list
-    from orchestrator.phases import run_waves
-
     run_waves(run, loaded.trials)
     assert ran == [[("-", 0), ("-", 1)], [("+c", 0)]]
     assert run.failed == 1
