@@ -7,6 +7,9 @@ YAML key and line.
   random weights on a real dataset: every paper here starts such backbones from ImageNet
   (Bag of Tricks, APRA, DRANet, implicit attention), and from scratch they reach a fraction of
   the reported accuracy. Robust-ReID's small networks are meant to train from scratch.
+- ImageNet weights named by tag (``model.pretrained``) that are not in this machine's Hugging
+  Face cache while the hub does not answer: the trials would fail. A warning, not an error,
+  because on a cluster the workers, not the driver, fetch them.
 """
 
 from __future__ import annotations
@@ -58,4 +61,30 @@ def scratch_training_warnings(loaded: LoadedSpec) -> list[str]:
             f"resnet50.tv_in1k) or model.pretrained_path"
         )
         lines.append("warning: " + str(spec_error(loaded.source, origin, message)))
+    return lines
+
+
+def weights_warnings(loaded: LoadedSpec) -> list[str]:
+    """One line per weight tag neither cached here nor downloadable from here."""
+    from trainables.models import pretrained
+
+    lines: list[str] = []
+    seen: set[str] = set()
+    for trial in loaded.trials:
+        tag = trial.config.model.pretrained
+        if not tag or tag in seen:
+            continue
+        seen.add(tag)
+        try:
+            if pretrained.cached_file(pretrained.hub_repo(tag)) is not None:
+                continue
+        except pretrained.PretrainedWeightsError:
+            continue  # an unknown tag is the model checks' error
+        problem = pretrained.hub_answers(pretrained.hub_url(), pretrained.CONNECT_TIMEOUT)
+        if problem is not None:
+            message = (
+                f"ImageNet weights '{tag}' are not in the Hugging Face cache and {pretrained.hub_url()} does not answer "
+                f"from here ({problem}); trials that need them will fail unless the workers can fetch them"
+            )
+            lines.append("warning: " + str(spec_error(loaded.source, trial.origin_of("model.pretrained"), message)))
     return lines

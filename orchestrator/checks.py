@@ -220,13 +220,25 @@ def cluster_capacity() -> tuple[str, list[dict[str, float]], bool]:
         types = [dict(group.resources) for group in config.node_group_configs if group.max_count != 0]
         return "node types the cluster can start", types, False
     nodes = [dict(node["Resources"]) for node in ray.nodes() if node.get("Alive")]
+    return "nodes of the cluster", nodes, _has_autoscaler()
+
+
+def _has_autoscaler() -> bool:
+    """Whether an autoscaler that can add nodes (of types not published) runs: Ray's legacy
+    monitor reports on every cluster, but on a fixed one (``ray start``) it maps each node to a
+    type named after the node itself; a real autoscaler names its node types."""
+    import json
+
     try:
         from ray.experimental.internal_kv import _internal_kv_get
 
-        autoscaling = _internal_kv_get("__autoscaling_status") is not None
-    except Exception:  # noqa: BLE001
-        autoscaling = False
-    return "nodes of the cluster", nodes, autoscaling
+        raw = _internal_kv_get("__autoscaling_status")
+        report = (json.loads(raw) if raw else {}).get("autoscaler_report") or {}
+    except Exception:  # noqa: BLE001 - a private API: absent or changed means "no autoscaler"
+        return False
+    mapping = report.get("node_type_mapping") or {}
+    named_types = any(node_type != f"node_{node}" for node, node_type in mapping.items())
+    return named_types or bool(report.get("pending_launches")) or bool(report.get("pending_nodes"))
 
 
 def check_resources(loaded: LoadedSpec, address: str | None, *, cluster: bool = False, echo=print) -> None:

@@ -121,9 +121,9 @@ def validate(spec: Path = typer.Argument(..., help="Study spec (YAML)."), max_tr
 
 
 def _print_warnings(loaded) -> None:
-    from orchestrator.advice import scratch_training_warnings
+    from orchestrator.advice import scratch_training_warnings, weights_warnings
 
-    for line in scratch_training_warnings(loaded):
+    for line in scratch_training_warnings(loaded) + weights_warnings(loaded):
         print(line, file=sys.stderr, flush=True)
 
 

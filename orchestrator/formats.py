@@ -14,7 +14,7 @@ import html
 import io
 import re
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from orchestrator.summary import AblationSummary
 from orchestrator.tables import (
@@ -29,6 +29,7 @@ from orchestrator.tables import (
     reference_notes,
     reference_table,
 )
+from search_spaces.registry import Registry
 
 
 def _tables(summary: AblationSummary, bold: str = "{}") -> list[tuple[Table, list[str]]]:
@@ -84,21 +85,31 @@ def _latex_signed(text: str) -> str:
     return text.replace("+", "$+$").replace("-", "$-$")
 
 
+def _latex_interval(effect) -> str:
+    return "[" + _latex_signed(pct(effect.low, True)) + ", " + _latex_signed(pct(effect.high, True)) + "]"
+
+
+def _stacked(*lines: str) -> str:
+    """Lines stacked in one right-aligned cell."""
+    return r"\begin{tabular}[t]{@{}r@{}}" + r"\\ ".join(lines) + r"\end{tabular}"
+
+
 def _latex_effect(cell: Cell) -> str:
+    """The difference (``*`` if significant) over its interval, small, so that the camera
+    table's columns stay narrow."""
     effect = cell.effect
     if effect is None:
         return latex_escape(cell.text) if cell.text != "-" else "--"
-    text = _latex_signed(pct(effect.mean, True))
-    if effect.has_interval:
-        text += " [" + _latex_signed(pct(effect.low, True)) + ", " + _latex_signed(pct(effect.high, True)) + "]"
-    if effect.significant:
-        text += r"$^{\ast}$"
-    return text
+    text = _latex_signed(pct(effect.mean, True)) + (r"$^{\ast}$" if effect.significant else "")
+    versus = re.search(r"\(vs (c\d+)\)$", cell.text)
+    if versus:
+        text += f" vs {versus.group(1)}"
+    return _stacked(text, rf"{{\scriptsize {_latex_interval(effect)}}}") if effect.has_interval else text
 
 
 def _latex_number(cell: Cell, with_std: bool) -> str:
-    """``mean`` (bold if best) with a small std, the difference and its interval small below,
-    so that eight columns fit the width of a page."""
+    """``mean`` (bold if best) with a small std; below it, small, the difference (``*`` if
+    significant) and below that its interval, so that eight columns fit a page's width."""
     stats = cell.stats
     if stats is None:
         return "--"
@@ -106,9 +117,14 @@ def _latex_number(cell: Cell, with_std: bool) -> str:
     text = rf"\textbf{{{mean}}}" if cell.bold else mean
     if with_std:
         text += rf"{{\scriptsize\,$\pm$\,{pct(stats.std)}}}"
-    if stats.effect is None:
+    effect = stats.effect
+    if effect is None:
         return text
-    return rf"\begin{{tabular}}[t]{{@{{}}r@{{}}}}{text}\\ {{\scriptsize ({_latex_effect(cell)})}}\end{{tabular}}"
+    mark = r"$^{\ast}$" if effect.significant else ""
+    lines = [text, rf"{{\scriptsize ({_latex_signed(pct(effect.mean, True))}{mark})}}"]
+    if effect.has_interval:
+        lines.append(rf"{{\scriptsize {_latex_interval(effect)}}}")
+    return _stacked(*lines)
 
 
 def _latex_cell(cell: Cell, with_std: bool) -> str:
@@ -117,9 +133,17 @@ def _latex_cell(cell: Cell, with_std: bool) -> str:
     if cell.kind == "number":
         return _latex_number(cell, with_std)
     if cell.kind == "effect":
-        suffix = re.search(r" \(vs c\d+\)$", cell.text)
-        return _latex_effect(cell) + (latex_escape(suffix.group(0)) if suffix and cell.effect else "")
+        return _latex_effect(cell)
     return rf"\textbf{{{latex_escape(cell.text)}}}" if cell.bold else latex_escape(cell.text)
+
+
+def _two_lines(header: str) -> str:
+    """A long header split at its middle space into two stacked lines (narrower columns)."""
+    words = header.split(" ")
+    if len(header) <= 12 or len(words) < 2:
+        return header
+    cut = min(range(1, len(words)), key=lambda i: abs(len(" ".join(words[:i])) - len(header) / 2))
+    return _stacked(" ".join(words[:cut]), " ".join(words[cut:]))
 
 
 def _latex_tabular(table: Table, with_std: bool) -> list[str]:
@@ -136,7 +160,7 @@ def _latex_tabular(table: Table, with_std: bool) -> list[str]:
             column += span
         lines += ["    " + " & ".join(cells) + r" \\", "    " + " ".join(rules)]
         header = [latex_escape(re.sub(r"^(weakest|avg) ", "", h)) for h in table.header]
-    lines.append("    " + " & ".join(header) + r" \\")
+    lines.append("    " + " & ".join(_two_lines(h) for h in header) + r" \\")
     for block in table.blocks:
         lines.append(r"    \midrule")
         lines.extend("    " + " & ".join(_latex_cell(cell, with_std) for cell in row) + r" \\" for row in block)
@@ -331,7 +355,10 @@ def to_text(summary: AblationSummary, fmt: str) -> str:
     return FORMATS[fmt][1](summary)
 
 
-FORMATS = {"md": ("ablation.md", to_markdown), "latex": ("ablation.tex", to_latex), "csv": ("ablation.csv", to_csv), "html": ("ablation.html", to_html)}
+#: Report formats by name: (file name, renderer). A plugin may register another.
+FORMATS: Registry[tuple[str, Callable[[AblationSummary], str]]] = Registry("report format")
+for _name, _format in {"md": ("ablation.md", to_markdown), "latex": ("ablation.tex", to_latex), "csv": ("ablation.csv", to_csv), "html": ("ablation.html", to_html)}.items():
+    FORMATS.add(_name, _format)
 
 __all__ = ["FORMATS", "to_markdown", "to_latex", "to_html", "to_csv", "latex_escape", "effect_text"]
 

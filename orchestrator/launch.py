@@ -10,8 +10,9 @@ Order of work, so that bad input costs seconds and nothing is lost:
    trials finish;
 5. the ablation table is printed and saved in the study folder and on the MLflow parent run.
 
-The way is one direction: this module calls ``tune_runner``, which builds the recorder; neither
-calls back here, and each returns what the caller needs (a :class:`Tally`).
+The way is one direction: this module calls ``tune_runner`` (through :mod:`orchestrator.phases`
+for a list of trials run in waves), which builds the recorder; none calls back here, and each
+returns what the caller needs (a :class:`Tally`).
 """
 
 from __future__ import annotations
@@ -25,10 +26,11 @@ from typing import Any, Callable, Iterator
 from orchestrator.checks import check_resources, check_spec, check_store, check_tracking
 from orchestrator.errors import DataError, StoreError, StudyBusyError, StudyInterrupted
 from orchestrator.redact import redact_text, redact_uri
-from orchestrator.study_files import SPEC_COPY, StudyLocation, record_launch
+from orchestrator.study_files import LAUNCH_RECORD, SPEC_COPY, StudyLocation, record_launch
 from orchestrator.spec import LoadedSpec
 from orchestrator.tracking import StudyTracker, resolve_tracking_uri
-from orchestrator.tune_runner import RaySession, StudyRun, Tally, run_search, run_trials
+from orchestrator.phases import run_waves
+from orchestrator.tune_runner import RaySession, StudyRun, Tally, check_ray_address, run_search, run_trials
 from search_spaces import PlannedTrial, resolve_sample
 from search_spaces.designs import SEARCH_DESIGNS
 from storage import ResultStore
@@ -68,14 +70,17 @@ def launch_study(
     try:
         return _launch(loaded, tracking_uri=tracking_uri, force=force, address=address, echo=echo)
     except BaseException:
-        for path in created:
-            _remove_empty_folders(path)
+        if not (study_dir / LAUNCH_RECORD).exists():  # once recorded, the study is resumable: keep it
+            for path in created:
+                _remove_empty_folders(path)
         raise
 
 
 def _launch(loaded: LoadedSpec, *, tracking_uri: str | None, force: bool, address: str | None, echo: Echo) -> LaunchResult:
     """Checks, Ray, the study lock; then :func:`_run_locked`. Ray is shut down on every way out."""
     spec = loaded.spec
+    if address:
+        check_ray_address(address)  # a TCP connect: seconds, before the slower model and data checks
     check_spec(loaded)
     check_resources(loaded, address, echo=echo)
     store = check_store(spec.store_uri())
@@ -136,7 +141,10 @@ def _run_locked(loaded: LoadedSpec, ray: RaySession, store: ResultStore, uri: st
     run = StudyRun(loaded, store, tracker, ray, study_axes(loaded), echo)
     status = "FINISHED"
     try:
-        tally = _run_search(run, force, datasets) if searching else _run_list(run, todo, datasets, Tally(variant_order=_planned_variants(loaded)))
+        if searching:
+            tally = _run_search(run, force, datasets)
+        else:  # continued trials after their parents
+            tally = run_waves(run, todo, datasets, Tally(variant_order=_planned_variants(loaded)))
     except KeyboardInterrupt:
         status = "KILLED"
         _ignore_further_interrupts()  # the clean-up below takes seconds; let it finish

@@ -58,7 +58,8 @@ class Output(_Block):
     checkpoints: str | None = Field(
         None,
         description="Folder (on a cluster: one every node can write, e.g. a shared volume) where each "
-        "trial's final model is saved as <config hash>.pt, loadable with trainables.models.checkpoint.load_checkpoint.",
+        "trial's final model is saved as <config hash>.pt, loadable with trainables.models.checkpoint.load_checkpoint. "
+        "Default: none, except <dir>/checkpoints when a variant 'continues' another (it starts from its parent's model).",
     )
 
     @field_validator("checkpoints")

@@ -8,16 +8,20 @@ above a limit (``--max-trials`` on the command line) before anything is expanded
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 from orchestrator.errors import SpecError
-from search_spaces import AblationSpec
-from search_spaces.designs import SEARCH_DESIGNS
+
+if TYPE_CHECKING:  # the CLI reads DEFAULT_MAX_TRIALS at import: keep this module light
+    from search_spaces import AblationSpec
 
 DEFAULT_MAX_TRIALS = 2000
 
 
-def planned_trial_count(ablation: AblationSpec) -> int:
+def planned_trial_count(ablation: "AblationSpec") -> int:
     """Trials the design will plan (an upper bound: configs that resolve alike merge later)."""
+    from search_spaces.designs import SEARCH_DESIGNS
+
     seeds = len(ablation.seeds)
     if ablation.design in SEARCH_DESIGNS and ablation.search is not None:
         return ablation.search.num_samples + ablation.search.repeat_best * (seeds - 1)
@@ -33,7 +37,7 @@ def planned_trial_count(ablation: AblationSpec) -> int:
     return max(variants, 1) * seeds
 
 
-def check_study_size(path: str, line_of_ablation: int | None, ablation: AblationSpec, max_trials: int | None) -> None:
+def check_study_size(path: str, line_of_ablation: int | None, ablation: "AblationSpec", max_trials: int | None) -> None:
     """Raise a :class:`SpecError` when the study plans more than ``max_trials`` trials."""
     if max_trials is None:
         return

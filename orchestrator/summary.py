@@ -170,6 +170,20 @@ def weakest_camera(reference_trials: Sequence[Mapping[str, Any]], cameras: Mappi
     return min(sorted(per_camera), key=lambda c: statistics.fmean(per_camera[c]))
 
 
+def _reference_variant(by_variant: Mapping[str, list[dict[str, Any]]]) -> str | None:
+    """The row differences are taken against: ``baseline`` or ``full`` when a variant has that
+    name; in a leave-one-out table the full recipe (the variant that switches nothing off, as
+    Robust-ReID's Table 2 compares every column with its last); else the first variant."""
+    named = next((name for name in (BASELINE, FULL) if name in by_variant), None)
+    if named is not None:
+        return named
+    full = next(
+        (name for name, group in by_variant.items() if group[0].get("design") == LEAVE_ONE_OUT and not _meta(group[0]).get("off")),
+        None,
+    )
+    return full or next(iter(by_variant), None)
+
+
 def summarize(
     study: str,
     trial_rows: Sequence[dict[str, Any]],
@@ -186,8 +200,7 @@ def summarize(
         by_variant.setdefault(row["variant"], []).append(row)
     completed = {variant: [r for r in group if r.get("status") == "completed"] for variant, group in by_variant.items()}
 
-    reference = next((name for name in (BASELINE, FULL) if name in by_variant), None)
-    baseline_name = reference or next(iter(by_variant), None)
+    baseline_name = _reference_variant(by_variant)
     kept = {r["config_hash"] for group in completed.values() for r in group}
     cameras = camera_values(camera_rows, kept)
     weakest = weakest_camera(completed.get(baseline_name, []), cameras)

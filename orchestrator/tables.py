@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from orchestrator.stats import MIN_BOOTSTRAP_PAIRS, PAIRED_T, WELCH, Effect
+from orchestrator.stats import MIN_BOOTSTRAP_PAIRS, WELCH, Effect
 from orchestrator.summary import AblationSummary, MetricStats, VariantRow
 from search_spaces.metrics import TABLE_METRIC_HEADERS
 
@@ -243,11 +243,7 @@ def reference_notes(summary: AblationSummary) -> list[str]:
     return out
 
 
-def effect_p(effect: Effect | None) -> str:
-    return "" if effect is None or effect.p is None else f"{effect.p:.3g}"
-
-
 __all__ = [
     "CHECK", "Cell", "Table", "ablation_table", "camera_table", "reference_table", "notes", "camera_notes",
-    "reference_notes", "effect_text", "pct", "PAIRED_T",
+    "reference_notes", "effect_text", "pct",
 ]

@@ -9,12 +9,15 @@ Only values from the spec and the metrics reach MLflow; credentials stay in the 
 
 How the study opens in the MLflow UI (MLflow 3):
 
-* the experiment carries ``mlflow.experimentKind = custom_model_development``, the tag MLflow
-  3's UI reads to open an experiment in its model-training view rather than the GenAI one;
+* the experiment opens in the model-training view rather than the GenAI one: it carries
+  ``mlflow.experimentKind = custom_model_development``, the tag MLflow 3's UI reads for that,
+  and since the UI has its "GenAI | Model training" switch (3.x, seen in 3.17) the mode comes
+  from the ``workflowType`` URL parameter (else the user's last choice), so every link this
+  project prints carries ``workflowType=machine_learning``;
 * a *shared view* (the UI's saved-view state, stored as the experiment tag
   ``mlflow.sharedViewState.<key>``) shows only the trial runs, grouped by the ``reid.variant``
   tag with the seeds averaged, in the chart view; :meth:`StudyTracker.view_path` is its link
-  (``#/experiments/<id>/runs?viewStateShareKey=<key>&compareRunsMode=CHART``);
+  (``#/experiments/<id>/runs?workflowType=machine_learning&viewStateShareKey=<key>&compareRunsMode=CHART``);
 * the parent run carries the summary: the tables and figures as artifacts, and per variant and
   table metric the mean over seeds and the paired difference to the reference with its interval
   bounds as metrics (:meth:`StudyTracker.log_summary`).
@@ -40,6 +43,7 @@ EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
 MODEL_TRAINING_KIND = "custom_model_development"  # MLflow 3's ExperimentKind for model training
 SHARED_VIEW_PREFIX = "mlflow.sharedViewState."
 VARIANT_VIEW_NAME = "Trials grouped by variant (seeds averaged)"
+MODEL_TRAINING_MODE = "workflowType=machine_learning"  # the UI's model-training mode, as a URL parameter
 
 
 def variant_view_state() -> dict[str, Any]:
@@ -114,7 +118,11 @@ class StudyTracker:
 
     def view_path(self) -> str:
         """The UI path (after the server's address) of the runs grouped by variant, chart view."""
-        return f"#/experiments/{self.experiment_id}/runs?viewStateShareKey={variant_view_key()}&compareRunsMode=CHART"
+        return f"#/experiments/{self.experiment_id}/runs?{MODEL_TRAINING_MODE}&viewStateShareKey={variant_view_key()}&compareRunsMode=CHART"
+
+    def experiment_path(self) -> str:
+        """The UI path of the experiment, in the model-training view."""
+        return f"#/experiments/{self.experiment_id}?{MODEL_TRAINING_MODE}"
 
     def view_url(self) -> str:
         """:meth:`view_path` on the tracking server, or on ``mlflow ui``'s default address for a

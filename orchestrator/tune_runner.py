@@ -174,6 +174,17 @@ def _quiet_tune_output() -> None:
     os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"
 
 
+def checkpoint_folder(loaded: LoadedSpec) -> Path | None:
+    """Where each trial's final model is saved as ``<config hash>.pt``: ``output.checkpoints``;
+    when unset and a trial continues another (``train.init_from``, whose parent's model it
+    loads from there), ``<study dir>/checkpoints``; else None (nothing saved)."""
+    if loaded.spec.output.checkpoints:
+        return Path(loaded.spec.output.checkpoints).expanduser().resolve()
+    if any(trial.config.train.init_from for trial in loaded.trials):
+        return loaded.spec.study_dir() / "checkpoints"
+    return None
+
+
 def _trainable(loaded: LoadedSpec, datasets: dict, **parameters: Any):
     from ray import tune
 
@@ -181,8 +192,8 @@ def _trainable(loaded: LoadedSpec, datasets: dict, **parameters: Any):
 
     resources = loaded.spec.resources
     runtime: dict[str, Any] = {"threads": max(1, int(resources.cpus_per_trial))}
-    if loaded.spec.output.checkpoints:
-        folder = Path(loaded.spec.output.checkpoints).expanduser().resolve()
+    folder = checkpoint_folder(loaded)
+    if folder is not None:
         runtime["checkpoint_path"] = str(folder / "{hash}.pt")
     # Workers load the study's plugins by name and check their identity; file plugins' sources
     # come in the job's runtime environment (see plugin_runtime_env), on one machine or many.

@@ -45,6 +45,9 @@ class VariantPlan:
     # Named after its changes by the design (not by the user): expansion then names it by the
     # changes that take effect, so a grid row equal to the baseline is called "baseline".
     auto_name: bool = False
+    # The variant whose final model this one continues (``continues:``), and where it was said.
+    continues: str | None = None
+    continues_origin: tuple[str | int, ...] = ("ablation", "variants")
 
     @property
     def changed(self) -> dict[str, Any]:
@@ -55,7 +58,12 @@ class VariantSpec(BaseModel):
     """An explicitly named variant: ``{name: +erasing, set: {augment.random_erasing.p: 0.5}}``.
 
     In a ``leave_one_out`` study with ``parts``, ``without`` names the parts the row switches off
-    (any set of them, e.g. Robust-ReID Table 2's column b: soft triplet and soft margin)."""
+    (any set of them, e.g. Robust-ReID Table 2's column b: soft triplet and soft margin).
+
+    ``continues`` names another variant whose final model this one trains on (Robust-ReID
+    section 4.2, Table 3: "+LR scheme" and "+SWAG" continue the converged "-" model): at each
+    seed the trial starts from the parent trial's checkpoint at that seed and runs only its
+    ``train.swa`` cycles (see ``TrainConfig.init_from``)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -63,6 +71,12 @@ class VariantSpec(BaseModel):
     set: dict[str, Any] = Field(default_factory=dict)
     # ``without``, not ``off``: YAML 1.1 reads a bare ``off`` key as the boolean false.
     without: list[str] = Field(default_factory=list, description="leave_one_out with parts: the parts this row switches off.")
+    continues: str | None = Field(
+        None,
+        min_length=1,
+        description="Name of the variant whose converged model this one continues training (at the "
+        "same seed) instead of starting again: only its train.swa cycles run (Robust-ReID Table 3).",
+    )
 
 
 class AblationSpec(BaseModel):
@@ -87,6 +101,8 @@ class AblationSpec(BaseModel):
             raise ValueError(f"design '{self.design}' needs a 'search' block: space, num_samples")
         if self.design not in SEARCH_DESIGNS and self.search is not None:
             raise ValueError(f"'search' is for the {', '.join(sorted(SEARCH_DESIGNS))} design, not '{self.design}'")
+        if self.design in SEARCH_DESIGNS and any(variant.continues for variant in self.variants):
+            raise ValueError(f"'continues' needs a parent variant planned in advance; design '{self.design}' samples its trials")
         if self.design in SEARCH_DESIGNS and (self.axes or self.variants):
             raise ValueError(f"design '{self.design}' samples 'search.space'; remove 'axes' and 'variants'")
         return self
@@ -178,9 +194,16 @@ def named_variants(spec: AblationSpec) -> list[VariantPlan]:
                 Change(path, value, ("ablation", "variants", index, "set", path))
                 for path, value in variant.set.items()
             ),
+            **continuation(variant, index),
         )
         for index, variant in enumerate(spec.variants)
     ]
+
+
+def continuation(variant: VariantSpec, index: int) -> dict[str, Any]:
+    """The plan fields of a variant's ``continues`` (resolved to the parent's trials by
+    :func:`search_spaces.expand.expand`)."""
+    return {"continues": variant.continues, "continues_origin": ("ablation", "variants", index, "continues")}
 
 
 def _require(condition: bool, message: str, origin: tuple[str | int, ...]) -> None:
@@ -252,7 +275,13 @@ def leave_one_out(spec: AblationSpec) -> list[VariantPlan]:
     plans = [VariantPlan(FULL, meta={"design": "leave_one_out", "parts": parts, "off": []})]
     for plan in named_variants(spec):
         plans.append(
-            VariantPlan(f"w/o {plan.name}", plan.changes, meta={"design": "leave_one_out", "parts": parts, "off": [plan.name]})
+            VariantPlan(
+                f"w/o {plan.name}",
+                plan.changes,
+                meta={"design": "leave_one_out", "parts": parts, "off": [plan.name]},
+                continues=plan.continues,
+                continues_origin=plan.continues_origin,
+            )
         )
     return plans
 
@@ -269,6 +298,7 @@ def _part_set_rows(spec: AblationSpec) -> list[VariantPlan]:
     for index, part in enumerate(spec.parts):
         _require(bool(part.set), f"part '{part.name}' needs a 'set' that switches it off", ("ablation", "parts", index, "set"))
         _require(not part.without, "a part has no 'without'; variants do", ("ablation", "parts", index, "without"))
+        _require(not part.continues, "a part has no 'continues'; variants do", ("ablation", "parts", index, "continues"))
     plans = []
     for index, variant in enumerate(spec.variants):
         origin = ("ablation", "variants", index, "without")
@@ -289,5 +319,5 @@ def _part_set_rows(spec: AblationSpec) -> list[VariantPlan]:
         for path, value in variant.set.items():
             changes[path] = Change(path, value, ("ablation", "variants", index, "set", path))
         meta = {"design": "leave_one_out", "parts": parts, "off": off}
-        plans.append(VariantPlan(variant.name, tuple(changes.values()), meta=meta))
+        plans.append(VariantPlan(variant.name, tuple(changes.values()), meta=meta, **continuation(variant, index)))
     return plans

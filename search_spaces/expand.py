@@ -5,6 +5,11 @@ crosses the result with the seeds, validates every resulting :class:`TrialConfig
 it. A change that names an unknown path or yields an invalid config raises
 :class:`ChangeError` carrying the spec location of the offending value, so the CLI can point
 at the YAML line. Two variants that resolve to the same config are run once.
+
+A variant that ``continues`` another (Robust-ReID section 4.2, Table 3: "+LR scheme" and
+"+SWAG" train on from the converged "-" model) is resolved after its parent: at each seed its
+``train.init_from`` is the parent trial's config hash at that seed, so the parent's identity is
+part of its own (:func:`continued_config` states what it must share with the parent).
 """
 
 from __future__ import annotations
@@ -180,9 +185,15 @@ def _as_json(value: Any) -> Any:
 def expand(recipe: Recipe, ablation: AblationSpec) -> list[PlannedTrial]:
     """All trials of a study, variants in design order, seeds innermost, duplicates dropped.
 
+    A variant that ``continues`` another resolves, at each seed, to a trial whose
+    ``train.init_from`` is the parent's config hash at that seed (see :func:`continued_config`),
+    so its identity includes its parent's.
+
     Search designs propose their trials while running: for them this validates the space and
     returns no trials.
     """
+    if recipe.train.init_from is not None:
+        raise ChangeError(HAND_SET_INIT_FROM, ("baseline", "train", "init_from"))
     if ablation.design in SEARCH_DESIGNS:
         validate_search(recipe, ablation)
         return []
@@ -194,18 +205,103 @@ def expand(recipe: Recipe, ablation: AblationSpec) -> list[PlannedTrial]:
         seen_names.add(plan.name)
 
     recipe_tree = recipe.model_dump(mode="python")
+    plans = [effective_plan(recipe_tree, plan) if plan.auto_name else plan for plan in plans]
+    # Parents before the variants that continue them: a dependent needs its parent's hash.
+    resolved: dict[tuple[str, int], TrialConfig] = {}
+    for plan in continuation_order(plans):
+        for seed in ablation.seeds:
+            config = build_config(recipe_tree, plan, seed)
+            if config.train.init_from is not None:
+                raise ChangeError(HAND_SET_INIT_FROM, _origin_of_error(("train", "init_from"), plan.changes))
+            if plan.continues is not None:
+                config = continued_config(plan, config, resolved[(plan.continues, seed)])
+            resolved[(plan.name, seed)] = config
+
     trials: list[PlannedTrial] = []
     seen_hashes: set[str] = set()
     for plan in plans:
-        if plan.auto_name:
-            plan = effective_plan(recipe_tree, plan)
         for seed in ablation.seeds:
-            config = build_config(recipe_tree, plan, seed)
+            config = resolved[(plan.name, seed)]
             digest = config_hash(config)
             if digest in seen_hashes:
                 continue  # e.g. a one-at-a-time value equal to the baseline's
             seen_hashes.add(digest)
             origins = {change.path: change.origin for change in plan.changes}
-            meta = {"design": ablation.design, **plan.meta}
+            meta = {"design": ablation.design, **plan.meta, **({"continues": plan.continues} if plan.continues else {})}
             trials.append(PlannedTrial(plan.name, plan.changed, seed, config, digest, origins, meta))
     return trials
+
+
+HAND_SET_INIT_FROM = "train.init_from is set by a variant's 'continues' (naming the variant it continues), not by hand"
+
+
+def continuation_order(plans: list[VariantPlan]) -> list[VariantPlan]:
+    """``plans`` with every parent before the variants that ``continue`` it (design order
+    otherwise); a ``continues`` that names no variant, or a cycle, is a :class:`DesignError`
+    at the ``continues`` key."""
+    by_name = {plan.name: plan for plan in plans}
+    for plan in plans:
+        if plan.continues is not None and plan.continues not in by_name:
+            raise DesignError(
+                f"variant '{plan.name}' continues '{plan.continues}', which is no variant of this study; "
+                f"variants: {', '.join(by_name)}",
+                plan.continues_origin,
+            )
+    ordered: list[VariantPlan] = []
+    placed: set[str] = set()
+    for plan in plans:
+        chain: list[VariantPlan] = []
+        current: VariantPlan | None = plan
+        while current is not None and current.name not in placed:
+            names = [link.name for link in chain]
+            if current.name in names:
+                loop = [*names[names.index(current.name):], current.name]
+                raise DesignError(
+                    "variants continue each other in a cycle: " + " -> ".join(f"'{name}'" for name in loop),
+                    current.continues_origin,
+                )
+            chain.append(current)
+            current = by_name[current.continues] if current.continues is not None else None
+        for link in reversed(chain):  # the chain's root first
+            ordered.append(link)
+            placed.add(link.name)
+    return ordered
+
+
+#: What a continued trial must share with its parent: it loads the parent's final model
+#: strictly (same architecture, same number of identities).
+SHARED_WITH_PARENT = ("model", "dataset")
+
+
+def continued_config(plan: VariantPlan, config: TrialConfig, parent: TrialConfig) -> TrialConfig:
+    """``config`` (the variant at one seed) continuing ``parent`` (its parent at that seed):
+    ``train.init_from`` set to the parent's hash. The reading of ``init_from``: the main phase
+    (``train.epochs``) is the parent's and is not run again; only the ``train.swa`` cycles run,
+    numbered on from ``train.epochs``, which must therefore be the parent's last epoch."""
+    origin, name = plan.continues_origin, f"variant '{plan.name}' continues '{plan.continues}'"
+    if not config.train.swa.enabled:
+        raise ChangeError(
+            f"{name} but runs no continuation epochs: a continued trial runs only its train.swa cycles "
+            "(the main schedule is its parent's); switch train.swa on",
+            origin,
+        )
+    mine, theirs = config.model_dump(mode="json"), parent.model_dump(mode="json")
+    for section in SHARED_WITH_PARENT:
+        ours, parents = flatten(mine[section], section + "."), flatten(theirs[section], section + ".")
+        for path in sorted(set(ours) | set(parents)):
+            if ours.get(path) != parents.get(path):
+                raise ChangeError(
+                    f"{name} but sets {path} to {ours.get(path)!r} (parent: {parents.get(path)!r}); it trains on "
+                    "the parent's final model, so its model and dataset must be the parent's",
+                    origin,
+                )
+    last = parent.train.total_epochs
+    if config.train.epochs != last:
+        raise ChangeError(
+            f"{name} from the parent's last epoch {last}, but its train.epochs is {config.train.epochs}: "
+            f"a continued trial's train.epochs is its parent's last epoch; set it to {last}",
+            origin,
+        )
+    tree = config.model_dump(mode="python")
+    tree["train"]["init_from"] = config_hash(parent)
+    return TrialConfig.model_validate(tree)

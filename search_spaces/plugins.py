@@ -181,7 +181,7 @@ def _load_entry_point(name: str, entry_point: Any) -> LoadedPlugin:
             loaded()  # ``package.module:register`` names a function that registers
 
     _run_import(name, None, run)
-    plugin = LoadedPlugin(name, identity, backbones=_new_backbones(name, ()))
+    plugin = LoadedPlugin(name, identity, backbones=_new_backbones(entry_point.value.split(":")[0], ()))
     _LOADED[name] = plugin
     return plugin
 
@@ -255,15 +255,27 @@ def _new_backbones(plugin: str, files: Iterable[str]) -> tuple[str, ...]:
 
 def plugin_record(config: "TrialConfig") -> dict[str, str]:
     """``{plugin name: identity}`` of the plugins whose components ``config`` uses."""
-    return components_record(config.model.active_inserts(), config.model.backbone)
+    from search_spaces.trial_config import DATASETS
+
+    record = components_record(
+        config.model.active_inserts(), config.model.backbone, config.augment.active_augmentations(), config.loss.active_terms()
+    )
+    origin = DATASETS.origin(config.dataset.name)  # a dataset reader a plugin registered
+    if origin is not None and origin in _LOADED:
+        record[origin] = _LOADED[origin].identity
+    return dict(sorted(record.items()))
 
 
-def components_record(inserts: Iterable[str], backbone: str | None = None) -> dict[str, str]:
-    """``{plugin name: identity}`` of the plugins that registered these inserted modules or
-    this backbone (built-in components add nothing)."""
-    from search_spaces.trial_config import INSERT_SECTIONS
+def components_record(
+    inserts: Iterable[str], backbone: str | None = None, augmentations: Iterable[str] = (), losses: Iterable[str] = ()
+) -> dict[str, str]:
+    """``{plugin name: identity}`` of the plugins that registered these inserted modules,
+    backbone, augmentations or loss terms (built-in components add nothing)."""
+    from search_spaces.trial_config import AUGMENT_SECTIONS, INSERT_SECTIONS, LOSS_SECTIONS
 
     used = {INSERT_SECTIONS.origin(name) for name in inserts if name in INSERT_SECTIONS} - {None}
+    used |= {AUGMENT_SECTIONS.origin(name) for name in augmentations if name in AUGMENT_SECTIONS} - {None}
+    used |= {LOSS_SECTIONS.origin(name) for name in losses if name in LOSS_SECTIONS} - {None}
     used |= {plugin.name for plugin in _LOADED.values() if backbone is not None and backbone in plugin.backbones}
     return {name: _LOADED[name].identity for name in sorted(used) if name in _LOADED}
 

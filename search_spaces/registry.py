@@ -125,7 +125,7 @@ class Registry(Generic[T]):
         return name in self._entries
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self.names())
+        return iter(list(self._entries))  # registration order (built-ins first)
 
     def __len__(self) -> int:
         return len(self._entries)

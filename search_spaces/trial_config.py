@@ -14,83 +14,46 @@ No torch import here: the orchestrator validates and expands studies without it.
 from __future__ import annotations
 
 import hashlib
-import types
-import typing
 from pathlib import Path
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_serializer, model_validator
-from pydantic_core import InitErrorDetails
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_serializer, model_validator
 
 from search_spaces.registry import Registry
+from search_spaces.sections import (  # noqa: F401 -- re-exported: sections are part of the config's API
+    AUGMENT_SECTIONS,
+    INSERT_SECTIONS,
+    LOSS_SECTIONS,
+    AugmentSection,
+    InsertSection,
+    LossSection,
+    Section,
+    StagedInsert,
+    StageIndex,
+    ToggleSection,
+    registered_sections,
+    validate_registered_sections,
+)
 
 
-def _numeric(annotation: Any) -> bool:
-    """Whether a field holds numbers (int, float, optional or in a tuple), not booleans."""
-    if annotation in (int, float):
-        return True
-    if typing.get_origin(annotation) in (typing.Union, types.UnionType, tuple):
-        args = [arg for arg in typing.get_args(annotation) if arg not in (type(None), Ellipsis)]
-        return bool(args) and bool not in args and all(_numeric(arg) for arg in args)
-    return False
-
-
-class Section(BaseModel):
-    """Base of every config section: unknown keys are errors, instances are immutable.
-
-    Numbers are strict where YAML is loose: ``epochs: true`` is not 1 and ``lr: .inf`` is not a
-    learning rate (``allow_inf_nan=False``)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
-
-    @field_validator("*", mode="before")
-    @classmethod
-    def _no_booleans_for_numbers(cls, value: Any, info: ValidationInfo) -> Any:
-        field = cls.model_fields.get(info.field_name or "")
-        items = value if isinstance(value, (list, tuple)) else [value]
-        if field is not None and _numeric(field.annotation) and any(isinstance(item, bool) for item in items):
-            raise ValueError(f"expected a number, got {str(value).lower()} (YAML reads true/false/yes/no/on/off as booleans)")
-        return value
-
-
-class ToggleSection(Section):
-    """An optional module that a study switches on and off.
-
-    Conditional axes: a module's parameters exist only where the module is on. When
-    :meth:`is_active` is false, every field other than the switches in ``SWITCHES`` is reset
-    to its default after validation, so two configs that differ only in the parameters of a
-    switched-off module are the same config with the same hash (a grid over ``enabled`` x
-    ``lam`` runs the "off" trial once, not once per ``lam``). Values are still validated first:
-    a negative lambda is an error even with the module off.
-    """
-
-    SWITCHES: ClassVar[tuple[str, ...]] = ("enabled",)
-
-    enabled: bool = False
-
-    def is_active(self) -> bool:
-        return self.enabled
-
-    @model_validator(mode="after")
-    def _reset_parameters_when_off(self) -> "ToggleSection":
-        if not self.is_active():
-            for name, info in type(self).model_fields.items():
-                if name not in self.SWITCHES:
-                    # The instance is frozen; this runs while it is being built.
-                    object.__setattr__(self, name, info.get_default(call_default_factory=True))
-        return self
+#: Dataset names ``dataset.name`` accepts: the package's readers, and each reader a plugin
+#: registers (``trainables.data.adapters.register_adapter`` adds its name here).
+DATASETS: Registry[str] = Registry("dataset")
+for _name in ("synthetic", "market1501", "dukemtmc", "msmt17", "cuhk03np", "folder"):
+    DATASETS.add(_name, _name)
 
 
 class DatasetConfig(Section):
     """Which images a trial trains and evaluates on, and the size they are resized to."""
 
-    name: Literal["synthetic", "market1501", "dukemtmc", "msmt17", "cuhk03np", "folder"] = Field(
+    name: str = Field(
         "synthetic",
         description="'synthetic' is the embedded default generated on first use; "
         "'market1501' (6 cameras) and 'dukemtmc' (8) read their Market-layout folders, "
         "'msmt17' its list files (V1 or V2), 'cuhk03np' the detected/ or labeled/ half of "
-        "CUHK03-NP, 'folder' any folder in Market-1501 layout and naming. The names match the "
-        "adapters registered in trainables.data.adapters.",
+        "CUHK03-NP, 'folder' any folder in Market-1501 layout and naming; or the name of a "
+        "reader a plugin registered. The names match the adapters registered in "
+        "trainables.data.adapters.",
     )
     root: str | None = Field(
         None,
@@ -110,6 +73,13 @@ class DatasetConfig(Section):
     #: (conditional axes, as in ToggleSection), so they never split the hash of other datasets.
     DATASET_OPTIONS: ClassVar[dict[str, str]] = {"cuhk03_subset": "cuhk03np", "msmt17_with_val": "msmt17"}
 
+    @field_validator("name")
+    @classmethod
+    def _registered_name(cls, name: str) -> str:
+        if name not in DATASETS:
+            raise ValueError(f"unknown dataset '{name}'; known: {', '.join(DATASETS.names())}")
+        return name
+
     @model_validator(mode="after")
     def _real_datasets_need_a_root(self) -> "DatasetConfig":
         if self.name != "synthetic" and not self.root:
@@ -123,8 +93,6 @@ class DatasetConfig(Section):
 # Backbones of the Robust-ReID family (trainables/models/robust_reid.py). ``model.shuffle_blocks``
 # only means something for them; search_spaces imports no torch, so the names are listed here.
 ROBUST_REID_BACKBONES: tuple[str, ...] = ("robust_reid_1x", "robust_reid_2x")
-
-StageIndex = Annotated[int, Field(ge=0)]
 
 #: ``model.pretrained: true`` -> the pinned timm weight tag of the backbone. The ResNets are
 #: pinned to torchvision's ImageNet weights (``tv_in1k``), the ones Bag of Tricks and the papers
@@ -156,67 +124,6 @@ def file_sha256(path: str) -> str | None:
         return _SHA256_CACHE[key]
     except OSError:
         return None
-
-
-class InsertSection(ToggleSection):
-    """The config section of a module inserted after backbone stages: ``model.<name>``.
-
-    Its contract with the model builder (``trainables.trial.model_kwargs``), so that a module
-    registered by a plugin is built, placed, checked and trained like APRA and DRANet:
-
-    - ``PLACEMENT``: the field saying where the module goes (``stages``: a tuple of
-      ``feature_info`` indices, or a single index); :meth:`placements` reads it;
-    - ``LOSS_WEIGHTS``: loss term name -> the field weighting it, for the terms the module
-      contributes (``{"loss_camera": "lam"}``: ``L += lam * L_cam``);
-    - every other field is a keyword argument of the module (:meth:`module_kwargs`).
-    """
-
-    PLACEMENT: ClassVar[str] = "stages"
-    LOSS_WEIGHTS: ClassVar[dict[str, str]] = {}
-    LABEL: ClassVar[str] = ""  # how messages name the module (default: its registry name)
-
-    def placements(self) -> tuple[int, ...]:
-        """The stages the module is inserted after (empty while it is off)."""
-        if not self.is_active():
-            return ()
-        where = getattr(self, self.PLACEMENT)
-        return tuple(where) if isinstance(where, (tuple, list)) else (int(where),)
-
-    def loss_weights(self) -> dict[str, float]:
-        """Weight of each loss term the module contributes (while it is on)."""
-        return {term: float(getattr(self, field)) for term, field in self.LOSS_WEIGHTS.items()} if self.is_active() else {}
-
-    def module_kwargs(self) -> dict[str, Any]:
-        """Keyword arguments of the module: the section's fields but the placement and the loss weights."""
-        skip = {self.PLACEMENT, *self.LOSS_WEIGHTS.values()}
-        return {name: value for name, value in self.model_dump(mode="python").items() if name not in skip}
-
-
-class StagedInsert(InsertSection):
-    """An inserted module that is on iff ``stages`` is non-empty: placement -- after which
-    stage(s), or nowhere -- is one axis (``model.<name>.stages: [[], [1], [2], [1, 2]]``)."""
-
-    SWITCHES: ClassVar[tuple[str, ...]] = ("stages",)
-    enabled: ClassVar[bool] = False  # the switch is ``stages``, not an ``enabled`` key
-
-    stages: tuple[StageIndex, ...] = Field(
-        (), description="feature_info indices to insert the module after (empty: off). ResNets: 0 is the stem."
-    )
-
-    def is_active(self) -> bool:
-        return bool(self.stages)
-
-    @model_validator(mode="after")
-    def _stages_increase(self) -> "StagedInsert":
-        if list(self.stages) != sorted(set(self.stages)):
-            raise ValueError(f"stages must be strictly increasing, got {list(self.stages)}")
-        return self
-
-
-#: Config sections of inserted modules, by name: each becomes ``model.<name>``. The torch
-#: modules register separately (``trainables.models.inserts.register_insert``) under the same
-#: name; a plugin registers both in one file with ``register_insert(name, config=...)``.
-INSERT_SECTIONS: Registry[type[InsertSection]] = Registry("inserted module")
 
 
 def register_insert_section(name: str):
@@ -289,6 +196,10 @@ class DRANetConfig(InsertSection):
     def is_active(self) -> bool:
         return self.rcam or self.rsam
 
+    @classmethod
+    def placed_at(cls, stage: int) -> "DRANetConfig":
+        return cls(rcam=True, rsam=True, stage=stage)
+
     @model_validator(mode="after")
     def _reset_exponent_of_an_off_module(self) -> "DRANetConfig":
         fields = type(self).model_fields
@@ -301,7 +212,15 @@ class DRANetConfig(InsertSection):
 
 class ModelConfig(Section):
     """A timm backbone with a ReID head (pooling, neck, identity classifier) and optional
-    attention modules inserted after backbone stages."""
+    attention modules inserted after backbone stages.
+
+    The inserted modules of the first schema (``apra``, ``dranet``) are fields, always written
+    out; every section registered since (a plugin's) is validated by ``_registered_sections``
+    and written out only while it is on, so a config that does not use it keeps its canonical
+    JSON and hash.
+    """
+
+    model_config = ConfigDict(extra="allow", frozen=True)  # extras: registered sections only
 
     backbone: str = Field(
         "resnet10t",
@@ -344,58 +263,8 @@ class ModelConfig(Section):
         description="robust_reid_* backbones only: ShuffleNet-v2 blocks (Robust-ReID section 3.2); "
         "false uses the original HA-CNN inception blocks. Reset to true for other backbones.",
     )
-    # The inserted modules of the first schema are fields, always written out; every section
-    # registered since (a plugin's) is validated by ``_registered_sections`` and written out
-    # only while it is on, so a config that does not use it keeps its canonical JSON and hash.
     apra: APRAConfig = APRAConfig()
     dranet: DRANetConfig = DRANetConfig()
-
-    model_config = ConfigDict(extra="allow", frozen=True)  # extras: registered sections only
-
-    @model_validator(mode="wrap")
-    @classmethod
-    def _registered_sections(cls, data: Any, handler: Any) -> "ModelConfig":
-        """Validate ``model.<name>`` of registered inserts that are not fields; any other
-        unknown key is an ``extra_forbidden`` error at its own location, as elsewhere."""
-        if not isinstance(data, dict):
-            return handler(data)
-        data = dict(data)
-        sections: dict[str, InsertSection] = {}
-        errors: list[InitErrorDetails] = []
-        for key in [k for k in data if k not in cls.model_fields]:
-            value = data.pop(key)
-            if key not in INSERT_SECTIONS:
-                errors.append(InitErrorDetails(type="extra_forbidden", loc=(key,), input=value))
-                continue
-            section_type = INSERT_SECTIONS.get(key)
-            try:
-                section = value if isinstance(value, section_type) else section_type.model_validate(value)
-            except ValidationError as err:
-                errors.extend(
-                    InitErrorDetails(type=e["type"], loc=(key, *e["loc"]), input=e.get("input"), ctx=e.get("ctx", {}))
-                    for e in err.errors()
-                )
-                continue
-            if section.is_active():  # an off section equals its default: leave it out
-                sections[key] = section
-        try:
-            model = handler(data)
-        except ValidationError as err:
-            errors[:0] = [InitErrorDetails(type=e["type"], loc=tuple(e["loc"]), input=e.get("input"), ctx=e.get("ctx", {})) for e in err.errors()]
-        if errors:
-            raise ValidationError.from_exception_data(cls.__name__, errors)
-        model.__pydantic_extra__.update(sections)
-        return model
-
-    def inserts(self) -> dict[str, InsertSection]:
-        """Every registered inserted module's section, on or off, in registration order."""
-        extra = self.__pydantic_extra__ or {}
-        return {name: getattr(self, name) if name in type(self).model_fields else extra.get(name, section())
-                for name, section in INSERT_SECTIONS.items()}
-
-    def active_inserts(self) -> dict[str, InsertSection]:
-        """The sections of the inserted modules that are on."""
-        return {name: section for name, section in self.inserts().items() if section.is_active()}
 
     @model_validator(mode="after")
     def _shuffle_blocks_only_for_robust_reid(self) -> "ModelConfig":
@@ -435,6 +304,19 @@ class ModelConfig(Section):
             if digest is not None:
                 object.__setattr__(self, "pretrained_sha256", digest)
         return self
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _registered_sections(cls, data: Any, handler: Any) -> "ModelConfig":
+        return validate_registered_sections(cls, data, handler, INSERT_SECTIONS)
+
+    def inserts(self) -> dict[str, InsertSection]:
+        """Every registered inserted module's section, on or off, in registration order."""
+        return registered_sections(self, INSERT_SECTIONS)
+
+    def active_inserts(self) -> dict[str, InsertSection]:
+        """The sections of the inserted modules that are on."""
+        return {name: section for name, section in self.inserts().items() if section.is_active()}
 
 
 class TripletConfig(Section):
@@ -477,10 +359,36 @@ class CenterConfig(Section):
         return self
 
 
+def register_loss_section(name: str):
+    """Decorator registering a :class:`LossSection` subclass as ``loss.<name>``."""
+
+    def decorate(section: type[LossSection]) -> type[LossSection]:
+        if not (isinstance(section, type) and issubclass(section, LossSection)):
+            raise TypeError(f"the config of loss '{name}' must subclass LossSection, got {section!r}")
+        if name in LossConfig.model_fields:
+            raise ValueError(f"'loss.{name}' is a built-in loss option; pick another name")
+        LOSS_SECTIONS.add(name, section)
+        return section
+
+    return decorate
+
+
 class LossConfig(Section):
     """``L = id_weight * L_id + triplet.weight * L_tri + center.weight * L_C`` (Bag of Tricks
     baseline), plus ``model.apra.lam * L_cam`` with APRA and ``model.dranet.hard_weight *
-    L_id(hard)`` with DRANet."""
+    L_id(hard)`` with DRANet, plus ``loss.<name>.weight * L_<name>`` for each registered loss
+    term that is on."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)  # extras: registered sections only
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _registered_sections(cls, data: Any, handler: Any) -> "LossConfig":
+        return validate_registered_sections(cls, data, handler, LOSS_SECTIONS)
+
+    def active_terms(self) -> dict[str, LossSection]:
+        """The registered loss terms that are on, in registration order."""
+        return {name: section for name, section in registered_sections(self, LOSS_SECTIONS).items() if section.is_active()}
 
     id_weight: float = Field(1.0, ge=0.0)
     label_smoothing: float = Field(0.1, ge=0.0, lt=1.0)
@@ -546,13 +454,39 @@ class ImplicitAttentionConfig(ToggleSection):
         return self
 
 
+def register_augment_section(name: str):
+    """Decorator registering an :class:`AugmentSection` subclass as ``augment.<name>``."""
+
+    def decorate(section: type[AugmentSection]) -> type[AugmentSection]:
+        if not (isinstance(section, type) and issubclass(section, AugmentSection)):
+            raise TypeError(f"the config of augmentation '{name}' must subclass AugmentSection, got {section!r}")
+        if name in AugmentConfig.model_fields:
+            raise ValueError(f"'augment.{name}' is a built-in augmentation option; pick another name")
+        AUGMENT_SECTIONS.add(name, section)
+        return section
+
+    return decorate
+
+
 class AugmentConfig(Section):
-    """Training-time augmentation, applied batch-wise on the trial's device."""
+    """Training-time augmentation, applied batch-wise on the trial's device. Registered
+    augmentations (plugins) add their sections ``augment.<name>``, applied after these."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)  # extras: registered sections only
 
     flip: bool = True
     pad: int = Field(10, ge=0, description="Zero padding (px) before a random crop back to size.")
     random_erasing: RandomErasingConfig = RandomErasingConfig()
     implicit_attention: ImplicitAttentionConfig = ImplicitAttentionConfig()
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _registered_sections(cls, data: Any, handler: Any) -> "AugmentConfig":
+        return validate_registered_sections(cls, data, handler, AUGMENT_SECTIONS)
+
+    def active_augmentations(self) -> dict[str, AugmentSection]:
+        """The registered augmentations that are on, in registration order."""
+        return {name: section for name, section in registered_sections(self, AUGMENT_SECTIONS).items() if section.is_active()}
 
 
 class SWAConfig(ToggleSection):
@@ -607,16 +541,39 @@ class TrainConfig(Section):
     lr_gamma: float = Field(0.1, gt=0.0, le=1.0)
     eval_every: int = Field(10, ge=1, description="Evaluate every N epochs and after the last.")
     swa: SWAConfig = SWAConfig()
+    init_from: str | None = Field(
+        None,
+        pattern=r"^[0-9a-f]{16}$",
+        description="Config hash of the parent trial whose final model this trial continues "
+        "(set by a variant's 'continues', never by hand; Robust-ReID Table 3's '+LR scheme' and "
+        "'+SWAG' continue the converged '-' model). The parent's checkpoint is loaded strictly, "
+        "the main phase is skipped (train.epochs is then the parent's last epoch) and only the "
+        "train.swa cycles run, numbered on from train.epochs. null: train from the start.",
+    )
 
     @property
     def total_epochs(self) -> int:
-        """Epochs a trial runs in all: ``epochs`` plus the SWA/SWAG cycles that follow them."""
+        """The number of the trial's last epoch: ``epochs`` plus the SWA/SWAG cycles that follow
+        them. Also the epochs it runs, except when it continues a parent (``init_from``): then
+        only the cycles run, numbered on from ``epochs``."""
         return self.epochs + (self.swa.cycles * self.swa.cycle_epochs if self.swa.enabled else 0)
+
+    @property
+    def first_epoch(self) -> int:
+        """The first epoch the trial runs (1-based): 1, or ``epochs + 1`` when it continues a
+        parent's model (its main phase is the parent's)."""
+        return self.epochs + 1 if self.init_from else 1
 
     @model_validator(mode="after")
     def _steps_increase(self) -> "TrainConfig":
         if list(self.lr_steps) != sorted(set(self.lr_steps)):
             raise ValueError(f"lr_steps must be strictly increasing, got {list(self.lr_steps)}")
+        return self
+
+    @model_validator(mode="after")
+    def _continuation_has_cycles(self) -> "TrainConfig":
+        if self.init_from and not self.swa.enabled:
+            raise ValueError("init_from continues a parent's model with the train.swa cycles; switch train.swa on")
         return self
 
 
@@ -719,6 +676,10 @@ def section_fields(model: type[BaseModel]) -> dict[str, Any]:
     fields = {name: info.annotation for name, info in model.model_fields.items()}
     if model is ModelConfig:
         fields.update({name: section for name, section in INSERT_SECTIONS.items() if name not in fields})
+    if model is AugmentConfig:
+        fields.update(AUGMENT_SECTIONS.items())
+    if model is LossConfig:
+        fields.update(LOSS_SECTIONS.items())
     if model is TrialConfig:
         fields.pop("plugins", None)  # computed, not a setting
     return fields

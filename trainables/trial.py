@@ -17,10 +17,18 @@ mean of the embeddings of ``swag_samples`` sampled weight sets -- with BatchNorm
 recomputed on the (un-augmented) training images. Evaluations before the last epoch use the
 current SGD weights. The trial's final model (the SWA mean with SWA on) can be saved with
 ``RuntimeOptions.checkpoint_path``.
+
+A trial that continues a parent (``train.init_from``, Robust-ReID section 4.2 / Table 3: the
+"+LR scheme" and "+SWAG" rows train on from the converged "-" model) loads the parent's final
+model from the same ``checkpoint_path`` (its ``{hash}`` the parent's) strictly, before training,
+and runs only the SWA/SWAG cycles: its epochs are numbered on from ``train.epochs`` (the
+parent's last epoch), so its curves continue the parent's. The optimizer starts afresh (a
+checkpoint holds the model only), as does the center loss when on.
 """
 
 from __future__ import annotations
 
+import math
 import random
 from dataclasses import dataclass
 from typing import Any, Sequence
@@ -31,16 +39,17 @@ import torch
 from search_spaces.hashing import config_hash
 from search_spaces.metrics import parse_camera_key
 from search_spaces.trial_config import ROBUST_REID_BACKBONES, TrialConfig
-from trainables.data.augment import BatchAugmenter
+from trainables.data.augment import AUGMENTATIONS, BatchAugmenter
 from trainables.data.datasets import ReIDData, load_reid_data
 from trainables.data.market import relabel
 from trainables.data.sampler import PKSampler
 from trainables.engine import EpochPlan, HookBase, NonFiniteLossError, Reporter, Trainer, train_step
 from trainables.engine_hooks import CenterLossHook, CheckpointHook, CompositeRateHook, EvaluationHook, Evaluator, SWAHook, extract_embeddings, metrics_for_report
 from trainables.losses import ReIDObjective
+from trainables.losses.center import CenterLossStep
+from trainables.losses.terms import LOSSES
 from trainables.models import INSERTS, ReIDModel
 from trainables.schedule import cyclic_cosine_lr, learning_rate
-from trainables.losses.center import CenterLossStep
 
 # The step, its error and the evaluation helpers moved to the engine; they stay importable from
 # here (benchmarks and tests use these names).
@@ -120,7 +129,8 @@ def build_center_loss(config: TrialConfig, model: ReIDModel, num_classes: int, d
 
 
 def build_objective(config: TrialConfig) -> ReIDObjective:
-    """The objective: the baseline losses plus each inserted module's terms at its section's weights."""
+    """The objective: the baseline losses, each inserted module's terms at its section's weights,
+    and the registered loss terms that are on (``loss.<name>``)."""
     loss = config.loss
     weights = {term: w for section in config.model.active_inserts().values() for term, w in section.loss_weights().items()}
     return ReIDObjective(
@@ -131,6 +141,7 @@ def build_objective(config: TrialConfig) -> ReIDObjective:
         triplet_soft_margin=loss.triplet.soft_margin,
         triplet_weight=loss.triplet.weight,
         term_weights=weights,
+        extra_terms=[(name, LOSSES.get(name)(**section.term_kwargs()), section.weight) for name, section in loss.active_terms().items()],
     )
 
 
@@ -165,6 +176,7 @@ def build_augmenter(config: TrialConfig, device: torch.device, data: ReIDData | 
         composite_p=a.implicit_attention.p,
         seed=config.seed,
         device=device,
+        extra=[AUGMENTATIONS.get(name)(**section.augmentation_kwargs()) for name, section in a.active_augmentations().items()],
     )
 
 
@@ -174,10 +186,16 @@ def print_report(metrics: dict[str, Any]) -> None:
 
 
 def learning_rates(config: TrialConfig) -> EpochPlan:
-    """The LR of every epoch: warm-up and step decay over ``train.epochs``, then the SWA/SWAG
-    cycles' cosine (their epochs numbered on from ``train.epochs``)."""
+    """The LR of every epoch number: warm-up and step decay over ``train.epochs``, then the
+    SWA/SWAG cycles' cosine (their epochs numbered on from ``train.epochs``).
+
+    A continued trial (``train.init_from``) runs only the cycles: the plan's first
+    ``train.epochs`` entries are epoch numbers it starts after (the parent's), and it never runs
+    them -- :func:`build_trainer` starts it there as a resumed trial starts, so its epoch numbers
+    line up with the parent's. They hold NaN: a rate that must never be used."""
     t = config.train
     lrs = [
+        math.nan if t.init_from else
         learning_rate(epoch, base_lr=t.lr, warmup_epochs=t.warmup_epochs, warmup_factor=t.warmup_factor, steps=t.lr_steps, gamma=t.lr_gamma)
         for epoch in range(1, t.epochs + 1)
     ]
@@ -239,7 +257,10 @@ def build_trainer(
     # Camera ids relabelled to 0..C-1: the targets of APRA's camera classifier.
     cameras, _ = relabel(data.train.camids)
     num_classes = int(labels.max()) + 1
-    model = build_model(config, num_classes, num_cameras=int(cameras.max()) + 1).to(device)
+    model = build_model(config, num_classes, num_cameras=int(cameras.max()) + 1)
+    if config.train.init_from:
+        load_parent(model, config, runtime)
+    model = model.to(device)
     if device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
     objective = build_objective(config)
@@ -248,7 +269,7 @@ def build_trainer(
     augmenter = build_augmenter(config, device, data)
     sampler = PKSampler(labels, config.train.ids_per_batch, config.train.images_per_id, seed=config.seed)
     evaluator = Evaluator(data, device, config.eval.distance, config.eval.max_rank, runtime.eval_batch_size)
-    return Trainer(
+    trainer = Trainer(
         model=model,
         objective=objective,
         optimizer=optimizer,
@@ -262,6 +283,40 @@ def build_trainer(
         hooks=[*build_hooks(config, evaluator, runtime, center), *hooks],
         report=report,
     )
+    # A continued trial starts after its parent's last epoch, as a resumed one starts after its own.
+    trainer.epoch = config.train.first_epoch - 1
+    return trainer
+
+
+def parent_checkpoint(config: TrialConfig, runtime: RuntimeOptions) -> str:
+    """Where the parent's final model of a continued trial is: ``runtime.checkpoint_path``
+    (the study's checkpoint folder) with the parent's hash."""
+    if not runtime.checkpoint_path:
+        raise ValueError(
+            f"train.init_from {config.train.init_from}: no checkpoint folder to load the parent's model from "
+            "(RuntimeOptions.checkpoint_path, the study's output.checkpoints)"
+        )
+    return runtime.checkpoint_path.format(hash=config.train.init_from, seed=config.seed)
+
+
+def load_parent(model: torch.nn.Module, config: TrialConfig, runtime: RuntimeOptions) -> None:
+    """Load the parent trial's final model into ``model`` strictly (every key, every shape)."""
+    from trainables.models.checkpoint import load_checkpoint
+
+    path = parent_checkpoint(config, runtime)
+    try:
+        parent, _ = load_checkpoint(path)
+    except FileNotFoundError:
+        raise FileNotFoundError(
+            f"train.init_from {config.train.init_from}: the parent trial's checkpoint {path} is missing "
+            "(the parent did not finish, or its checkpoint was removed)"
+        ) from None
+    try:
+        model.load_state_dict(parent.state_dict(), strict=True)
+    except RuntimeError as err:
+        detail = str(err).strip().splitlines()
+        raise ValueError(f"train.init_from: the checkpoint {path} does not fit this trial's model: {' '.join(detail[:3])}") from None
+    print(f"continuing the parent trial {config.train.init_from} from {path}: epochs {config.train.first_epoch}-{config.train.total_epochs}", flush=True)
 
 
 def run_trial(

@@ -207,7 +207,8 @@ def test_the_parent_run_carries_the_summary_and_the_experiment_its_views(study):
     tags = study["client"].get_experiment(study["experiment"]).tags
     assert tags[EXPERIMENT_KIND_TAG] == "custom_model_development"
     assert SHARED_VIEW_PREFIX + variant_view_key() in tags
-    assert f"#/experiments/{study['experiment']}/runs?viewStateShareKey={variant_view_key()}&compareRunsMode=CHART" in study["stdout"]
+    view = f"#/experiments/{study['experiment']}/runs?workflowType=machine_learning&viewStateShareKey={variant_view_key()}&compareRunsMode=CHART"
+    assert view in study["stdout"]
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (apt-get install chromium); .ci/run installs it")
@@ -215,11 +216,24 @@ def test_the_shared_view_groups_the_trials_by_variant_in_the_chart_view(stack, s
     from orchestrator.tracking import variant_view_key
 
     OUTPUT.mkdir(parents=True, exist_ok=True)
-    url = f"{stack['url']}/#/experiments/{study['experiment']}/runs?viewStateShareKey={variant_view_key()}&compareRunsMode=CHART"
-    page = open_page(url, "grouped_by_variant_charts", tmp_path, ["reid.variant", "w/o erasing", "cam/c01/q_mAP"])
+    url = f"{stack['url']}/#/experiments/{study['experiment']}/runs?workflowType=machine_learning&viewStateShareKey={variant_view_key()}&compareRunsMode=CHART"
+    page = open_page(url, "grouped_by_variant_charts", tmp_path, ["Group by: reid.variant", "w/o erasing (cam/c01/q_mAP)"])
     # The chart view, grouped by the variant tag: one group per variant, charts of the trial
     # metrics (not "Model metrics (0)" under a collapsed parent run), no view-state error.
     assert "share key" not in page, "the shared view state was not found or not readable"
-    for fragment in ("reid.variant", "full", "w/o erasing", "mAP", "cam/c01/q_mAP"):
+    for fragment in ("Trials grouped by variant (seeds averaged)", "Group by: reid.variant", "Group: full", "Group: w/o erasing"):
+        assert fragment in page, fragment
+    # One line per variant in the charts (seeds aggregated into their group), per-camera metrics included.
+    for fragment in ("full (cam/c01/q_mAP)", "w/o erasing (cam/c01/q_mAP)"):
         assert fragment in page, fragment
     assert "Model metrics (0)" not in page
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (apt-get install chromium); .ci/run installs it")
+def test_the_experiment_opens_in_the_model_training_view(stack, study, tmp_path):
+    OUTPUT.mkdir(parents=True, exist_ok=True)
+    page = open_page(f"{stack['url']}/#/experiments/{study['experiment']}?workflowType=machine_learning", "experiment_home", tmp_path, ["Model registry"])
+    # The experiment link lands on its runs in the model-training view (its sidebar lists the
+    # model registry), not on the GenAI overview of traces and token usage.
+    assert "Runs - Experiment" in page and "Model registry" in page and STUDY in page
+    assert "Observability" not in page and "Token Usage" not in page

@@ -84,6 +84,17 @@ def test_plugin_study_lands_on_both_nodes_and_results_on_shared_storage(two_node
     study_dir.mkdir()
     spec = example_study(study_dir, tiny_market)
     spec.write_text(spec.read_text(encoding="utf-8").replace("output: {checkpoints: checkpoints}", f'output: {{store: "{shared}"}}'), encoding="utf-8")
+    # A trial no node of this cluster can hold is refused before anything is submitted.
+    greedy = study_dir / "greedy.yaml"  # beside the plugin it names
+    text = spec.read_text(encoding="utf-8")
+    assert "\n  cpus_per_trial: 1\n" in text
+    greedy.write_text(text.replace("\n  cpus_per_trial: 1\n", "\n  cpus_per_trial: 1\n  gpus_per_trial: 1\n"), encoding="utf-8")
+    refused = run_orchestrator("launch", str(greedy), "--address", address, cwd=tmp_path, timeout=300, RAY_AUTH_MODE="token")
+    errors = [line for line in refused.stderr.splitlines() if line.startswith("error:")]
+    assert refused.returncode == 2 and len(errors) == 1, refused.stdout[-3000:] + refused.stderr[-3000:]
+    assert "resources.gpus_per_trial: a trial asks for 1 CPU and 1 GPU, more than any of the nodes of the cluster has (1 CPU / 0 GPU)" in errors[0]
+    assert not (tmp_path / "studies").exists() and not shared.exists()
+
     result = run_orchestrator("launch", str(spec), "--address", address, cwd=tmp_path, timeout=600, RAY_AUTH_MODE="token")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert f"connecting to Ray at {address}" in result.stdout

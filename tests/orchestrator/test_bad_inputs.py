@@ -345,3 +345,36 @@ def test_resume_without_a_withheld_tracking_uri_is_refused(tmp_path, monkeypatch
     assert "pw-xyz" not in (tmp_path / "studies" / "s" / "launch.json").read_text()
     result = CliRunner().invoke(app, ["resume", "s"])
     assert result.exit_code == 2 and "pass it again with --tracking-uri" in result.stderr
+
+
+def test_a_runtime_failure_is_one_line_with_exit_1_and_the_traceback_behind_debug():
+    import typer
+
+    from orchestrator import cli
+
+    probe = typer.Typer()
+
+    @probe.callback()
+    def main(debug: bool = typer.Option(False, "--debug")) -> None:
+        cli._debug["on"] = debug
+
+    @probe.command()
+    @cli.handle_errors
+    def explode() -> None:
+        raise RuntimeError("the GPU fell off the bus\nsecond line of detail")
+
+    @probe.command()
+    @cli.handle_errors
+    def interrupt() -> None:
+        raise KeyboardInterrupt
+
+    try:
+        plain = CliRunner().invoke(probe, ["explode"])
+        assert plain.exit_code == 1
+        assert plain.stderr.strip().splitlines() == ["error: RuntimeError: the GPU fell off the bus (rerun with --debug for the traceback)"]
+        debug = CliRunner().invoke(probe, ["--debug", "explode"])
+        assert debug.exit_code == 1 and "Traceback (most recent call last)" in debug.stderr
+        stopped = CliRunner().invoke(probe, ["interrupt"])
+        assert stopped.exit_code == 130 and stopped.stderr.strip() == "interrupted"
+    finally:
+        cli._debug["on"] = False

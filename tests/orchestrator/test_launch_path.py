@@ -1,4 +1,4 @@
-"""The launch path goes one way: launch -> tune_runner -> recorder, never back."""
+"""The launch path goes one way: launch -> phases -> tune_runner -> recorder, never back."""
 
 from __future__ import annotations
 
@@ -26,6 +26,7 @@ def imported_modules(module: str) -> set[str]:
 
 def test_neither_the_runner_nor_the_recorder_reaches_back():
     assert not {"orchestrator.launch"} & imported_modules("tune_runner")
+    assert not {"orchestrator.launch"} & imported_modules("phases")
     assert not {"orchestrator.launch", "orchestrator.tune_runner"} & imported_modules("recorder")
     assert "orchestrator.tune_runner" in imported_modules("launch")
     assert "orchestrator.recorder" in imported_modules("tune_runner")

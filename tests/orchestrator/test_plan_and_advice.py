@@ -54,3 +54,17 @@ def test_large_backbone_from_scratch_on_a_real_dataset_warns_naming_the_key(tiny
         assert scratch_training_warnings(load_spec(path)) == []
     path.write_text("study: {name: s}\nbaseline:\n  model: {backbone: resnet50}\n")  # synthetic: no ImageNet advice
     assert scratch_training_warnings(load_spec(path)) == []
+
+
+def test_weights_that_cannot_be_fetched_from_here_warn(tiny_market, tmp_path, monkeypatch):
+    from orchestrator.advice import weights_warnings
+    from trainables.models import pretrained
+
+    path = tmp_path / "spec.yaml"
+    path.write_text(f"study: {{name: s}}\nbaseline:\n  dataset: {{name: market1501, root: {tiny_market}}}\n  model: {{backbone: resnet50, pretrained: true}}\n")
+    monkeypatch.setattr(pretrained, "cached_file", lambda repo: None)
+    monkeypatch.setattr(pretrained, "hub_url", lambda: "http://127.0.0.1:1")
+    lines = weights_warnings(load_spec(path))
+    assert len(lines) == 1 and ":4: baseline.model.pretrained: ImageNet weights 'resnet50.tv_in1k' are not in the Hugging Face cache" in lines[0]
+    monkeypatch.setattr(pretrained, "cached_file", lambda repo: tmp_path / "model.safetensors")
+    assert weights_warnings(load_spec(path)) == []

@@ -10,6 +10,7 @@ import pytest
 from orchestrator.preset_library import preset_text
 from orchestrator.spec import load_spec
 from search_spaces import TrialConfig
+from search_spaces.hashing import config_hash
 from trainables.data.datasets import load_reid_data
 from trainables.trial import RuntimeOptions, run_trial
 
@@ -40,9 +41,16 @@ def shortened(config: TrialConfig) -> TrialConfig:
 def test_preset_row_trains_and_evaluates_on_the_market_fixture(name, tiny_market, tmp_path):
     path = tmp_path / f"{name}.yaml"
     path.write_text(preset_text(name, str(tiny_market)), encoding="utf-8")
-    trial = next(t for t in load_spec(path).trials if t.variant == ROWS[name])
+    trials = load_spec(path).trials
+    trial = next(t for t in trials if t.variant == ROWS[name])
     config = shortened(trial.config)
-    final = run_trial(config, load_reid_data(config.dataset, augment=config.augment), report=lambda m: None, runtime=RuntimeOptions(threads=1))
+    data = load_reid_data(config.dataset, augment=config.augment)
+    runtime = RuntimeOptions(threads=1, checkpoint_path=str(tmp_path / "{hash}.pt"))
+    if config.train.init_from:  # a continued row (Robust-ReID Table 3): its parent, shortened, first
+        parent = shortened(next(t for t in trials if t.config_hash == config.train.init_from).config)
+        run_trial(parent, data, report=lambda m: None, runtime=runtime)
+        config = TrialConfig.model_validate({**config.model_dump(mode="json"), "train": {**config.train.model_dump(mode="json"), "init_from": config_hash(parent)}})
+    final = run_trial(config, data, report=lambda m: None, runtime=runtime)
     assert 0.0 < final["mAP"] <= 1.0 and final["rank1"] <= final["rank5"]
     if config.augment.implicit_attention.is_active():
         assert 0.0 < final["composite_partner_share"] <= 1.0 and 0.0 <= final["composite_rate"] <= final["composite_partner_share"]

@@ -107,11 +107,21 @@ def test_robust_reid_table_2_columns_in_the_papers_check_mark_layout():
 
 def test_robust_reid_table_3_setups_are_table_2_columns_continued():
     """Setup 2 is column g and setup 3 column i (section 4.2): their "-" rows are the same
-    trials, and their "+SWAG" rows are columns h and Robust-ReID."""
+    trials; their "+" rows continue those trials' models (at the same seed) with Table 2's h and
+    Robust-ReID update, running only the 525 cyclic epochs."""
     _, t3 = _rows("robust_reid_table3")
     _, t2 = _rows("robust_reid_table2")
     assert t3["2 -"].config_hash == t2["g"].config_hash and t3["3 -"].config_hash == t2["i"].config_hash
-    assert t3["2 +SWAG"].config_hash == t2["h"].config_hash and t3["3 +SWAG"].config_hash == t2["Robust-ReID"].config_hash
+    for setup in "123":
+        for row in ("+LR scheme", "+SWAG"):
+            continued, parent = t3[f"{setup} {row}"], t3[f"{setup} -"]
+            assert continued.config.train.init_from == parent.config_hash and continued.seed == parent.seed
+            assert (continued.config.train.first_epoch, continued.config.train.total_epochs) == (351, 875)
+    for mine, theirs in (("2 +SWAG", "h"), ("3 +SWAG", "Robust-ReID")):
+        train = t3[mine].config.model_dump(mode="json")
+        train["train"]["init_from"] = None
+        assert train == t2[theirs].config.model_dump(mode="json")  # the same update, continued
+        assert t3[mine].config_hash != t2[theirs].config_hash
     lr_only = t3["3 +LR scheme"].config.train.swa
     assert lr_only.enabled and not lr_only.average and not lr_only.swag and (lr_only.cycles, lr_only.cycle_epochs, lr_only.decay) == (15, 35, 0.7)
     one = t3["1 -"].config.model

@@ -194,6 +194,14 @@ def test_leave_one_out_studies_use_the_check_mark_layout_of_robust_reid_table_2(
     assert [(r["variant"], r["off:GeM"], r["reference"]) for r in rows] == [("full", "0", "1"), ("w/o GeM", "1", "0"), ("w/o soft_margin", "0", "0")]
 
 
+def test_a_leave_one_out_table_compares_with_the_variant_that_switches_nothing_off():
+    # Robust-ReID Table 2: HA-CNN and columns a-i first, the full recipe ("Robust-ReID") last.
+    renamed = [{**r, "variant": {"full": "Robust-ReID"}.get(r["variant"], r["variant"]), "variant_index": (r["variant_index"] - 1) % 3} for r in loo_rows()]
+    summary = summarize("s", renamed, metrics=("rank1", "mAP"))
+    assert summary.baseline == "Robust-ReID"
+    assert "| rank-1 | 85.0 (-5.0) | 88.0 (-2.0) | **90.0** |" in to_markdown(summary).splitlines()
+
+
 def test_latex_is_booktabs_with_escaped_names_intervals_and_marks():
     rows = [{**r, "study": "study_x"} for r in ROWS]
     rows.append({**row("a_b & 50%", 0, 3, rank1=0.1), "study": "study_x"})

@@ -87,7 +87,8 @@ def test_the_experiment_opens_in_the_model_training_view_with_a_grouped_by_varia
     run = t.start_trial(trial(), axes=[])
     found = t.client.search_runs([t.experiment_id], filter_string=state["searchFilter"])
     assert [r.info.run_id for r in found] == [run]
-    assert t.view_path() == f"#/experiments/{t.experiment_id}/runs?viewStateShareKey={variant_view_key()}&compareRunsMode=CHART"
+    assert t.view_path() == f"#/experiments/{t.experiment_id}/runs?workflowType=machine_learning&viewStateShareKey={variant_view_key()}&compareRunsMode=CHART"
+    assert t.experiment_path() == f"#/experiments/{t.experiment_id}?workflowType=machine_learning"
     again = tracker(tmp_path)  # a relaunch keeps one view, under the same key
     assert [k for k in again.client.get_experiment(again.experiment_id).tags if k.startswith(SHARED_VIEW_PREFIX)] == [SHARED_VIEW_PREFIX + variant_view_key()]
 

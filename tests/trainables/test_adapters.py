@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import typing
 
 import pytest
 
-from search_spaces.trial_config import DatasetConfig
+from search_spaces.trial_config import DATASETS, DatasetConfig
 from tests.trainables import layouts
 from trainables.data.adapters import adapter_names, get_adapter, read_dataset, register_adapter
 from trainables.data.check import check_dataset, format_report
@@ -15,8 +14,8 @@ from trainables.data.errors import DatasetError
 
 
 def test_config_names_match_the_registry():
-    names = typing.get_args(DatasetConfig.model_fields["name"].annotation)
-    assert sorted(names) == adapter_names()
+    names = DATASETS.names()
+    assert names == adapter_names()
     for name in names:
         assert get_adapter(name).description
 

@@ -68,7 +68,7 @@ def test_center_loss_is_the_mean_squared_distance_to_the_centers():
     labels = torch.tensor([0, 1, 2, 1, 0])
     centers = loss.centers.detach()
     expected = sum(float(((features[i] - centers[labels[i]]) ** 2).sum()) for i in range(5)) / 5
-    assert float(loss(features, labels)) == pytest.approx(expected, rel=1e-6)
+    assert float(loss(features, labels).detach()) == pytest.approx(expected, rel=1e-6)
 
 
 @pytest.mark.parametrize("weight", [0.0005, 1.0])

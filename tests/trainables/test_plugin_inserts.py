@@ -12,16 +12,18 @@ from typing import ClassVar
 
 import pytest
 import torch
-from pydantic import Field
+from pydantic import Field, ValidationError
 
 from search_spaces import TrialConfig
 from search_spaces.plugins import PluginError, load_plugin, loaded_plugins, unload_plugin
 from search_spaces.registry import loading_plugin
-from search_spaces.trial_config import StagedInsert
+from search_spaces.trial_config import AugmentSection, LossSection, StagedInsert
+from trainables.data.augment import AUGMENTATIONS, BatchAugmentation, register_augmentation
+from trainables.losses import LOSSES, LossTerm, register_loss
 from trainables.models import ReIDModel
 from trainables.models.checkpoint import load_checkpoint, save_checkpoint
 from trainables.models.inserts import INSERTS, InsertedModule, LossTargets, ModuleOutput, register_insert
-from trainables.trial import build_objective, model_kwargs
+from trainables.trial import build_augmenter, build_objective, model_kwargs
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "plugins"
 
@@ -148,3 +150,122 @@ def test_a_backbone_registered_by_a_plugin_gives_its_trials_the_plugin_identity(
         assert ReIDModel(**model_kwargs(TrialConfig.model_validate({"model": {"backbone": "lab_resnet"}}), num_classes=3)).feature_dim == 512
     finally:
         unload_plugin("lab_backbone")
+
+
+class InvertConfig(AugmentSection):
+    p: float = Field(0.5, ge=0.0, le=1.0)
+
+
+class Invert(BatchAugmentation):
+    """Negate each image with probability ``p``."""
+
+    def __init__(self, *, p: float):
+        self.p = p
+
+    def __call__(self, x, generator):
+        chosen = torch.rand(x.shape[0], generator=generator, device=x.device) < self.p
+        return torch.where(chosen.view(-1, 1, 1, 1), -x, x)
+
+
+def test_a_plugin_augmentation_is_configured_by_its_section_and_applied_last():
+    with loading_plugin("invert_plugin"):
+        register_augmentation("invert", config=InvertConfig)(Invert)
+    try:
+        on = TrialConfig.model_validate({"augment": {"flip": False, "pad": 0, "invert": {"enabled": True, "p": 1.0}}})
+        off = TrialConfig.model_validate({"augment": {"flip": False, "pad": 0, "invert": {"enabled": False, "p": 1.0}}})
+        assert off == TrialConfig.model_validate({"augment": {"flip": False, "pad": 0}})  # off = absent
+        images = torch.randint(0, 256, (3, 16, 8, 3), dtype=torch.uint8)
+        plain = build_augmenter(off, torch.device("cpu"))(images)
+        inverted = build_augmenter(on, torch.device("cpu"))(images)
+        assert torch.allclose(inverted, -plain)
+        with pytest.raises(ValidationError, match="augment.invert.p"):
+            TrialConfig.model_validate({"augment": {"invert": {"enabled": True, "p": 2.0}}})
+    finally:
+        unload_plugin("invert_plugin")
+    assert "invert" not in AUGMENTATIONS
+
+
+class NormConfig(LossSection):
+    target: float = Field(1.0, gt=0.0)
+
+
+class FeatureNorm(LossTerm):
+    """Squared distance of the features' L2 norms to ``target``."""
+
+    def __init__(self, *, target: float):
+        self.target = target
+
+    def __call__(self, output, targets):
+        return (output.features.float().norm(dim=1) - self.target).pow(2).mean()
+
+
+def test_a_plugin_loss_term_joins_the_objective_at_its_weight():
+    with loading_plugin("norm_plugin"):
+        register_loss("norm", config=NormConfig)(FeatureNorm)
+    try:
+        config = TrialConfig.model_validate({"loss": {"norm": {"enabled": True, "weight": 0.5, "target": 2.0}}})
+        assert TrialConfig.model_validate({"loss": {"norm": {"weight": 0.5}}}) == TrialConfig()  # off = absent
+        model = ReIDModel(**model_kwargs(config, num_classes=2)).train()
+        labels = torch.tensor([0, 0, 1, 1])
+        out = model(torch.randn(4, 3, 64, 32))
+        terms = build_objective(config)(out, labels)
+        expected = (out.features.float().norm(dim=1) - 2.0).pow(2).mean().item()
+        assert terms.parts["loss_norm"] == pytest.approx(expected, rel=1e-5)
+        assert terms.parts["loss"] == pytest.approx(terms.parts["loss_id"] + terms.parts["loss_triplet"] + 0.5 * expected, rel=1e-5)
+    finally:
+        unload_plugin("norm_plugin")
+    assert "norm" not in LOSSES
+
+
+def test_a_plugin_dataset_reader_is_a_dataset_name_and_part_of_identity(tiny_market, tmp_path):
+    from trainables.data.adapters import read_dataset
+
+    (tmp_path / "lab_data.py").write_text(
+        "from trainables.data.adapters import register_adapter\n"
+        "from trainables.data.adapters.market_layout import read_market_layout\n\n\n"
+        "@register_adapter('lab_market', description='the lab copy of a Market-layout set')\n"
+        "def read_lab(root):\n"
+        "    return read_market_layout('lab_market', root)\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(ValidationError, match="unknown dataset 'lab_market'; known: cuhk03np"):
+        TrialConfig.model_validate({"dataset": {"name": "lab_market", "root": str(tiny_market)}})
+    try:
+        plugin = load_plugin(str(tmp_path / "lab_data.py"))
+        config = TrialConfig.model_validate({"dataset": {"name": "lab_market", "root": str(tiny_market)}})
+        assert config.plugins == {"lab_data": plugin.identity}
+        assert len(read_dataset("lab_market", tiny_market).train) > 0
+    finally:
+        unload_plugin("lab_data")
+
+
+def registered_inserts() -> list[str]:
+    from search_spaces.trial_config import INSERT_SECTIONS
+
+    return [*INSERT_SECTIONS.names(), "se"]  # the built-ins, and the example plugin's module
+
+
+@pytest.mark.parametrize("name", registered_inserts())
+@pytest.mark.parametrize("stage", [1, 3])
+def test_every_registered_insert_trains_after_every_stage(name, stage, se_plugin):
+    """The registry-wide check (timm's habit): each registered module, built from its own
+    section switched on after a stage, keeps shapes and gives gradients through its terms."""
+    from search_spaces.trial_config import INSERT_SECTIONS
+
+    section = INSERT_SECTIONS.get(name).placed_at(stage)
+    config = TrialConfig.model_validate({"model": {name: section.model_dump()}, "train": {"ids_per_batch": 2, "images_per_id": 2}})
+    assert config.model.active_inserts()[name].placements() == (stage,)
+    model = ReIDModel(**model_kwargs(config, num_classes=2, num_cameras=2)).train()
+    out = model(torch.randn(4, 3, 64, 32))
+    terms = build_objective(config)(out, torch.tensor([0, 0, 1, 1]), torch.tensor([0, 1, 0, 1]))
+    terms.total.backward()
+    inserted = [m for m in model.inserted if m.insert_name == name]
+    assert inserted and all(p.grad is not None for m in inserted for p in m.parameters() if p.requires_grad)
+
+
+def test_a_plugin_module_after_a_missing_stage_is_a_problem_at_its_key(se_plugin):
+    from trainables.compat import check_trial_config
+
+    problems = check_trial_config(TrialConfig.model_validate({"model": {"se": {"stages": [1, 9]}}}))
+    assert [path for path, _ in problems] == ["model.se.stages"]
+    assert "'resnet10t' has no stage 9; available stages: 0 (act1" in problems[0][1]

@@ -3,7 +3,8 @@
 Images arrive as uint8 (B, H, W, 3); the output is a normalised float (B, 3, H, W) tensor.
 Order: the implicit-attention composite first (it needs the images as stored, aligned with
 their masks; the paper applies it "in the first place before any other augmentation"), then
-flip, pad-crop and random erasing.
+flip, pad-crop and random erasing, then the registered augmentations of plugins
+(:func:`register_augmentation`, each configured by its section ``augment.<name>``).
 Doing this per batch on the trial's device (rather than per image in a loader) keeps the
 input pipeline off the critical path on a GPU and needs no worker processes on a CPU.
 """
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Callable, Sequence
 
 import cv2
 import numpy as np
@@ -19,6 +21,8 @@ import torch
 from torch.nn import functional as F
 
 from search_spaces.metrics import COMPOSITE_PARTNER_SHARE, COMPOSITE_RATE
+from search_spaces.registry import Registry
+from search_spaces.trial_config import AUGMENT_SECTIONS, AugmentSection, register_augment_section
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -242,6 +246,33 @@ def implicit_attention_composite(
     return images * m + bank.backgrounds[partner] * (1 - m)
 
 
+class BatchAugmentation:
+    """Base of a registered augmentation: built with its section's keyword arguments
+    (``augment.<name>``), called on the normalised float batch (B, 3, H, W) after the built-in
+    augmentations, with the augmenter's generator (so a trial stays deterministic per seed)."""
+
+    def __call__(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        raise NotImplementedError
+
+
+AUGMENTATIONS: Registry[Callable[..., BatchAugmentation]] = Registry("augmentation")
+
+
+def register_augmentation(name: str, config: type[AugmentSection] | None = None) -> Callable[[type], type]:
+    """Decorator registering a :class:`BatchAugmentation` under ``name``; ``config`` (its
+    section model) is registered as ``augment.<name>`` in the same call (a plugin's one file)."""
+
+    def decorate(augmentation: type) -> type:
+        if config is not None:
+            register_augment_section(name)(config)
+        elif name not in AUGMENT_SECTIONS:
+            raise TypeError(f"augmentation '{name}' has no config section: pass register_augmentation('{name}', config=...)")
+        AUGMENTATIONS.add(name, augmentation)
+        return augmentation
+
+    return decorate
+
+
 class BatchAugmenter:
     """Applies the configured augmentations to a uint8 batch; deterministic per seed.
 
@@ -261,8 +292,10 @@ class BatchAugmenter:
         composite_p: float = 0.0,
         seed: int = 0,
         device: torch.device | str = "cpu",
+        extra: Sequence[BatchAugmentation] = (),
     ):
         self.flip, self.pad = flip, pad
+        self.extra = list(extra)  # registered augmentations, applied last in this order
         self.erasing_p, self.erasing_area, self.erasing_ratio = erasing_p, erasing_area, erasing_ratio
         self.composite, self.composite_p = composite, composite_p
         # Realised composite rate (implicit attention): samples seen and composited since the
@@ -278,7 +311,10 @@ class BatchAugmenter:
             images = implicit_attention_composite(images, index, self.composite, self.composite_p, self.generator, counts=self._counts)
             self._seen += images.shape[0]
         x = flip_pad_crop(images, self.flip, self.pad, self.generator)
-        return random_erasing(x, self.erasing_p, self.erasing_area, self.erasing_ratio, self.generator, inplace=True)
+        x = random_erasing(x, self.erasing_p, self.erasing_area, self.erasing_ratio, self.generator, inplace=True)
+        for augmentation in self.extra:
+            x = augmentation(x, self.generator)
+        return x
 
     def composite_stats(self) -> dict[str, float]:
         """Implicit attention's effective rate, since the last call: ``composite_partner_share``

@@ -12,12 +12,14 @@
   weight is the paper's ``lambda`` however many stages carry APRA, section 5.2:
   ``L = L_p + lambda * L_cam``); DRANet gives ``loss_hard`` (its hard examples trained with
   the ID loss).
+- ``extra_terms``: registered loss terms (:mod:`trainables.losses.terms`), ``(name, term,
+  weight)`` each, reported as ``loss_<name>``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Mapping
+from typing import Callable, Mapping, Sequence
 
 import torch
 from torch.nn import functional as F
@@ -46,11 +48,12 @@ class ReIDObjective:
         triplet_soft_margin: bool = False,
         triplet_weight: float = 1.0,
         term_weights: Mapping[str, float] | None = None,
+        extra_terms: Sequence[tuple[str, Callable[[ReIDOutput, LossTargets], torch.Tensor], float]] = (),
     ):
         if triplet_kind != "none":
             TRIPLET_KINDS.get(triplet_kind)  # unknown kinds fail here, listing the known ones
         term_weights = dict(term_weights or {})
-        for name, value in (("id_weight", id_weight), ("triplet_weight", triplet_weight), *term_weights.items()):
+        for name, value in (("id_weight", id_weight), ("triplet_weight", triplet_weight), *term_weights.items(), *((n, w) for n, _, w in extra_terms)):
             if value < 0:
                 raise ValueError(f"{name} must be >= 0, got {value}")
         self.id_weight = id_weight
@@ -60,6 +63,7 @@ class ReIDObjective:
         self.triplet_soft_margin = triplet_soft_margin
         self.triplet_weight = triplet_weight
         self.term_weights = term_weights
+        self.extra_terms = list(extra_terms)
 
     def __call__(self, output: ReIDOutput, labels: torch.Tensor, camera_labels: torch.Tensor | None = None) -> LossTerms:
         if output.logits is None:
@@ -84,6 +88,10 @@ class ReIDObjective:
             loss_term = torch.stack(values).mean()
             total = total + self.term_weights[term] * loss_term
             parts[term] = loss_term
+        for name, term_fn, weight in self.extra_terms:  # registered loss terms (loss.<name>)
+            value = term_fn(output, targets)
+            total = total + weight * value
+            parts[f"loss_{name}"] = value
         parts["loss"] = total
         # One device-to-host copy for all the reported numbers (not one sync per term).
         values = torch.stack([v.detach().float() for v in parts.values()]).tolist()

@@ -18,7 +18,7 @@ import torch
 from pydantic import Field
 from torch import nn
 
-from search_spaces.trial_config import StagedInsert
+from search_spaces.sections import StagedInsert
 from trainables.models.inserts import InsertedModule, register_insert
 
 

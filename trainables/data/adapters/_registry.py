@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from search_spaces.registry import Registry
+from search_spaces.trial_config import DATASETS
 from trainables.data.errors import DatasetError, summarize_paths
 from trainables.data.market import JUNK_PID, SPLIT_FOLDERS, ImageRecord, keep_record
 
@@ -87,6 +88,8 @@ def register_adapter(name: str, *, description: str, options: Sequence[str] = ()
 
     def decorate(fn: Callable[..., DatasetRecords]) -> Callable[..., DatasetRecords]:
         _ADAPTERS.add(name, Adapter(name, fn, description, tuple(options)))
+        if name not in DATASETS:  # a plugin's reader: dataset.name accepts it from now on
+            DATASETS.add(name, name)
         return fn
 
     return decorate
