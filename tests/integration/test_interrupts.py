@@ -131,7 +131,10 @@ def test_ctrl_c_stops_within_seconds_marks_runs_killed_and_the_study_resumes(tin
 
 
 def test_a_second_driver_is_refused_and_the_first_finishes_untouched(tiny_market, tmp_path):
-    spec = write_spec(tmp_path / "spec.yaml", "twice", tiny_market, [0.2, 0.3])
+    # Enough trials (one at a time) that the first driver still runs while the second one, a
+    # resume and a status come and go: workers are reused, so trials follow each other quickly.
+    margins = [0.2, 0.25, 0.3, 0.35, 0.4, 0.45]
+    spec = write_spec(tmp_path / "spec.yaml", "twice", tiny_market, margins)
     first = Driver("launch", str(spec), cwd=tmp_path)
     try:
         first.wait_for("started ")
@@ -150,7 +153,7 @@ def test_a_second_driver_is_refused_and_the_first_finishes_untouched(tiny_market
     assert code == 0, first.text()
     parent, children = mlflow_runs(tmp_path, "twice")
     assert parent.info.status == "FINISHED"
-    assert sorted(r.info.status for r in children) == ["FINISHED", "FINISHED"]  # none deleted, none duplicated
+    assert sorted(r.info.status for r in children) == ["FINISHED"] * len(margins)  # none deleted, none duplicated
 
 
 def test_a_store_that_stops_taking_writes_ends_in_one_store_error_line(tiny_market, tmp_path):
