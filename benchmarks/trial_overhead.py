@@ -17,19 +17,25 @@ imports, checks, decoding, Ray start, the report at the end: ``wall`` minus the 
 ``elapsed_study_seconds``, which the recorder counts from the start of the Tune run) and the
 cost between and around trials inside it, which is what more trials multiply.
 
-Measured on the 2-core development machine, 2 at a time, while other work loaded it (load
-average 9-12, so every second here is several unloaded ones; compare the fractions):
+Measured on the 2-core development machine, 2 at a time, while other work shared it (so the
+trials' own work took about 3x what it takes on the idle machine, where 60 of them add up to
+about 102 s per slot; compare fractions and ratios, not seconds):
 
-=====================  ============  ========  ===========  ================
-workers per trial      trials        wall      overhead     per trial (slot)
-=====================  ============  ========  ===========  ================
-a fresh one (before)   20            747 s     346 s 46.3%  34.6 s
-reused (after)         20            458 s      86 s 18.9%   8.6 s
-=====================  ============  ========  ===========  ================
+=============  ======  ==========  =======  =============  =========  ===============  ==========
+workers        trials  load avg.   wall     work per slot  overhead   per trial (slot) in Tune run
+=============  ======  ==========  =======  =============  =========  ===============  ==========
+fresh (before)  60     2-4.5       599.4 s  320.8 s        46.5%      9.29 s           8.78 s
+reused (after)  60     1-4         350.7 s  308.7 s        12.0%      1.40 s           0.94 s
+fresh (before)  20     9-12        747.0 s  400.9 s        46.3%      34.6 s
+reused (after)  20     9-12        458.4 s  372.0 s        18.9%      8.64 s
+=============  ======  ==========  =======  =============  =========  ===============  ==========
+
+("in Tune run": per trial inside the Tune run, without the fixed start-up and report cost.)
 
 Usage::
 
-    python benchmarks/trial_overhead.py --trials 60 --concurrent 2
+    python benchmarks/trial_overhead.py --trials 60 --concurrent 2                  # workers reused
+    python benchmarks/trial_overhead.py --trials 60 --concurrent 2 --fresh-workers  # the baseline
 """
 
 from __future__ import annotations
@@ -67,6 +73,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=60)
     parser.add_argument("--concurrent", type=int, default=2)
+    parser.add_argument("--fresh-workers", action="store_true", help="a new worker per trial (REID_ORCH_REUSE_WORKERS=0), the baseline")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -74,7 +81,7 @@ def main() -> None:
         spec = Path(tmp) / "overhead.yaml"
         seeds = ", ".join(str(s) for s in range(args.trials))
         spec.write_text(SPEC.format(seeds=seeds, concurrent=args.concurrent, dir=study_dir))
-        env = {**os.environ, "REID_ORCH_NUM_CPUS": str(args.concurrent)}
+        env = {**os.environ, "REID_ORCH_NUM_CPUS": str(args.concurrent), "REID_ORCH_REUSE_WORKERS": "0" if args.fresh_workers else "1"}
         # Generate the synthetic dataset (first use) outside the timed run.
         warm = "from search_spaces.trial_config import DatasetConfig; from trainables.data.datasets import load_reid_data; load_reid_data(DatasetConfig())"
         subprocess.run([sys.executable, "-c", warm], env=env, check=True)
@@ -92,7 +99,7 @@ def main() -> None:
     work = sum(r["train_seconds"] + r["eval_seconds"] for r in done)
     slot_work = work / args.concurrent
     overhead = wall - slot_work
-    print(f"trials {args.trials}, {args.concurrent} at a time")
+    print(f"trials {args.trials}, {args.concurrent} at a time, {'a fresh worker per trial' if args.fresh_workers else 'workers reused'}")
     print(f"study wall time          {wall:8.1f} s")
     print(f"trial work per slot      {slot_work:8.1f} s  (train + eval, the baseline)")
     print(f"overhead                 {overhead:8.1f} s  = {overhead / wall:.1%} of the study")

@@ -10,6 +10,8 @@ through ``tune.with_parameters`` so they travel once per node through the object
 Workers are reused from trial to trial (``reuse_actors``): a one-epoch trial would otherwise
 spend most of its time starting a process and importing torch and timm; the trainable puts
 the process-wide state back before each trial (:mod:`trainables.process_state`).
+``REID_ORCH_REUSE_WORKERS=0`` starts a fresh worker per trial instead (for a plugin that keeps
+state of its own between trials, and for ``benchmarks/trial_overhead.py --fresh-workers``).
 """
 
 from __future__ import annotations
@@ -96,6 +98,11 @@ def _recorder(run: StudyRun, trials: list[PlannedTrial], variant_order: tuple[st
         echo=run.echo,
         **kwargs,
     )
+
+
+def reuse_workers() -> bool:
+    """Whether Tune hands a finished trial's worker to the next trial (the default)."""
+    return os.environ.get("REID_ORCH_REUSE_WORKERS", "1") != "0"
 
 
 def _tally(recorder: "StudyRecorder") -> Tally:
@@ -297,7 +304,7 @@ def run_trials(run: StudyRun, trials: list[PlannedTrial], datasets: dict, varian
     tuner = tune.Tuner(
         _trainable(loaded, datasets),
         param_space=param_space,
-        tune_config=tune.TuneConfig(max_concurrent_trials=loaded.spec.resources.max_concurrent_trials, reuse_actors=True),
+        tune_config=tune.TuneConfig(max_concurrent_trials=loaded.spec.resources.max_concurrent_trials, reuse_actors=reuse_workers()),
         run_config=run_config,
     )
     tuner.fit()
@@ -374,7 +381,7 @@ def run_search(
             search_alg=ConcurrencyLimiter(searcher, max_concurrent=search.max_concurrent),
             scheduler=scheduler,
             num_samples=num_samples,
-            reuse_actors=True,
+            reuse_actors=reuse_workers(),
         ),
         run_config=run_config,
     )
