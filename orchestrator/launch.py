@@ -18,6 +18,7 @@ returns what the caller needs (a :class:`Tally`).
 from __future__ import annotations
 
 import json
+import shutil
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +31,7 @@ from orchestrator.study_files import LAUNCH_RECORD, SPEC_COPY, StudyLocation, re
 from orchestrator.spec import LoadedSpec
 from orchestrator.tracking import StudyTracker, resolve_tracking_uri
 from orchestrator.phases import run_waves
-from orchestrator.tune_runner import RaySession, StudyRun, Tally, check_ray_address, run_search, run_trials
+from orchestrator.tune_runner import PLUGIN_STAGING, RaySession, StudyRun, Tally, check_ray_address, run_search, run_trials
 from search_spaces import PlannedTrial, resolve_sample
 from search_spaces.designs import SEARCH_DESIGNS
 from storage import ResultStore
@@ -71,6 +72,8 @@ def launch_study(
         return _launch(loaded, tracking_uri=tracking_uri, force=force, address=address, echo=echo)
     except BaseException:
         if not (study_dir / LAUNCH_RECORD).exists():  # once recorded, the study is resumable: keep it
+            if created:  # plugin sources staged for Ray (by a refused cluster launch) go too
+                shutil.rmtree(study_dir / PLUGIN_STAGING, ignore_errors=True)
             for path in created:
                 _remove_empty_folders(path)
         raise

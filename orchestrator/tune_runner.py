@@ -109,12 +109,15 @@ def _tally(recorder: "StudyRecorder") -> Tally:
     return Tally(recorder.finished, recorder.failed, tuple(recorder.variant_order))
 
 
+PLUGIN_STAGING = ".ray_plugins"  # in the study folder
+
+
 def plugin_runtime_env(loaded: LoadedSpec, study_dir: Path) -> dict[str, Any] | None:
     """Ray's runtime environment carrying the spec's file plugins to every worker: their
     sources staged as one package (``py_modules``) in the study folder; None without any."""
     from search_spaces.plugins import stage_files
 
-    package = stage_files(loaded.plugins, study_dir / ".ray_plugins")
+    package = stage_files(loaded.plugins, study_dir / PLUGIN_STAGING)
     return {"py_modules": [str(package)]} if package is not None else None
 
 
