@@ -1,0 +1,53 @@
+"""Checkpoints of a trial while it trains, so a trial whose worker dies resumes where it stood.
+
+Every ``every`` epochs the trainable writes :meth:`Trainer.state_dict` (model, optimizer, the
+last epoch and its report, the augmenter's and the global random generators, each hook's state:
+the SWA/SWAG averager, a center loss; the sampler's position is the epoch itself) into a folder
+that it hands to Ray Tune with that epoch's report (``tune.report(metrics, checkpoint=...)``).
+Tune copies it to the study's storage and, when the trial fails (its node lost, its worker
+killed), starts the trial again -- on any node -- with ``tune.get_checkpoint()`` set; the new
+trainer loads the state and trains on from the next epoch, reporting what the uninterrupted
+trial would have (``tests/trainables/test_engine.py``). At most ``every`` epochs are re-run.
+
+Nothing here imports Ray: the folder is the contract, so a checkpoint can be inspected or
+loaded without a cluster.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from trainables.engine import Trainer
+
+STATE_FILE = "trainer.pt"
+
+
+def checkpoint_due(epoch: int, every: int, total_epochs: int) -> bool:
+    """Whether the report of ``epoch`` carries a checkpoint: every ``every`` epochs (0: never),
+    but not after the last epoch (the trial is done; its results are in the report)."""
+    return every > 0 and epoch % every == 0 and epoch < total_epochs
+
+
+def save_trainer(trainer: Trainer, folder: str | Path) -> Path:
+    """Write the trainer's state into ``folder``; returns the file. Call it between epochs."""
+    path = Path(folder) / STATE_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(trainer.state_dict(), tmp)
+    tmp.replace(path)  # a folder never holds half a state
+    return path
+
+
+def load_trainer(trainer: Trainer, folder: str | Path) -> int:
+    """Continue ``trainer`` (built from the same config) from the state in ``folder``; returns
+    the epoch it stood at, so training goes on from the next one."""
+    path = Path(folder) / STATE_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"no trial state in the checkpoint {folder} (expected {STATE_FILE})")
+    # Our own file: it holds numpy and Python random states besides tensors. Loaded on the CPU
+    # (random states must stay there); the model and optimizer copy theirs to their device.
+    state = torch.load(path, map_location="cpu", weights_only=False)
+    trainer.load_state_dict(state)
+    return trainer.epoch
