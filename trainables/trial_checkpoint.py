@@ -16,6 +16,7 @@ loaded without a cluster.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -47,7 +48,20 @@ def load_trainer(trainer: Trainer, folder: str | Path) -> int:
     if not path.is_file():
         raise FileNotFoundError(f"no trial state in the checkpoint {folder} (expected {STATE_FILE})")
     # Our own file: it holds numpy and Python random states besides tensors. Loaded on the CPU
-    # (random states must stay there); the model and optimizer copy theirs to their device.
+    # (random states must stay there); the model and optimizer copy theirs to their device,
+    # hooks' tensors (the SWA averages) are moved there, as a trial on another node may have
+    # another device than the one that saved it.
     state = torch.load(path, map_location="cpu", weights_only=False)
+    state["hooks"] = _to_device(state["hooks"], trainer.device)
     trainer.load_state_dict(state)
     return trainer.epoch
+
+
+def _to_device(value: Any, device: torch.device) -> Any:
+    if isinstance(value, torch.Tensor):
+        return value.to(device)
+    if isinstance(value, dict):
+        return {key: _to_device(item, device) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_to_device(item, device) for item in value)
+    return value
