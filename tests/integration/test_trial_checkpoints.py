@@ -42,7 +42,9 @@ def test_checkpoints_every_n_epochs_but_not_after_the_last():
     assert not any(checkpoint_due(e, 0, 10) for e in range(1, 11))
 
 
-def test_a_trial_that_dies_resumes_from_its_checkpoint_without_duplicates(tiny_market, tmp_path, monkeypatch):
+@pytest.mark.parametrize("store_kind", ["folder", pytest.param("s3", marks=pytest.mark.slow)])
+def test_a_trial_that_dies_resumes_from_its_checkpoint_without_duplicates(store_kind, tiny_market, tmp_path, monkeypatch, request):
+    """With an S3 store, Tune's state and the checkpoints live beside it (as on a cluster)."""
     from mlflow.tracking import MlflowClient
 
     import orchestrator.tune_runner as tune_runner
@@ -53,6 +55,8 @@ def test_a_trial_that_dies_resumes_from_its_checkpoint_without_duplicates(tiny_m
 
     # The hook's class travels to the worker by value (the tests package is not on its path).
     cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    bucket = request.getfixturevalue("s3_bucket") if store_kind == "s3" else None
+    store_uri = f"s3://{bucket}/results" if bucket else str(tmp_path / "studies" / "ckpt" / "results")
     spec = tmp_path / "ckpt.yaml"
     spec.write_text(
         textwrap.dedent(
@@ -63,6 +67,7 @@ def test_a_trial_that_dies_resumes_from_its_checkpoint_without_duplicates(tiny_m
               train: {{epochs: 5, ids_per_batch: 4, images_per_id: 4, warmup_epochs: 0, lr_steps: [], eval_every: 2}}
             ablation: {{design: list, variants: [{{name: base}}]}}
             resources: {{cpus_per_trial: 1, checkpoint_every: 2}}
+            output: {{store: "{store_uri}"}}
             """
         ),
         encoding="utf-8",
@@ -83,7 +88,7 @@ def test_a_trial_that_dies_resumes_from_its_checkpoint_without_duplicates(tiny_m
     assert again == pytest.approx(first, rel=1e-5)  # the same model, optimizer and random state
     assert sum("retrying base seed=0" in line and "from its checkpoint at epoch 2" in line for line in lines) == 1, lines
 
-    store = ResultStore(str(tmp_path / "studies" / "ckpt" / "results"))
+    store = ResultStore(store_uri)
     rows = store.read_rows("trials", "ckpt")
     assert len(rows) == 1 and rows[0]["status"] == "completed", rows
     assert rows[0]["epochs_done"] == 5 and rows[0]["epochs_rerun"] == 1
@@ -99,6 +104,16 @@ def test_a_trial_that_dies_resumes_from_its_checkpoint_without_duplicates(tiny_m
     assert [m.step for m in client.get_metric_history(runs[0].info.run_id, "loss")] == [1, 2, 3, 4, 5]
     assert [m.step for m in client.get_metric_history(runs[0].info.run_id, "mAP")] == [2, 4, 5]
 
-    # One checkpoint kept per trial (the one at epoch 4 replaced the one at epoch 2).
-    kept = list((tmp_path / "studies" / "ckpt" / "ray").glob("*/*/checkpoint_*"))
-    assert len(kept) == 1 and (kept[0] / "trainer.pt").is_file(), kept
+    # One checkpoint kept per trial.
+    if bucket is None:
+        kept = [str(p.relative_to(tmp_path)) for p in (tmp_path / "studies" / "ckpt" / "ray").glob("*/*/checkpoint_*/trainer.pt")]
+    else:
+        from tests.fixtures_s3 import boto3_client
+
+        listing = boto3_client(os.environ["AWS_ENDPOINT_URL_S3"]).list_objects_v2(Bucket=bucket, Prefix="results/_ray/")
+        kept = [o["Key"] for o in listing.get("Contents", []) if "/checkpoint_" in o["Key"] and o["Key"].endswith("/trainer.pt")]
+    assert len(kept) == 1, kept
+    if bucket is None:  # the one of epoch 4 replaced the one of epoch 2
+        import torch
+
+        assert torch.load(tmp_path / kept[0], weights_only=False)["epoch"] == 4
