@@ -89,6 +89,9 @@ def _quiet_tune_output() -> None:
     # to `orchestrator resume`), not be swallowed by Tune's handler, which ends the run as if it
     # had finished and suggests Tuner.restore.
     os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"
+    # Keeping one checkpoint per trial makes Tune save its experiment state at each trial
+    # checkpoint; with several trials it warns each time. The state is Tune's, not the study's.
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
 
 
 def _trainable(loaded: LoadedSpec, datasets: dict, **parameters: Any):
