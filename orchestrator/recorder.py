@@ -210,7 +210,10 @@ class StudyRecorder(Callback):
         state = self._state(trial)
         # The curve stays: the next results rewind it to the epoch they resume at.
         where = f" from its checkpoint at epoch {state.checkpoint_epoch}" if state.checkpoint_epoch else ""
-        self.echo(f"  retrying {self._label(state.planned)}{where} after: {error_summary(trial_error_text(trial))}")
+        summary = error_summary(trial_error_text(trial))
+        if len(summary) > 200:  # Ray's lost-worker messages run to a paragraph
+            summary = summary[:197] + "..."
+        self.echo(f"  retrying {self._label(state.planned)}{where} after: {summary}")
 
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
         state = self._state(trial)
