@@ -191,24 +191,27 @@ def test_a_trial_whose_node_dies_finishes_on_the_other_node_from_its_checkpoint(
     study_dir = tmp_path / "studies" / "lost_node"
     command = [str(EXE), "launch", str(spec), "--address", two_node_cluster.address]
     env = orchestrator_env(RAY_AUTH_MODE="token")
-    driver = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    log = tmp_path / "launch.log"  # a file, not a pipe: nothing reads it while the test waits
+    with open(log, "w", encoding="utf-8") as sink:
+        driver = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=sink, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         # Both trials running, checkpointed and an epoch past it (Tune's result.json has a line
         # per reported epoch), neither finished: one runs on each node, and the worker's
         # trial loses epochs with its node.
         deadline = time.monotonic() + 300
         while not (len(list(study_dir.glob("ray/*/*/checkpoint_*"))) == 2 and all(reported(t) > every for t in study_dir.glob("ray/*/*/result.json"))):
-            assert driver.poll() is None, driver.stdout.read()[-3000:]
+            assert driver.poll() is None, log.read_text(encoding="utf-8")[-3000:]
             assert time.monotonic() < deadline, "the trials never checkpointed"
             time.sleep(0.2)
         assert not list(study_dir.glob("results/trials/lost_node/part-*.parquet")), "a trial finished before the kill"
         killed_at = time.monotonic()
         two_node_cluster.kill_worker()
-        output, _ = driver.communicate(timeout=600)
+        driver.wait(timeout=600)
     finally:
         if driver.poll() is None:
             os.killpg(driver.pid, signal.SIGKILL)
             driver.wait(timeout=60)
+    output = log.read_text(encoding="utf-8")
     assert driver.returncode == 0, output[-4000:]
     retries = [line for line in output.splitlines() if "retrying base" in line]
     assert len(retries) == 1 and "from its checkpoint at epoch" in retries[0], output[-4000:]
