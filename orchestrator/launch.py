@@ -31,7 +31,8 @@ from orchestrator.study_files import LAUNCH_RECORD, SPEC_COPY, StudyLocation, re
 from orchestrator.spec import LoadedSpec
 from orchestrator.tracking import StudyTracker, resolve_tracking_uri
 from orchestrator.phases import run_waves
-from orchestrator.tune_runner import PLUGIN_STAGING, RaySession, StudyRun, Tally, check_ray_address, run_search, run_trials
+from orchestrator import tune_runner
+from orchestrator.tune_runner import PLUGIN_STAGING, RaySession, StudyRun, Tally, check_ray_address, run_search
 from search_spaces import PlannedTrial, resolve_sample
 from search_spaces.designs import SEARCH_DESIGNS
 from storage import ResultStore
@@ -198,7 +199,7 @@ def _run_list(run: StudyRun, trials: list[PlannedTrial], datasets: dict, tally: 
     """Run planned trials (their datasets decoded into ``datasets`` first, once per launch)."""
     if trials:
         _decode_datasets(trials, run.echo, datasets)
-    return tally.then(run_trials(run, trials, datasets, tally.variant_order))
+    return tally.then(tune_runner.run_trials(run, trials, datasets, tally.variant_order))
 
 
 def _run_search(run: StudyRun, force: bool, datasets: dict) -> Tally:

@@ -20,7 +20,8 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
-from orchestrator.tune_runner import StudyRun, Tally, run_trials
+from orchestrator import tune_runner
+from orchestrator.tune_runner import StudyRun, Tally
 from search_spaces import PlannedTrial
 from search_spaces.metrics import FAILED
 
@@ -106,5 +107,5 @@ def run_waves(run: StudyRun, todo: list[PlannedTrial], datasets: dict, tally: Ta
             else:
                 record_not_run(run, trial, reason, tally.variant_order)
                 tally = tally.then(Tally(failed=1))
-        tally = tally.then(run_trials(run, ready, datasets, tally.variant_order))
+        tally = tally.then(tune_runner.run_trials(run, ready, datasets, tally.variant_order))
     return tally

@@ -3,6 +3,12 @@
 Trials only report metrics; this callback, running in the driver, turns each report into MLflow
 metrics and a ``curves`` row, and each finished (or failed) trial into its ``trials``,
 ``cameras`` and ``curves`` part files. It also prints the study's progress.
+
+A trial that Tune starts again after a failure resumes from its last checkpoint (or from epoch 1
+without one) and reports the epochs after it once more. Its MLflow run and its recorded curve
+are kept: a result for an epoch already recorded replaces the curve rows from that epoch on,
+and MLflow gets only epochs it has not seen (its metric history appends, so a step logged twice
+would show twice). The trial's Parquet rows are written once, when it ends.
 """
 
 from __future__ import annotations
@@ -38,6 +44,8 @@ from storage import ResultStore, StoreUnavailableError
 
 # Keys Ray Tune adds to every result; only the trainable's own metrics are recorded.
 RAY_KEYS = set(AUTO_RESULT_KEYS) | {"done", "trial_id", "experiment_tag", "should_checkpoint", "iterations_since_restore"}
+# Set in a result that carried a checkpoint (Ray Tune's key).
+CHECKPOINT_KEY = "checkpoint_dir_name"
 STORE_WRITE_ATTEMPTS = 4
 
 
@@ -95,6 +103,10 @@ class TrialState:
     started_at: str
     curves: list[dict[str, Any]] = field(default_factory=list)
     last_eval: dict[str, float] = field(default_factory=dict)
+    evaluations: list[dict[str, float]] = field(default_factory=list)  # every evaluation's metrics
+    logged_epoch: int = 0  # the last epoch MLflow has
+    checkpoint_epoch: int = 0  # the epoch of the trial's last checkpoint
+    rerun_epochs: int = 0  # epochs trained again after failures
     train_seconds: float = 0.0
     eval_seconds: float = 0.0
     node_ip: str | None = None
@@ -196,9 +208,12 @@ class StudyRecorder(Callback):
 
     def on_trial_recover(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         state = self._state(trial)
-        state.curves.clear()
-        state.last_eval.clear()
-        self.echo(f"  retrying {self._label(state.planned)} after: {error_summary(trial_error_text(trial))}")
+        # The curve stays: the next results rewind it to the epoch they resume at.
+        where = f" from its checkpoint at epoch {state.checkpoint_epoch}" if state.checkpoint_epoch else ""
+        summary = error_summary(trial_error_text(trial))
+        if len(summary) > 200:  # Ray's lost-worker messages run to a paragraph
+            summary = summary[:197] + "..."
+        self.echo(f"  retrying {self._label(state.planned)}{where} after: {summary}")
 
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
         state = self._state(trial)
@@ -206,11 +221,17 @@ class StudyRecorder(Callback):
         epoch = int(metrics.get(EPOCH, result.get("training_iteration", 0)))
         state.node_ip = result.get(NODE_IP, state.node_ip)
         state.node_id = result.get(NODE_ID, state.node_id)
+        if result.get(CHECKPOINT_KEY):
+            state.checkpoint_epoch = epoch
+        self._rewind(state, epoch)
         state.curves.append(curve_row(self.study, state.planned, metrics))
         state.train_seconds += metrics.get(EPOCH_SECONDS, 0.0)
-        self.tracker.log_metrics(state.run_id, metrics, step=epoch)
+        if epoch > state.logged_epoch:
+            self.tracker.log_metrics(state.run_id, metrics, step=epoch)
+            state.logged_epoch = epoch
         if EVALUATION_MARKER in metrics:
             state.last_eval = metrics
+            state.evaluations.append(metrics)
             state.eval_seconds += metrics.get(EVAL_SECONDS, 0.0)
             epochs = state.planned.config.train.total_epochs
             self.echo(
@@ -218,6 +239,18 @@ class StudyRecorder(Callback):
                 f"rank-1 {100 * metrics[RANK1]:.1f}% mAP {100 * metrics[MAP]:.1f}% "
                 f"({metrics.get(IMAGES_PER_SECOND, 0):.0f} img/s)"
             )
+
+    @staticmethod
+    def _rewind(state: TrialState, epoch: int) -> None:
+        """Forget the curve rows from ``epoch`` on: a resumed trial reports them again."""
+        kept = [row for row in state.curves if int(row[EPOCH]) < epoch]
+        if len(kept) == len(state.curves):
+            return
+        state.rerun_epochs += len(state.curves) - len(kept)
+        state.curves = kept
+        # The re-run epochs evaluate again; until then the last evaluation before them stands.
+        state.evaluations = [m for m in state.evaluations if int(m.get(EPOCH, 0)) < epoch]
+        state.last_eval = state.evaluations[-1] if state.evaluations else {}
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         state = self._state(trial)
@@ -275,6 +308,7 @@ class StudyRecorder(Callback):
             "train_seconds": state.train_seconds,
             EVAL_SECONDS: state.eval_seconds,
             "epochs_done": len(state.curves),
+            "epochs_rerun": state.rerun_epochs,
             NODE_IP: state.node_ip,
             NODE_ID: state.node_id,
             "elapsed_study_seconds": time.monotonic() - self.started,

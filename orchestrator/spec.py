@@ -46,7 +46,18 @@ class Resources(_Block):
     cpus_per_trial: float = Field(1.0, gt=0)
     gpus_per_trial: float = Field(0.0, ge=0, description="Fractions pack several trials per GPU.")
     max_concurrent_trials: int | None = Field(None, ge=1)
-    retries: int = Field(0, ge=0, description="Times a failed trial is retried before it is recorded failed.")
+    retries: int = Field(
+        2,
+        ge=0,
+        description="Times a failed trial is started again (from its last checkpoint) before it is recorded "
+        "failed: a lost node or worker counts as a failure, as an error in the trial does.",
+    )
+    checkpoint_every: int = Field(
+        5,
+        ge=0,
+        description="Epochs between a trial's checkpoints in Ray Tune's storage (0: none); a trial started "
+        "again after a failure resumes from its last one, re-running at most this many epochs.",
+    )
 
 
 class Output(_Block):

@@ -170,6 +170,18 @@ def weakest_camera(reference_trials: Sequence[Mapping[str, Any]], cameras: Mappi
     return min(sorted(per_camera), key=lambda c: statistics.fmean(per_camera[c]))
 
 
+def latest_per_variant_seed(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per (variant, seed): the most recently finished. A study relaunched after its
+    recipe changed keeps the old trials in the store under other config hashes; the table
+    (and the pairing by seed) must count each variant's seed once, as it is now."""
+    latest: dict[tuple[Any, Any], dict[str, Any]] = {}
+    for row in rows:
+        key = (row.get("variant"), row.get("seed"))
+        if key not in latest or str(row.get("finished_at", "")) >= str(latest[key].get("finished_at", "")):
+            latest[key] = row
+    return list(latest.values())
+
+
 def _reference_variant(by_variant: Mapping[str, list[dict[str, Any]]]) -> str | None:
     """The row differences are taken against: ``baseline`` or ``full`` when a variant has that
     name; in a leave-one-out table the full recipe (the variant that switches nothing off, as
@@ -194,7 +206,7 @@ def summarize(
 ) -> AblationSummary:
     """Group the latest row of each config by variant (the study's plan order), compute each
     metric's mean/std over seeds and the paired effects vs the reference row."""
-    rows = latest_per_config(row for row in trial_rows if row.get("study") == study)
+    rows = latest_per_variant_seed(latest_per_config(row for row in trial_rows if row.get("study") == study))
     by_variant: dict[str, list[dict[str, Any]]] = {}
     for row in sorted(rows, key=lambda r: (r.get("variant_index", 0), r.get("seed", 0))):
         by_variant.setdefault(row["variant"], []).append(row)

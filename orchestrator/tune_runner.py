@@ -182,6 +182,9 @@ def _quiet_tune_output() -> None:
     # to `orchestrator resume`), not be swallowed by Tune's handler, which ends the run as if it
     # had finished and suggests Tuner.restore.
     os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"
+    # Keeping one checkpoint per trial makes Tune save its experiment state at each trial
+    # checkpoint; with several trials it warns each time. The state is Tune's, not the study's.
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
 
 
 def checkpoint_folder(loaded: LoadedSpec) -> Path | None:
@@ -208,6 +211,7 @@ def _trainable(loaded: LoadedSpec, datasets: dict, **parameters: Any):
     # Workers load the study's plugins by name and check their identity; file plugins' sources
     # come in the job's runtime environment (see plugin_runtime_env), on one machine or many.
     plugins = {plugin.name: plugin.identity for plugin in loaded.plugins}
+    parameters.setdefault("checkpoint_every", resources.checkpoint_every)
     return tune.with_resources(
         tune.with_parameters(tune_trainable, datasets=datasets, runtime=runtime, plugins=plugins, **parameters),
         {"cpu": resources.cpus_per_trial, "gpu": resources.gpus_per_trial},
@@ -284,13 +288,19 @@ def _run_config(loaded: LoadedSpec, recorder, study_dir: Path):
         storage_filesystem=storage_filesystem,
         callbacks=[guard],
         stop=stopper,
+        # Tune starts a failed trial again from its last checkpoint (see tune_trainable). It
+        # counts a lost node or worker as a failure like an error in the trial (a node drained
+        # for preemption excepted), so ``retries`` is the budget for both.
         failure_config=tune.FailureConfig(max_failures=loaded.spec.resources.retries),
+        # Only the latest checkpoint is ever resumed from: keep one per trial.
+        checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
         verbose=0,
     ), guard
 
 
-def run_trials(run: StudyRun, trials: list[PlannedTrial], datasets: dict, variant_order: tuple[str, ...]) -> Tally:
-    """Run a fixed list of planned trials, one Tune trial each."""
+def run_trials(run: StudyRun, trials: list[PlannedTrial], datasets: dict, variant_order: tuple[str, ...], **parameters: Any) -> Tally:
+    """Run a fixed list of planned trials, one Tune trial each; ``parameters`` go to the
+    trainable (:func:`trainables.tune_entry.tune_trainable`)."""
     if not trials:
         return Tally(variant_order=variant_order)
     recorder = _recorder(run, trials, variant_order)
@@ -305,7 +315,7 @@ def run_trials(run: StudyRun, trials: list[PlannedTrial], datasets: dict, varian
     }
     run_config, guard = _run_config(loaded, recorder, run.study_dir)
     tuner = tune.Tuner(
-        _trainable(loaded, datasets),
+        _trainable(loaded, datasets, **parameters),
         param_space=param_space,
         tune_config=tune.TuneConfig(max_concurrent_trials=loaded.spec.resources.max_concurrent_trials, reuse_actors=reuse_workers()),
         run_config=run_config,

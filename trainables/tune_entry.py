@@ -11,19 +11,26 @@ shares one copy from the object store instead of decoding its own; so do the stu
 Workers are reused from one trial to the next (``reuse_actors``: torch and timm are imported
 once per worker, not once per trial); each trial starts by putting the process-wide state back
 (:mod:`trainables.process_state`).
+
+Every ``checkpoint_every`` epochs (0: never) a report carries the trainer's state as a Tune
+checkpoint (:mod:`trainables.trial_checkpoint`); a trial that Tune starts again after a failure
+-- its worker or its node lost -- loads the latest one and trains on from the next epoch.
 """
 
 from __future__ import annotations
 
+import tempfile
 import warnings
-from typing import Any
+from typing import Any, Sequence
 
 from search_spaces import TrialConfig, resolve_sample
-from search_spaces.metrics import NODE_ID
+from search_spaces.metrics import EPOCH, NODE_ID
 from search_spaces.plugins import load_recorded
 from trainables import process_state
 from trainables.data.datasets import ReIDData, dataset_key
-from trainables.trial import RuntimeOptions, run_trial
+from trainables.engine import HookBase, Trainer
+from trainables.trial import RuntimeOptions, build_trainer
+from trainables.trial_checkpoint import checkpoint_due, load_trainer, save_trainer
 
 
 def trial_config_from(config: dict[str, Any], recipe: dict[str, Any] | None, seed: int | None) -> TrialConfig:
@@ -42,7 +49,10 @@ def tune_trainable(
     recipe: dict[str, Any] | None = None,
     seed: int | None = None,
     plugins: dict[str, str] | None = None,
+    checkpoint_every: int = 0,
+    hooks: Sequence[HookBase] = (),
 ) -> None:
+    """Train one Tune trial; ``hooks`` are called after the trial's own (tests plug faults in)."""
     import ray
     from ray import tune
 
@@ -52,14 +62,27 @@ def tune_trainable(
     load_recorded(plugins or {})
 
     node_id = ray.get_runtime_context().get_node_id()
+    trainer: Trainer | None = None
 
     def report(metrics: dict[str, Any]) -> None:
         # The node travels with each result so the study records where every trial ran.
-        tune.report({**metrics, NODE_ID: node_id})
+        result = {**metrics, NODE_ID: node_id}
+        if trainer is None or not checkpoint_due(int(metrics[EPOCH]), checkpoint_every, trainer.plan.epochs):
+            tune.report(result)
+            return
+        with tempfile.TemporaryDirectory(prefix="reid-trial-") as folder:
+            save_trainer(trainer, folder)
+            # Tune copies the folder to the study's storage before report returns.
+            tune.report(result, checkpoint=tune.Checkpoint.from_directory(folder))
 
     trial_config = trial_config_from(config, recipe, seed)
     data = (datasets or {}).get(dataset_key(trial_config.dataset, trial_config.augment))
     with warnings.catch_warnings():
         # Arrays from the object store are read-only views; trials never write to them.
         warnings.filterwarnings("ignore", message=".*not writable.*")
-        run_trial(trial_config, data, report=report, runtime=RuntimeOptions(**(runtime or {})))
+        trainer = build_trainer(trial_config, data, report=report, runtime=RuntimeOptions(**(runtime or {})), hooks=hooks)
+        checkpoint = tune.get_checkpoint()
+        if checkpoint is not None:
+            with checkpoint.as_directory() as folder:
+                load_trainer(trainer, folder)
+        trainer.train()

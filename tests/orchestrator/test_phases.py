@@ -78,7 +78,7 @@ def test_a_dependent_of_a_failed_parent_is_recorded_failed_not_run(tmp_path, mon
                 (folder / f"{trial.config_hash}.pt").write_bytes(b"model")
         return Tally(variant_order=variant_order)
 
-    monkeypatch.setattr("orchestrator.phases.run_trials", run_trials)
+    monkeypatch.setattr("orchestrator.tune_runner.run_trials", run_trials)
     tally = run_waves(run, loaded.trials, {}, Tally(variant_order=("+c", "-")))
     assert ran == [[("-", 0), ("-", 1)], [("+c", 0)]]
     assert tally.failed == 1

@@ -271,3 +271,14 @@ def test_reference_numbers_sit_beside_the_measured_ones_in_every_format_with_a_d
     assert float(rows["+x"]["mAP_paper"]) == 52.5 and float(rows["+x"]["mAP_vs_paper"]) == pytest.approx(measured - 52.5)
     summary.dataset = "market1501"
     assert summary.reference_warning() is None and "Warning" not in to_markdown(summary)
+
+
+def test_a_relaunch_with_a_changed_recipe_counts_each_variant_seed_once_its_latest_trial():
+    # The old recipe's trials stay in the store under other hashes; only the newest of each seed counts.
+    old = [{**row(v, s, i, rank1=0.1, mAP=0.1), "config_hash": f"old-{v}-{s}"} for i, v in enumerate(("base", "+x")) for s in (0, 1)]
+    new = [{**row(v, s, i, rank1=0.5 + 0.1 * i + 0.01 * s, mAP=0.4 + 0.1 * i), "finished_at": "2026-02-01"} for i, v in enumerate(("base", "+x")) for s in (0, 1)]
+    summary = summarize("s", old + new, metrics=("rank1", "mAP"))
+    rows = {r.variant: r for r in summary.rows}
+    assert rows["base"].seeds == [0, 1] and rows["+x"].seeds == [0, 1]
+    assert rows["+x"].stats["mAP"].mean == pytest.approx(0.5)
+    assert rows["+x"].stats["mAP"].delta == pytest.approx(0.1)
