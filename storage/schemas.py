@@ -1,11 +1,14 @@
 """Names and versions of the result tables.
 
 ``trials``  one row per finished trial: study, trial_id, config_hash, variant, changes (JSON),
-            seed, status (completed | failed), error, every config field as a ``cfg.<dotted
-            path>`` column (the ablation axes among them), the final metrics (rank1, rank5,
-            rank10, mAP, mINP, num_valid_queries, weakest/avg/std/spread camera q_mAP, g_mAP,
-            rank1), timings (started_at, finished_at, train_seconds, eval_seconds) and
-            config_json (the whole resolved config).
+            seed, status (completed | pruned | failed), error, every config field as a
+            ``cfg.<dotted path>`` column (the ablation axes among them), the final metrics
+            (rank1, rank5, rank10, rank20, rank50 up to max_rank, mAP, mINP,
+            num_valid_queries, weakest/avg/std/spread camera q_mAP, g_mAP, rank1), timings
+            (started_at, finished_at, train_seconds, eval_seconds, epochs_done, epochs_rerun:
+            epochs trained twice after a trial resumed from its checkpoint), identity_version
+            (the rule its config_hash was computed by; absent means 1, see
+            ``search_spaces/identity.py``) and config_json (the whole resolved config).
 ``cameras`` one row per trial x camera x metric: study, trial_id, config_hash, variant, seed,
             epoch, camera, metric (q_mAP | g_mAP | rank1), value.
 ``curves``  one row per trial x reported epoch: study, trial_id, config_hash, variant, seed,
