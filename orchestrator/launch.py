@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -141,10 +142,17 @@ def _run_locked(loaded: LoadedSpec, ray: RaySession, store: ResultStore, uri: st
     if loaded.source.path.resolve() != (study_dir / SPEC_COPY).resolve():
         spec_text = loaded.source.path.read_text(encoding="utf-8")
         record_launch(study_dir, spec_text, store_uri=store.uri, tracking_uri=uri, address=ray.address, spec_dir=str(loaded.source.path.resolve().parent))
-    tracker = _open_tracker(loaded, store, uri)
-    run = StudyRun(loaded, store, tracker, ray, study_axes(loaded), echo)
+    # MLflow's store opens (schema set-up and the parent run: ~2 s on a new SQLite file) in a
+    # thread while Ray starts in this one (ray.init belongs on the main thread): the two waits
+    # overlap instead of adding up. A relaunch with nothing to run starts no Ray.
+    opening = _TrackerOpening(loaded, store, uri)
+    tracker: StudyTracker | None = None
     status = "FINISHED"
     try:
+        if todo or searching:
+            ray.connect()
+        tracker = opening.result()
+        run = StudyRun(loaded, store, tracker, ray, study_axes(loaded), echo)
         if searching:
             tally = _run_search(run, force, datasets)
         else:  # continued trials after their parents
@@ -152,27 +160,58 @@ def _run_locked(loaded: LoadedSpec, ray: RaySession, store: ResultStore, uri: st
     except KeyboardInterrupt:
         status = "KILLED"
         _ignore_further_interrupts()  # the clean-up below takes seconds; let it finish
-        _kill_live_runs(tracker)
+        tracker = tracker or opening.settled()
+        if tracker is not None:
+            _kill_live_runs(tracker)
         raise StudyInterrupted(
             f"interrupted: study '{study}' stopped; finished trials are kept, the rest run on "
             f"`orchestrator resume {study}`"
         ) from None
     except BaseException as err:
         status = "FAILED"
-        _kill_live_runs(tracker)
+        tracker = tracker or opening.settled()
+        if tracker is not None:
+            _kill_live_runs(tracker)
         store_error = _store_error_in(err)
         if store_error is not None:
             raise StoreError(redact_text(str(store_error), store.uri)) from None
         raise
     finally:
-        ray.close()
-        tracker.finish_study(status)
+        if status != "FINISHED":
+            ray.close()
+        if tracker is not None:
+            tracker.finish_study(status)
 
-    # Tables in every format and the figures, also on the MLflow parent run (see orchestrator.report).
+    # Tables in every format and the figures, also on the MLflow parent run (see
+    # orchestrator.report), written in a thread while Ray shuts down (~1 s) in this one.
     from orchestrator.report import ReportSettings, publish_study_report
 
-    table = publish_study_report(study, store, study_dir / "report", tracker, ReportSettings.from_spec(spec), echo) or ""
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="study-report") as pool:
+        reporting = pool.submit(publish_study_report, study, store, study_dir / "report", tracker, ReportSettings.from_spec(spec), echo)
+        ray.close()
+        table = reporting.result() or ""
     return LaunchResult(study, len(loaded.trials), len(loaded.trials) - len(todo), tally.ran, tally.failed, table, study_dir, store.uri, uri)
+
+
+class _TrackerOpening:
+    """:func:`_open_tracker` running in a thread of its own from construction on."""
+
+    def __init__(self, loaded: LoadedSpec, store: ResultStore, uri: str):
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mlflow-open")
+        self._future = self._pool.submit(_open_tracker, loaded, store, uri)
+        self._pool.shutdown(wait=False)  # the one task runs on; nothing more is submitted
+
+    def result(self) -> StudyTracker:
+        """The open tracker; raises what opening it raised."""
+        return self._future.result()
+
+    def settled(self) -> StudyTracker | None:
+        """On the way out after another failure: the tracker once opening has ended (its parent
+        run is to be closed too), or None if opening failed."""
+        try:
+            return self._future.result()
+        except BaseException:  # noqa: BLE001 - the failure being handled is the one to report
+            return None
 
 
 def _open_tracker(loaded: LoadedSpec, store: ResultStore, uri: str) -> StudyTracker:

@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
+import gc
+import weakref
+
+import pytest
 import torch
 
 from trainables import process_state
+
+
+@pytest.fixture(autouse=True)
+def _unfreeze():
+    yield
+    gc.unfreeze()  # restore() froze the test process's objects; give them back to the collector
 
 
 def test_restore_undoes_every_switch_a_trial_may_change():
@@ -32,3 +42,30 @@ def test_the_process_defaults_are_taken_before_any_trial():
     # Imported by the trainable, before any trial of the worker runs.
     assert process_state.PROCESS_DEFAULTS["grad_enabled"] is True
     assert process_state.PROCESS_DEFAULTS["default_dtype"] == torch.float32
+
+
+class Node:
+    other: "Node"
+
+
+def _dropped_cycle() -> weakref.ref:
+    """A cycle like a finished trial's (the trainer and its hooks refer to each other), dropped."""
+    a, b = Node(), Node()
+    a.other, b.other = b, a
+    return weakref.ref(a)
+
+
+def test_each_trials_cycles_are_freed_while_the_workers_own_objects_stay_frozen():
+    gc.disable()  # only restore() may collect here
+    try:
+        first = _dropped_cycle()
+        assert first() is not None
+        process_state.restore()
+        assert first() is None
+        frozen = gc.get_freeze_count()
+        assert frozen > 0  # the survivors (imports, this test) are out of the collector's way
+        second = _dropped_cycle()  # made after the freeze: the next trial's garbage
+        process_state.restore()
+        assert second() is None
+    finally:
+        gc.enable()

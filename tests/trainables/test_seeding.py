@@ -6,7 +6,9 @@ from __future__ import annotations
 import torch
 
 from trainables.models.reid_model import ReIDModel
-from trainables.models.seeding import _plain_key, module_seed, seed_modules
+import pytest
+
+from trainables.models.seeding import _plain_key, module_seed, seed_modules, seeded_model
 
 APRA1 = {"module": "apra", "stage": 1, "kwargs": {"num_cameras": 3}}
 DRANET2 = {"module": "dranet", "stage": 2, "kwargs": {"rcam": True, "rsam": True}}
@@ -58,3 +60,22 @@ def test_other_seeds_give_other_weights_and_the_global_generator_is_untouched():
     seed_modules(model, 2)  # its own generators only
     assert torch.equal(torch.rand(3), expected)
     assert module_seed(0, "network") != module_seed(1, "network") != module_seed(0, "apra@stage1")
+
+
+DRANET1 = {"module": "dranet", "stage": 1, "kwargs": {"rcam": True, "rsam": False}}
+
+
+@pytest.mark.parametrize("inserts", [[], [APRA1], [APRA1, DRANET2], [APRA1, DRANET1]], ids=["none", "apra", "apra+dranet", "two-at-stage-1"])
+def test_the_one_pass_build_gives_the_weights_of_the_re_initialised_model(inserts):
+    kwargs = dict(backbone="resnet10t", num_classes=5, inserts=inserts)
+    torch.manual_seed(0)
+    expected = seed_modules(ReIDModel(**kwargs), 4).state_dict()
+    torch.manual_seed(123)  # the global generator must not matter
+    before = torch.get_rng_state()
+    built = seeded_model(kwargs, 4)
+    assert torch.equal(torch.get_rng_state(), before)
+    got = built.state_dict()
+    assert got.keys() == expected.keys()
+    for key, value in expected.items():
+        assert torch.equal(got[key], value), key
+    assert built.build_kwargs == ReIDModel(**kwargs).build_kwargs  # the factory is not recorded

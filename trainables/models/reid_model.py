@@ -23,7 +23,7 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import timm
 import torch
@@ -105,6 +105,9 @@ class ReIDModel(nn.Module):
             (e.g. ``{"shuffle_blocks": False}`` for the Robust-ReID backbones).
         inserts: modules to insert, in order, as ``{"module": registry name, "stage":
             feature_info index, "kwargs": {...}}``; the stage's channel count is passed for you.
+        insert_factory: builds each insert from its spec and channel count instead of
+            ``build_insert`` (per-module seeding, :func:`trainables.models.seeding.seeded_model`);
+            not part of ``build_kwargs``: it changes initial weights only.
     """
 
     def __init__(
@@ -121,6 +124,7 @@ class ReIDModel(nn.Module):
         pretrained: str | None = None,
         last_stride: int | None = None,
         retrieval_feature: str = "post_neck",
+        insert_factory: Callable[[Mapping[str, Any], int], nn.Module] | None = None,
     ):
         super().__init__()
         self.build_kwargs: dict[str, Any] = copy.deepcopy(
@@ -162,7 +166,7 @@ class ReIDModel(nn.Module):
             if unknown or "module" not in spec or "stage" not in spec:
                 raise ValueError(f"an insert is {{'module', 'stage', 'kwargs'}}, got keys {sorted(spec)}")
             info = stage_info(net, spec["stage"])
-            module = build_insert(spec["module"], info.channels, dict(spec.get("kwargs") or {}))
+            module = insert_factory(spec, info.channels) if insert_factory else build_insert(spec["module"], info.channels, dict(spec.get("kwargs") or {}))
             net = insert_after_stage(net, spec["stage"], module)
         self.backbone = net
         self.inserted = [m for m in net.modules() if isinstance(m, InsertedModule)]

@@ -14,7 +14,11 @@ module gets an initialisation that depends only on the trial seed and its own na
 
 So a module both variants have starts from identical weights, whatever else either inserts.
 The global generator is left as it was (:func:`torch.random.fork_rng`). Weights loaded from a
-file (``pretrained_path``) are loaded in both builds and stay what the file holds.
+file (``pretrained_path``) stay what the file holds.
+
+:func:`seeded_model` builds a model this way in one pass (what a trial uses);
+:func:`seed_modules` re-initialises a model already built, through a second plain build (the
+definition the first is tested against).
 """
 
 from __future__ import annotations
@@ -66,6 +70,22 @@ def _plain_key(model: nn.Module, key: str) -> str | None:
         module = module._modules[part]
         out.append(part)
     return ".".join([*out, parts[-1]])
+
+
+def seeded_model(kwargs: Mapping[str, Any], seed: int) -> nn.Module:
+    """A :class:`trainables.models.reid_model.ReIDModel` built from ``kwargs`` with the weights
+    :func:`seed_modules` gives it, in one build: the network under ``(seed, "network")``, each
+    insert under its own generator nested inside it. ``fork_rng`` puts the network's generator
+    back after each insert, so the modules built after the inserts (neck, classifier) draw what
+    they draw in the network built without inserts."""
+    from trainables.models.reid_model import ReIDModel
+
+    def build_seeded_insert(spec: Mapping[str, Any], channels: int) -> nn.Module:
+        with seeded(seed, insert_name(spec)):
+            return build_insert(spec["module"], channels, dict(spec.get("kwargs") or {}))
+
+    with seeded(seed, NETWORK):
+        return ReIDModel(**kwargs, insert_factory=build_seeded_insert)
 
 
 def seed_modules(model: nn.Module, seed: int) -> nn.Module:
