@@ -36,8 +36,8 @@ Echo = Callable[[str], None]
 
 
 class RaySession:
-    """Ray for one launch: joined or started when first needed (a relaunch with nothing to run
-    never starts it), shut down at the end when this launch started it."""
+    """Ray for one launch: joined or started before the first trial (a relaunch of a list study
+    with nothing left to run never starts it), shut down at the end when this launch started it."""
 
     def __init__(self, loaded: LoadedSpec, address: str | None, echo: Echo):
         self.loaded, self.address, self.echo = loaded, address, echo
@@ -139,8 +139,14 @@ def start_ray(address: str | None, echo: Echo, runtime_env: dict[str, Any] | Non
 
             raise InputError(f"cannot connect to the Ray cluster at {address}: {str(err).splitlines()[0] if str(err) else type(err).__name__}") from None
     else:
+        # Token authentication is Ray's default for a new local cluster; said explicitly, Ray
+        # keeps it without a warning on every launch. A user's own RAY_AUTH_MODE stands.
+        os.environ.setdefault(RAY_AUTH_MODE, "token")
         ray.init(num_cpus=int(os.environ.get("REID_ORCH_NUM_CPUS", os.cpu_count() or 1)), **kwargs)
     return True
+
+
+RAY_AUTH_MODE = "RAY_AUTH_MODE"
 
 
 RAY_PORT_TIMEOUT_SECONDS = 3.0

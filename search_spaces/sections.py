@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import types
 import typing
-from typing import Annotated, Any, ClassVar
+from typing import Annotated, Any, Callable, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_core import InitErrorDetails
@@ -224,3 +224,34 @@ def registered_sections(config: BaseModel, registry: Registry) -> dict[str, Togg
     extra = config.__pydantic_extra__ or {}
     fields = type(config).model_fields
     return {name: getattr(config, name) if name in fields else extra.get(name, section()) for name, section in registry.items()}
+
+
+def section_registrar(registry: Registry, base: type[ToggleSection], place: str, owner: Callable[[], type[BaseModel] | None]):
+    """``register_<kind>_section``: a decorator factory registering a ``base`` subclass as the
+    section ``<place>.<name>`` in ``registry``. A name that is a declared field of ``place``'s
+    own config (``owner()``; read at registration, as the owner is declared after the built-in
+    sections register) is refused, unless it is registered already (the registry then says so)."""
+
+    def register(name: str) -> Callable[[type[ToggleSection]], type[ToggleSection]]:
+        def decorate(section: type[ToggleSection]) -> type[ToggleSection]:
+            if not (isinstance(section, type) and issubclass(section, base)):
+                raise TypeError(f"the config of {registry.what} '{name}' must subclass {base.__name__}, got {section!r}")
+            declared = owner()
+            if declared is not None and name in declared.model_fields and name not in registry:
+                raise ValueError(f"'{place}.{name}' is a built-in {place} option, not a free section name; pick another name")
+            registry.add(name, section)
+            return section
+
+        return decorate
+
+    return register
+
+
+def require_section(name: str, config: type[ToggleSection] | None, sections: Registry, register_section: Callable, registrar: str) -> None:
+    """The config half of a component's registration (``register_insert``, ``register_loss``,
+    ``register_augmentation``): ``config`` registered now as its section (a plugin's one call),
+    or, without it, a section registered already under ``name`` (the built-ins')."""
+    if config is not None:
+        register_section(name)(config)
+    elif name not in sections:
+        raise TypeError(f"{sections.what} '{name}' has no config section: pass {registrar}('{name}', config=...)")

@@ -32,6 +32,8 @@ from search_spaces.sections import (  # noqa: F401 -- re-exported: sections are 
     StageIndex,
     ToggleSection,
     registered_sections,
+    require_section,
+    section_registrar,
     validate_registered_sections,
 )
 
@@ -126,19 +128,8 @@ def file_sha256(path: str) -> str | None:
         return None
 
 
-def register_insert_section(name: str):
-    """Decorator registering an :class:`InsertSection` subclass as the section ``model.<name>``."""
-
-    def decorate(section: type[InsertSection]) -> type[InsertSection]:
-        if not (isinstance(section, type) and issubclass(section, InsertSection)):
-            raise TypeError(f"the config of inserted module '{name}' must subclass InsertSection, got {section!r}")
-        declared = globals().get("ModelConfig")  # None while the built-ins register
-        if declared is not None and name in declared.model_fields and name not in INSERT_SECTIONS:
-            raise ValueError(f"'model.{name}' is a model option, not a free section name; pick another name")
-        INSERT_SECTIONS.add(name, section)
-        return section
-
-    return decorate
+#: Decorator factory registering an :class:`InsertSection` subclass as ``model.<name>``.
+register_insert_section = section_registrar(INSERT_SECTIONS, InsertSection, "model", lambda: globals().get("ModelConfig"))
 
 
 @register_insert_section("apra")
@@ -359,18 +350,8 @@ class CenterConfig(Section):
         return self
 
 
-def register_loss_section(name: str):
-    """Decorator registering a :class:`LossSection` subclass as ``loss.<name>``."""
-
-    def decorate(section: type[LossSection]) -> type[LossSection]:
-        if not (isinstance(section, type) and issubclass(section, LossSection)):
-            raise TypeError(f"the config of loss '{name}' must subclass LossSection, got {section!r}")
-        if name in LossConfig.model_fields:
-            raise ValueError(f"'loss.{name}' is a built-in loss option; pick another name")
-        LOSS_SECTIONS.add(name, section)
-        return section
-
-    return decorate
+#: Decorator factory registering a :class:`LossSection` subclass as ``loss.<name>``.
+register_loss_section = section_registrar(LOSS_SECTIONS, LossSection, "loss", lambda: globals().get("LossConfig"))
 
 
 class LossConfig(Section):
@@ -454,18 +435,8 @@ class ImplicitAttentionConfig(ToggleSection):
         return self
 
 
-def register_augment_section(name: str):
-    """Decorator registering an :class:`AugmentSection` subclass as ``augment.<name>``."""
-
-    def decorate(section: type[AugmentSection]) -> type[AugmentSection]:
-        if not (isinstance(section, type) and issubclass(section, AugmentSection)):
-            raise TypeError(f"the config of augmentation '{name}' must subclass AugmentSection, got {section!r}")
-        if name in AugmentConfig.model_fields:
-            raise ValueError(f"'augment.{name}' is a built-in augmentation option; pick another name")
-        AUGMENT_SECTIONS.add(name, section)
-        return section
-
-    return decorate
+#: Decorator factory registering an :class:`AugmentSection` subclass as ``augment.<name>``.
+register_augment_section = section_registrar(AUGMENT_SECTIONS, AugmentSection, "augment", lambda: globals().get("AugmentConfig"))
 
 
 class AugmentConfig(Section):

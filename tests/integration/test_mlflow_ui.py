@@ -109,7 +109,14 @@ def study(stack, tiny_market):
     runs = client.search_runs([experiment.experiment_id])
     parent = next(r for r in runs if r.data.tags.get("reid.role") == "study")
     children = sorted((r for r in runs if r.data.tags.get("reid.role") == "trial"), key=lambda r: r.info.run_name)
-    return {"stdout": result.stdout, "client": client, "experiment": experiment.experiment_id, "parent": parent, "children": children, "env": env}
+    return {"stdout": result.stdout, "stderr": result.stderr, "client": client, "experiment": experiment.experiment_id, "parent": parent, "children": children, "env": env}
+
+
+def test_the_launch_leaves_ray_quiet(study):
+    # Ray's per-launch notice about token authentication (its default for a local cluster,
+    # which the launch keeps) is not the researcher's concern.
+    assert "Token authentication" not in study["stderr"], study["stderr"]
+    assert " WARNING " not in study["stderr"], study["stderr"]
 
 
 def s3_keys(stack, prefix: str) -> list[str]:

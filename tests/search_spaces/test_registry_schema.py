@@ -89,3 +89,23 @@ def test_unknown_axis_of_a_section_names_its_fields(gate):
 
     with pytest.raises(ChangeError, match="model.gate has no field 'widht'.*did you mean 'model.gate.width'"):
         expand(Recipe(), AblationSpec(design="grid", axes={"model.gate.widht": [1]}))
+
+
+@pytest.mark.parametrize(
+    "place, name",
+    [("model", "backbone"), ("model", "pooling"), ("loss", "triplet"), ("loss", "id_weight"), ("augment", "flip"), ("augment", "random_erasing")],
+)
+def test_a_section_may_not_take_the_name_of_a_declared_option(place, name):
+    from search_spaces import trial_config as tc
+
+    register, registry, base = {
+        "model": (tc.register_insert_section, tc.INSERT_SECTIONS, tc.InsertSection),
+        "loss": (tc.register_loss_section, tc.LOSS_SECTIONS, tc.LossSection),
+        "augment": (tc.register_augment_section, tc.AUGMENT_SECTIONS, tc.AugmentSection),
+    }[place]
+    before = registry.names()
+    with pytest.raises(ValueError, match=f"'{place}.{name}' is a built-in {place} option"):
+        register(name)(type("Clash", (base,), {}))
+    with pytest.raises(TypeError, match=f"must subclass {base.__name__}"):
+        register("fresh_name")(GateConfig if base is not tc.InsertSection else dict)
+    assert registry.names() == before

@@ -22,7 +22,7 @@ from torch.nn import functional as F
 
 from search_spaces.metrics import COMPOSITE_PARTNER_SHARE, COMPOSITE_RATE
 from search_spaces.registry import Registry
-from search_spaces.trial_config import AUGMENT_SECTIONS, AugmentSection, register_augment_section
+from search_spaces.trial_config import AUGMENT_SECTIONS, AugmentSection, register_augment_section, require_section
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -263,10 +263,7 @@ def register_augmentation(name: str, config: type[AugmentSection] | None = None)
     section model) is registered as ``augment.<name>`` in the same call (a plugin's one file)."""
 
     def decorate(augmentation: type) -> type:
-        if config is not None:
-            register_augment_section(name)(config)
-        elif name not in AUGMENT_SECTIONS:
-            raise TypeError(f"augmentation '{name}' has no config section: pass register_augmentation('{name}', config=...)")
+        require_section(name, config, AUGMENT_SECTIONS, register_augment_section, "register_augmentation")
         AUGMENTATIONS.add(name, augmentation)
         return augmentation
 

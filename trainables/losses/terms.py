@@ -13,7 +13,7 @@ from typing import Callable
 import torch
 
 from search_spaces.registry import Registry
-from search_spaces.trial_config import LOSS_SECTIONS, LossSection, register_loss_section
+from search_spaces.trial_config import LOSS_SECTIONS, LossSection, register_loss_section, require_section
 from trainables.models.inserts import LossTargets
 from trainables.models.reid_model import ReIDOutput
 
@@ -33,10 +33,7 @@ def register_loss(name: str, config: type[LossSection] | None = None) -> Callabl
     is registered as ``loss.<name>`` in the same call (a plugin's one file)."""
 
     def decorate(term: type) -> type:
-        if config is not None:
-            register_loss_section(name)(config)
-        elif name not in LOSS_SECTIONS:
-            raise TypeError(f"loss '{name}' has no config section: pass register_loss('{name}', config=...)")
+        require_section(name, config, LOSS_SECTIONS, register_loss_section, "register_loss")
         LOSSES.add(name, term)
         return term
 

@@ -32,7 +32,7 @@ from typing import Any, Callable, ClassVar
 import torch
 from torch import nn
 
-from search_spaces.trial_config import INSERT_SECTIONS, InsertSection, register_insert_section
+from search_spaces.trial_config import INSERT_SECTIONS, InsertSection, register_insert_section, require_section
 from trainables.models.registry import Registry
 
 
@@ -103,10 +103,7 @@ def register_insert(name: str, config: type[InsertSection] | None = None) -> Cal
     """
 
     def decorate(module: type[InsertedModule]) -> type[InsertedModule]:
-        if config is not None:
-            register_insert_section(name)(config)
-        elif name not in INSERT_SECTIONS:
-            raise TypeError(f"inserted module '{name}' has no config section: pass register_insert('{name}', config=...)")
+        require_section(name, config, INSERT_SECTIONS, register_insert_section, "register_insert")
         INSERTS.add(name, module)
         module.insert_name = name
         return module
