@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -139,14 +140,15 @@ def start_ray(address: str | None, echo: Echo, runtime_env: dict[str, Any] | Non
 
             raise InputError(f"cannot connect to the Ray cluster at {address}: {str(err).splitlines()[0] if str(err) else type(err).__name__}") from None
     else:
-        # Token authentication is Ray's default for a new local cluster; said explicitly, Ray
-        # keeps it without a warning on every launch. A user's own RAY_AUTH_MODE stands.
-        os.environ.setdefault(RAY_AUTH_MODE, "token")
+        # Token authentication is Ray's default for a new local cluster, announced with a
+        # warning on every launch: kept, without the announcement. (Setting RAY_AUTH_MODE here
+        # instead would not reach Ray's configuration if an earlier call had read it already.)
+        logging.getLogger(RAY_TOKEN_NOTICE_LOGGER).setLevel(logging.ERROR)
         ray.init(num_cpus=int(os.environ.get("REID_ORCH_NUM_CPUS", os.cpu_count() or 1)), **kwargs)
     return True
 
 
-RAY_AUTH_MODE = "RAY_AUTH_MODE"
+RAY_TOKEN_NOTICE_LOGGER = "ray._private.authentication.authentication_token_setup"
 
 
 RAY_PORT_TIMEOUT_SECONDS = 3.0
