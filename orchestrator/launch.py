@@ -152,7 +152,7 @@ def _run_locked(loaded: LoadedSpec, ray: RaySession, store: ResultStore, uri: st
         if todo or searching:
             ray.connect()
         tracker = opening.result()
-        run = StudyRun(loaded, store, tracker, ray, study_axes(loaded), echo)
+        run = StudyRun(loaded, store, tracker, ray, study_axes(loaded), echo, fresh=force)
         if searching:
             tally = _run_search(run, force, datasets)
         else:  # continued trials after their parents

@@ -9,6 +9,10 @@ without one) and reports the epochs after it once more. Its MLflow run and its r
 are kept: a result for an epoch already recorded replaces the curve rows from that epoch on,
 and MLflow gets only epochs it has not seen (its metric history appends, so a step logged twice
 would show twice). The trial's Parquet rows are written once, when it ends.
+
+A trial that an earlier launch left interrupted (its driver died) and that resumes from that
+launch's checkpoint (:mod:`orchestrator.resume_points`) continues the same way: its MLflow run
+is reopened and its curve up to the checkpoint is rebuilt from the reports the checkpoint holds.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from typing import Any, Callable, Mapping
 from ray.tune import Callback
 from ray.tune.result import AUTO_RESULT_KEYS
 
+from orchestrator.resume_points import ResumePoint
 from orchestrator.rows import camera_rows, curve_row, trial_row
 from orchestrator.tracking import StudyTracker
 from search_spaces import PlannedTrial
@@ -129,6 +134,7 @@ class StudyRecorder(Callback):
         echo: Callable[[str], None] = print,
         resolve_sample: Callable[[dict[str, Any]], PlannedTrial] | None = None,
         total: int | None = None,
+        resumed: Mapping[str, ResumePoint] | None = None,
     ):
         self.study = study
         self.by_hash = {trial.config_hash: trial for trial in trials}
@@ -145,6 +151,7 @@ class StudyRecorder(Callback):
         self.pruned = 0
         self.durations: list[float] = []
         self.started = time.monotonic()
+        self.resumed = dict(resumed or {})  # by config hash: where an interrupted trial resumes
 
     # -- helpers --------------------------------------------------------------------------
     def _label(self, planned: PlannedTrial) -> str:
@@ -156,9 +163,23 @@ class StudyRecorder(Callback):
             planned = self._planned(trial.config)
             if planned.variant not in self.variant_order:
                 self.variant_order.append(planned.variant)
-            run_id = self.tracker.start_trial(planned, self.axes)
-            self.states[key] = TrialState(planned, run_id, now_iso())
+            point = self.resumed.get(planned.config_hash)
+            if point is None:
+                self.states[key] = TrialState(planned, self.tracker.start_trial(planned, self.axes), now_iso())
+            else:
+                self.states[key] = self._resumed_state(planned, point)
         return self.states[key]
+
+    def _resumed_state(self, planned: PlannedTrial, point: ResumePoint) -> TrialState:
+        """A trial interrupted with an earlier driver, as it stood at its checkpoint: its MLflow
+        run reopened (with the epochs it has) and its curve up to the checkpoint rebuilt from the
+        reports the checkpoint holds. The trial reports the epochs after it."""
+        run_id, logged_epoch = self.tracker.resume_trial(planned, self.axes)
+        state = TrialState(planned, run_id, now_iso(), logged_epoch=logged_epoch, checkpoint_epoch=point.epoch)
+        for report in point.reports:
+            metrics = reported_metrics(report)
+            self._take(state, metrics, int(metrics.get(EPOCH, 0)))
+        return state
 
     def _planned(self, config: dict[str, Any]) -> PlannedTrial:
         """The planned trial behind a Tune config: by hash, or resolved from a search sample."""
@@ -204,7 +225,9 @@ class StudyRecorder(Callback):
     # -- Tune callback hooks --------------------------------------------------------------
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         state = self._state(trial)
-        self.echo(f"{self._progress()} started {self._label(state.planned)}")
+        resumed = self.resumed.get(state.planned.config_hash)
+        where = f" from its checkpoint at epoch {resumed.epoch} (an earlier launch's)" if resumed else ""
+        self.echo(f"{self._progress()} started {self._label(state.planned)}{where}")
 
     def on_trial_recover(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         state = self._state(trial)
@@ -224,6 +247,18 @@ class StudyRecorder(Callback):
         if result.get(CHECKPOINT_KEY):
             state.checkpoint_epoch = epoch
         self._rewind(state, epoch)
+        self._take(state, metrics, epoch)
+        if EVALUATION_MARKER in metrics:
+            epochs = state.planned.config.train.total_epochs
+            self.echo(
+                f"  {self._label(state.planned)} epoch {epoch}/{epochs}: loss {metrics.get(LOSS, float('nan')):.3f} "
+                f"rank-1 {100 * metrics[RANK1]:.1f}% mAP {100 * metrics[MAP]:.1f}% "
+                f"({metrics.get(IMAGES_PER_SECOND, 0):.0f} img/s)"
+            )
+
+    def _take(self, state: TrialState, metrics: dict[str, float], epoch: int) -> None:
+        """Add one epoch's report to the trial's curve, timings and evaluations; MLflow gets it
+        unless it has that epoch already."""
         state.curves.append(curve_row(self.study, state.planned, metrics))
         state.train_seconds += metrics.get(EPOCH_SECONDS, 0.0)
         if epoch > state.logged_epoch:
@@ -233,12 +268,6 @@ class StudyRecorder(Callback):
             state.last_eval = metrics
             state.evaluations.append(metrics)
             state.eval_seconds += metrics.get(EVAL_SECONDS, 0.0)
-            epochs = state.planned.config.train.total_epochs
-            self.echo(
-                f"  {self._label(state.planned)} epoch {epoch}/{epochs}: loss {metrics.get(LOSS, float('nan')):.3f} "
-                f"rank-1 {100 * metrics[RANK1]:.1f}% mAP {100 * metrics[MAP]:.1f}% "
-                f"({metrics.get(IMAGES_PER_SECOND, 0):.0f} img/s)"
-            )
 
     @staticmethod
     def _rewind(state: TrialState, epoch: int) -> None:

@@ -180,6 +180,33 @@ class StudyTracker:
         self._log_params(run.info.run_id, flat)
         return run.info.run_id
 
+    def resume_trial(self, trial: PlannedTrial, axes: list[str]) -> tuple[str, int]:
+        """``(run_id, last logged epoch)`` for a trial that resumes from an earlier launch's
+        checkpoint: that launch's run of the same config (closed as KILLED when its driver went
+        away) is reopened under this launch, so the trial keeps one run whose curve goes on; the
+        epochs it has are not logged again. Without such a run, a fresh one (epoch 0)."""
+        from search_spaces.metrics import EPOCH
+
+        earlier = [
+            run
+            for run in self._search(
+                f"tags.`reid.role` = '{CHILD}' and tags.`reid.study` = '{self.study}' "
+                f"and tags.`reid.config_hash` = '{trial.config_hash}'"
+            )
+            if run.info.status in ("KILLED", "FAILED") and run.data.tags.get("reid.launch_id") != self.launch_id
+        ]
+        if not earlier:
+            return self.start_trial(trial, axes), 0
+        latest = max(earlier, key=lambda run: run.info.start_time or 0)
+        for run in earlier:
+            if run is not latest:
+                self.client.delete_run(run.info.run_id)
+        run_id = latest.info.run_id
+        self.client.update_run(run_id, status="RUNNING")
+        self.client.set_tag(run_id, "reid.launch_id", self.launch_id)
+        logged = max((int(m.step) for m in self.client.get_metric_history(run_id, EPOCH)), default=0)
+        return run_id, logged
+
     def _log_params(self, run_id: str, params: Mapping[str, Any]) -> None:
         from mlflow.entities import Param
 

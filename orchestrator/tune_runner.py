@@ -30,6 +30,7 @@ from search_spaces.search import Choice, IntRange, LogUniform, SearchSpec, Unifo
 
 if TYPE_CHECKING:
     from orchestrator.recorder import StudyRecorder
+    from orchestrator.resume_points import ResumePoint
     from orchestrator.tracking import StudyTracker
     from storage import ResultStore
 
@@ -67,6 +68,7 @@ class StudyRun:
     ray: RaySession
     axes: tuple[str, ...]
     echo: Echo
+    fresh: bool = False  # --force: every trial from epoch 1, no earlier launch's checkpoint used
 
     @property
     def study_dir(self) -> Path:
@@ -311,7 +313,8 @@ def run_trials(run: StudyRun, trials: list[PlannedTrial], datasets: dict, varian
     trainable (:func:`trainables.tune_entry.tune_trainable`)."""
     if not trials:
         return Tally(variant_order=variant_order)
-    recorder = _recorder(run, trials, variant_order)
+    resume = resume_points(run, trials)
+    recorder = _recorder(run, trials, variant_order, resumed=resume)
     run.ray.connect()
     _quiet_tune_output()
     from ray import tune
@@ -322,8 +325,10 @@ def run_trials(run: StudyRun, trials: list[PlannedTrial], datasets: dict, varian
         "trial": tune.grid_search([{"config": t.config.model_dump(mode="json"), "hash": t.config_hash} for t in trials]),
     }
     run_config, guard = _run_config(loaded, recorder, run.study_dir)
+    on_s3 = loaded.spec.store_uri().startswith("s3://")
+    parameters.setdefault("resume_from", {h: point.path for h, point in resume.items()})
     tuner = tune.Tuner(
-        _trainable(loaded, datasets, **parameters),
+        _trainable(loaded, datasets, resume_on_s3=on_s3, **parameters),
         param_space=param_space,
         tune_config=tune.TuneConfig(max_concurrent_trials=loaded.spec.resources.max_concurrent_trials, reuse_actors=reuse_workers()),
         run_config=run_config,
@@ -331,6 +336,21 @@ def run_trials(run: StudyRun, trials: list[PlannedTrial], datasets: dict, varian
     tuner.fit()
     raise_store_failure(guard)
     return _tally(recorder)
+
+
+def resume_points(run: StudyRun, trials: list[PlannedTrial]) -> dict[str, "ResumePoint"]:
+    """The latest checkpoint an earlier launch left for each of ``trials`` that was interrupted
+    (no row in the result store), by config hash; none with ``--force``."""
+    if run.fresh:
+        return {}
+    from orchestrator.resume_points import find_resume_points
+
+    interrupted = {t.config_hash for t in trials} - run.store.recorded_hashes(run.loaded.name)
+    storage_path, filesystem = tune_storage(run.loaded, run.study_dir)
+    points = find_resume_points(storage_path, filesystem, run.loaded.name, interrupted, warn=run.echo)
+    if points:
+        run.echo(f"  {len(points)} interrupted trial(s) resume from their checkpoints (epochs {', '.join(str(p.epoch) for p in points.values())})")
+    return points
 
 
 def tune_domain(dist):

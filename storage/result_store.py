@@ -333,6 +333,11 @@ class ResultStore:
             if row.get("status") in DONE_STATUSES
         }
 
+    def recorded_hashes(self, study: str) -> set[str]:
+        """Config hashes of the study's trials with a row of any status (finished, pruned,
+        failed): every trial that ended, as against one interrupted with its driver."""
+        return {row["config_hash"] for row in self.read_rows("trials", study)}
+
     # -- compaction -----------------------------------------------------------------------
     def compact(self, study: str, *, stale_after: float = STALE_TEMP_SECONDS) -> list["Compaction"]:
         """Merge each table's files of ``study`` into one compacted file, then delete the merged

@@ -159,8 +159,8 @@ class Trainer:
 
     The training images (uint8, on the trial's device) are indexed by the sampler's batches,
     augmented on the device and fed to :func:`train_step`. While hooks run, ``metrics`` is the
-    epoch's report (``after_epoch`` adds evaluation metrics to it); ``final`` is the last report
-    and ``epoch`` the last completed epoch.
+    epoch's report (``after_epoch`` adds evaluation metrics to it); ``final`` is the last report,
+    ``history`` every report so far and ``epoch`` the last completed epoch.
     """
 
     def __init__(
@@ -189,6 +189,7 @@ class Trainer:
         self.epoch = 0
         self.metrics: dict[str, Any] = {}
         self.final: dict[str, Any] = {}
+        self.history: list[dict[str, Any]] = []  # every report so far, in epoch order
 
     def register(self, hook: HookBase) -> None:
         hook.trainer = self
@@ -211,6 +212,7 @@ class Trainer:
             self.metrics = self.run_epoch(epoch, self.plan.lrs[epoch - 1])
             self._call("after_epoch")
             self.epoch, self.final = epoch, self.metrics
+            self.history.append(dict(self.metrics))
             self.report(self.metrics)
         self._call("after_train")
         return self.final
@@ -274,6 +276,7 @@ class Trainer:
         return {
             "epoch": self.epoch,
             "final": dict(self.final),
+            "history": [dict(report) for report in self.history],
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "augmenter_rng": self.augmenter.generator.get_state(),
@@ -304,3 +307,4 @@ class Trainer:
             hook.load_state_dict(hook_state)
         self.epoch = int(state["epoch"])
         self.final = dict(state["final"])
+        self.history = [dict(report) for report in state.get("history", [])]  # older states have none

@@ -9,12 +9,18 @@ killed), starts the trial again -- on any node -- with ``tune.get_checkpoint()``
 trainer loads the state and trains on from the next epoch, reporting what the uninterrupted
 trial would have (``tests/trainables/test_engine.py``). At most ``every`` epochs are re-run.
 
+The same folder resumes a trial whose driver died (``orchestrator resume``, see
+:mod:`orchestrator.resume_points`): beside the state it holds the trial's reports so far
+(``history.json``, readable without torch), from which the new driver rebuilds the curve rows of
+the epochs before it.
+
 Nothing here imports Ray: the folder is the contract, so a checkpoint can be inspected or
 loaded without a cluster.
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +29,7 @@ import torch
 from trainables.engine import Trainer
 
 STATE_FILE = "trainer.pt"
+HISTORY_FILE = "history.json"
 
 
 def checkpoint_due(epoch: int, every: int, total_epochs: int) -> bool:
@@ -38,7 +45,17 @@ def save_trainer(trainer: Trainer, folder: str | Path) -> Path:
     tmp = path.with_name(path.name + ".tmp")
     torch.save(trainer.state_dict(), tmp)
     tmp.replace(path)  # a folder never holds half a state
+    history = {"epoch": trainer.epoch, "reports": trainer.history}
+    (Path(folder) / HISTORY_FILE).write_text(json.dumps(history), encoding="utf-8")
     return path
+
+
+def parse_history(text: str) -> tuple[int, list[dict[str, Any]]]:
+    """``(epoch, reports)`` of a checkpoint's ``history.json``: the epoch it stands at and the
+    trial's report of every epoch up to it."""
+    data = json.loads(text)
+    reports = [dict(report) for report in data["reports"]]
+    return int(data["epoch"]), reports
 
 
 def load_trainer(trainer: Trainer, folder: str | Path) -> int:

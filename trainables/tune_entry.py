@@ -14,7 +14,9 @@ once per worker, not once per trial); each trial starts by putting the process-w
 
 Every ``checkpoint_every`` epochs (0: never) a report carries the trainer's state as a Tune
 checkpoint (:mod:`trainables.trial_checkpoint`); a trial that Tune starts again after a failure
--- its worker or its node lost -- loads the latest one and trains on from the next epoch.
+-- its worker or its node lost -- loads the latest one and trains on from the next epoch. A
+planned trial that an earlier launch left interrupted (its driver died) starts from that
+launch's latest checkpoint, ``resume_from[hash]`` (:mod:`orchestrator.resume_points`).
 """
 
 from __future__ import annotations
@@ -51,6 +53,8 @@ def tune_trainable(
     plugins: dict[str, str] | None = None,
     checkpoint_every: int = 0,
     hooks: Sequence[HookBase] = (),
+    resume_from: dict[str, str] | None = None,
+    resume_on_s3: bool = False,
 ) -> None:
     """Train one Tune trial; ``hooks`` are called after the trial's own (tests plug faults in)."""
     import ray
@@ -80,9 +84,36 @@ def tune_trainable(
     with warnings.catch_warnings():
         # Arrays from the object store are read-only views; trials never write to them.
         warnings.filterwarnings("ignore", message=".*not writable.*")
-        trainer = build_trainer(trial_config, data, report=report, runtime=RuntimeOptions(**(runtime or {})), hooks=hooks)
+
+        def build() -> Trainer:
+            return build_trainer(trial_config, data, report=report, runtime=RuntimeOptions(**(runtime or {})), hooks=hooks)
+
+        trainer = build()
         checkpoint = tune.get_checkpoint()
         if checkpoint is not None:
             with checkpoint.as_directory() as folder:
                 load_trainer(trainer, folder)
+        elif (earlier := (resume_from or {}).get(config.get("trial", {}).get("hash", ""))) is not None:
+            if not resume_earlier(trainer, earlier, resume_on_s3):
+                trainer = build()  # a state that failed to load may have been applied in part
         trainer.train()
+
+
+def resume_earlier(trainer: Trainer, path: str, on_s3: bool) -> bool:
+    """Load an earlier launch's checkpoint folder (``path`` in Tune's storage); on failure say
+    so and return False: the trial then starts from epoch 1 rather than not at all."""
+    from ray import tune
+
+    filesystem = None
+    if on_s3:
+        from storage.result_store import s3_filesystem
+
+        filesystem = s3_filesystem()
+    try:
+        with tune.Checkpoint(path, filesystem=filesystem).as_directory() as folder:
+            epoch = load_trainer(trainer, folder)
+    except Exception as err:  # noqa: BLE001 - any unreadable state: train from scratch instead
+        print(f"cannot resume from {path} ({type(err).__name__}: {err}); starting from epoch 1", flush=True)
+        return False
+    print(f"resuming from {path}: epoch {epoch + 1} of {trainer.plan.epochs} next", flush=True)
+    return True

@@ -30,6 +30,28 @@ def test_a_killed_launch_leaves_no_duplicate_run(tmp_path):
     assert second.client.get_run(orphan).info.lifecycle_stage == "deleted"
 
 
+def test_a_trial_resumed_after_its_driver_died_reopens_that_launchs_run(tmp_path):
+    older = tracker(tmp_path)
+    stale = older.start_trial(trial(), axes=[])
+    older.finish_trial(stale, "FAILED")  # a still earlier attempt
+    first = tracker(tmp_path)
+    cut = first.start_trial(trial(), axes=[])
+    for step in (1, 2, 3):
+        first.log_metrics(cut, {"epoch": float(step), "loss": 1.0 / step}, step=step)
+    second = tracker(tmp_path)  # the driver died; the next launch
+    second.reconcile(done_hashes=set())
+    run_id, logged = second.resume_trial(trial(), axes=[])
+    assert (run_id, logged) == (cut, 3)
+    run = second.client.get_run(cut)
+    assert run.info.status == "RUNNING" and run.data.tags["reid.launch_id"] == second.launch_id
+    assert second.client.get_run(stale).info.lifecycle_stage == "deleted"
+    assert [r.info.run_id for r in second.child_runs()] == [cut]
+    # Nothing earlier to reopen: a fresh run, from epoch 0.
+    other = expand(Recipe(), AblationSpec(design="list", variants=[{"name": "a"}], seeds=[1]))[0]
+    fresh, logged = second.resume_trial(other, axes=[])
+    assert fresh != cut and logged == 0
+
+
 def test_a_trial_done_in_the_store_is_closed_as_finished(tmp_path):
     first = tracker(tmp_path)
     run = first.start_trial(trial(), axes=[])

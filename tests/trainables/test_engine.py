@@ -201,8 +201,11 @@ def test_a_resumed_trial_reports_what_the_uninterrupted_one_did(tiny_market, tin
     resumed = build_trainer(config, tiny_data, report=resumed_reports.append, runtime=RUNTIME)
     resumed.register(center_loss_for(resumed, weight=0.1))
     resumed.load_state_dict(torch.load(io.BytesIO(saved[2]), weights_only=False))
+    assert [r["epoch"] for r in resumed.history] == [1, 2]  # the reports before the state came with it
     final = resumed.train()
     assert [r["epoch"] for r in resumed_reports] == [3]
+    assert resumed.history[:2] == reports[:2] and resumed.history[2] is not reports[2]
+    assert [r["epoch"] for r in resumed.history] == [1, 2, 3]
     timing = ("epoch_seconds", "images_per_second", "eval_seconds")
     same = {k: v for k, v in uninterrupted.items() if k not in timing}
     assert {k: v for k, v in final.items() if k not in timing} == same

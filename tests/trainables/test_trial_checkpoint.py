@@ -9,7 +9,7 @@ import torch
 from search_spaces import TrialConfig
 from trainables.data.datasets import load_reid_data
 from trainables.trial import RuntimeOptions, build_trainer
-from trainables.trial_checkpoint import STATE_FILE, load_trainer, save_trainer
+from trainables.trial_checkpoint import HISTORY_FILE, STATE_FILE, load_trainer, parse_history, save_trainer
 
 TIMING = ("epoch_seconds", "images_per_second", "eval_seconds")
 
@@ -47,6 +47,9 @@ def test_a_trial_resumed_from_its_checkpoint_folder_ends_as_the_uninterrupted_on
     trainer = build_trainer(config, data, report=report, runtime=runtime)
     uninterrupted = trainer.train()
     assert (folder / STATE_FILE).is_file()
+    # The reports up to the checkpoint, for a new driver to rebuild the curve without torch.
+    epoch, history = parse_history((folder / HISTORY_FILE).read_text(encoding="utf-8"))
+    assert epoch == 3 and history == trainer.history[:3]
 
     torch.manual_seed(12345)  # a new process starts from other random numbers
     reports: list[dict] = []

@@ -1,0 +1,96 @@
+"""Where each interrupted trial of a study stands, so a relaunch resumes it from its checkpoint.
+
+A trial checkpoints every ``resources.checkpoint_every`` epochs into Ray Tune's storage (the
+study folder's ``ray/``, or ``<bucket>/_ray`` beside an S3 result store; see
+:mod:`trainables.trial_checkpoint`). Tune itself resumes from there only while the driver that
+started the trial lives. When the driver dies (killed, its machine lost, Ctrl-C), the next
+``orchestrator launch``/``resume`` finds here, for each trial it is about to run, the latest
+checkpoint an earlier launch left, and the trial trains on from there instead of from epoch 1.
+
+The storage holds one folder per launch (``<study>-<YYYYmmdd-HHMMSS>``), one per Tune trial in
+it (its ``params.json`` names the planned trial's config hash) and one per checkpoint
+(``checkpoint_NNNNNN`` with ``trainer.pt`` and ``history.json``: the epoch and the reports up to
+it). Only trials that left no row in the result store are resumed: those that were interrupted.
+A trial that failed (an error of its own) starts afresh, as does every trial under ``--force``.
+"""
+
+from __future__ import annotations
+
+import json
+import posixpath
+import re
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+PARAMS_FILE = "params.json"  # Ray Tune's copy of a trial's config, in its trial folder
+CHECKPOINT_FOLDER = re.compile(r"checkpoint_(\d+)")
+
+
+@dataclass(frozen=True)
+class ResumePoint:
+    """A planned trial's latest checkpoint in Tune's storage."""
+
+    config_hash: str
+    path: str  # the checkpoint folder: a local path, or ``bucket/key`` on S3
+    epoch: int
+    reports: list[dict[str, Any]] = field(default_factory=list, compare=False)  # epochs 1..epoch
+
+
+def find_resume_points(storage_path: str, filesystem: Any, study: str, hashes: set[str], warn: Callable[[str], None] = print) -> dict[str, ResumePoint]:
+    """The latest complete checkpoint of each of ``hashes`` under ``storage_path`` (Tune's
+    storage: a local folder, or a path on ``filesystem``, a pyarrow filesystem), from any earlier
+    launch of ``study``. A storage that cannot be read resumes nothing (with a warning)."""
+    if not hashes:
+        return {}
+    from pyarrow import fs as pafs
+
+    from trainables.trial_checkpoint import HISTORY_FILE, STATE_FILE, parse_history
+
+    filesystem = filesystem or pafs.LocalFileSystem()
+    root = storage_path.rstrip("/")
+    launch_folder = re.compile(re.escape(study) + r"-\d{8}-\d{6}")
+    try:
+        listing = filesystem.get_file_info(pafs.FileSelector(root, recursive=True, allow_not_found=True))
+    except OSError as err:
+        warn(f"  cannot look for earlier checkpoints in {root} ({err}); interrupted trials start from epoch 1")
+        return {}
+    # {trial folder: {checkpoint index: set of file names}}
+    trials: dict[str, dict[int, set[str]]] = {}
+    params: set[str] = set()
+    for info in listing:
+        parts = posixpath.relpath(info.path, root).split("/")
+        if not parts or not launch_folder.fullmatch(parts[0]):
+            continue
+        if len(parts) == 3 and parts[2] == PARAMS_FILE:
+            params.add("/".join(parts[:2]))
+        elif len(parts) == 4 and (index := CHECKPOINT_FOLDER.fullmatch(parts[2])):
+            trials.setdefault("/".join(parts[:2]), {}).setdefault(int(index.group(1)), set()).add(parts[3])
+    best: dict[str, ResumePoint] = {}
+    for trial, checkpoints in sorted(trials.items()):
+        complete = [index for index, names in checkpoints.items() if {STATE_FILE, HISTORY_FILE} <= names]
+        if not complete or trial not in params:
+            continue
+        try:
+            config_hash = _planned_hash(_read_text(filesystem, f"{root}/{trial}/{PARAMS_FILE}"))
+            if config_hash not in hashes:
+                continue
+            folder = f"{root}/{trial}/checkpoint_{max(complete):06d}"
+            epoch, reports = parse_history(_read_text(filesystem, f"{folder}/{HISTORY_FILE}"))
+        except (OSError, ValueError, KeyError, TypeError) as err:
+            warn(f"  skipping an unreadable checkpoint in {root}/{trial} ({err})")
+            continue
+        if config_hash not in best or epoch > best[config_hash].epoch:
+            best[config_hash] = ResumePoint(config_hash, folder, epoch, reports)
+    return best
+
+
+def _planned_hash(params_text: str) -> str | None:
+    """The config hash of a planned trial's Tune config (a search sample has none)."""
+    params = json.loads(params_text)
+    trial = params.get("trial") if isinstance(params, dict) else None
+    return trial.get("hash") if isinstance(trial, dict) else None
+
+
+def _read_text(filesystem: Any, path: str) -> str:
+    with filesystem.open_input_stream(path) as stream:
+        return stream.read().decode("utf-8")
