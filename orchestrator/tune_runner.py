@@ -349,7 +349,9 @@ def resume_points(run: StudyRun, trials: list[PlannedTrial]) -> dict[str, "Resum
     storage_path, filesystem = tune_storage(run.loaded, run.study_dir)
     points = find_resume_points(storage_path, filesystem, run.loaded.name, interrupted, warn=run.echo)
     if points:
-        run.echo(f"  {len(points)} interrupted trial(s) resume from their checkpoints (epochs {', '.join(str(p.epoch) for p in points.values())})")
+        epochs = sorted(point.epoch for point in points.values())
+        shown = ", ".join(str(epoch) for epoch in epochs[:8]) + (", ..." if len(epochs) > 8 else "")
+        run.echo(f"  {len(points)} interrupted trial(s) resume from an earlier launch's checkpoint (at epochs {shown})")
     return points
 
 
