@@ -210,7 +210,7 @@ def test_a_trial_whose_node_dies_finishes_on_the_other_node_from_its_checkpoint(
         # per reported epoch), neither finished: one runs on each node, and the worker's
         # trial loses epochs with its node.
         deadline = time.monotonic() + 300
-        while not (len(list(study_dir.glob("ray/*/*/checkpoint_*"))) == 2 and all(reported(t) > every for t in study_dir.glob("ray/*/*/result.json"))):
+        while not both_checkpointed_and_past_it(study_dir, every):
             assert driver.poll() is None, log.read_text(encoding="utf-8")[-3000:]
             assert time.monotonic() < deadline, "the trials never checkpointed"
             time.sleep(0.2)
@@ -247,6 +247,14 @@ def test_a_trial_whose_node_dies_finishes_on_the_other_node_from_its_checkpoint(
     for run in runs:
         assert [m.step for m in client.get_metric_history(run.info.run_id, "loss")] == list(range(1, epochs + 1))
     print(f"worker killed; study finished {time.monotonic() - killed_at:.0f}s later; resumed from epoch {resumed_from}, re-ran {rerun[1]}")
+
+
+def both_checkpointed_and_past_it(study_dir: Path, every: int) -> bool:
+    """Each of the two trial folders holds a checkpoint and more than ``every`` results. (Counted
+    per folder: one trial may briefly hold two checkpoints, the next before the last is dropped,
+    while the other has not started yet.)"""
+    trials = [folder for folder in study_dir.glob("ray/*/*") if folder.is_dir()]
+    return len(trials) == 2 and all(any(t.glob("checkpoint_*")) and reported(t / "result.json") > every for t in trials)
 
 
 def reported(result_json: Path) -> int:
