@@ -30,6 +30,9 @@ reused (9c05336)                 0.4-2      254.8 s  215.6 s         39.2 s 15.4
 reused (9c05336)                 idle-2     252.1 s  215.5 s         36.6 s 14.5%  0.61 s     1.22 s
 reused, cheaper trial start      idle-2     160.9 s  136.5 s         24.5 s 15.2%  0.41 s     0.82 s
 reused, cheaper trial start      idle-2     161.5 s  137.3 s         24.2 s 15.0%  0.40 s     0.81 s
+fresh (ea2030f)                  idle-2     326.8 s  138.9 s        187.9 s 57.5%  3.13 s     6.26 s
+reused (ea2030f)                 idle-2     166.8 s  140.4 s         26.4 s 15.8%  0.44 s     0.88 s
+reused (ea2030f)                 idle-2     160.3 s  136.7 s         23.6 s 14.7%  0.39 s     0.79 s
 ==============================  ==========  =======  =============  =============  =========  =========
 
 "Cheaper trial start" (a79f25e): the worker's imports frozen out of the garbage collector
