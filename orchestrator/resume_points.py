@@ -10,18 +10,21 @@ checkpoint an earlier launch left, and the trial trains on from there instead of
 The storage holds one folder per launch (``<study>-<YYYYmmdd-HHMMSS>``), one per Tune trial in
 it (its ``params.json`` names the planned trial's config hash) and one per checkpoint
 (``checkpoint_NNNNNN`` with ``trainer.pt`` and ``history.json``: the epoch and the reports up to
-it). Only trials that left no row in the result store are resumed: those that were interrupted.
-A trial that failed (an error of its own) starts afresh, as does every trial under ``--force``.
+it). A trial is resumed when it left no row in the result store (it was interrupted), or when
+its last row says it failed and a later attempt, interrupted in its turn, checkpointed after
+that failure; a failed trial's own checkpoints are never used (it starts afresh), nor is any
+checkpoint under ``--force``.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import posixpath
 import re
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 PARAMS_FILE = "params.json"  # Ray Tune's copy of a trial's config, in its trial folder
 CHECKPOINT_FOLDER = re.compile(r"checkpoint_(\d+)")
@@ -38,10 +41,18 @@ class ResumePoint:
     reports: list[dict[str, Any]] = field(default_factory=list, compare=False)  # epochs 1..epoch
 
 
-def find_resume_points(storage_path: str, filesystem: Any, study: str, hashes: set[str], warn: Callable[[str], None] = print) -> dict[str, ResumePoint]:
-    """The latest complete checkpoint of each of ``hashes`` under ``storage_path`` (Tune's
-    storage: a local folder, or a path on ``filesystem``, a pyarrow filesystem), from any earlier
-    launch of ``study``. A storage that cannot be read resumes nothing (with a warning)."""
+def find_resume_points(
+    storage_path: str,
+    filesystem: Any,
+    study: str,
+    hashes: Mapping[str, dt.datetime | None],
+    warn: Callable[[str], None] = print,
+) -> dict[str, ResumePoint]:
+    """The latest complete checkpoint of each config hash in ``hashes`` under ``storage_path``
+    (Tune's storage: a local folder, or a path on ``filesystem``, a pyarrow filesystem), from any
+    earlier launch of ``study``, written after ``hashes[hash]`` where that is a time (the trial
+    failed then: only a later attempt's checkpoints count). A storage that cannot be read
+    resumes nothing (with a warning)."""
     if not hashes:
         return {}
     from pyarrow import fs as pafs
@@ -58,6 +69,7 @@ def find_resume_points(storage_path: str, filesystem: Any, study: str, hashes: s
         return {}
     # {trial folder: {checkpoint index: set of file names}}
     trials: dict[str, dict[int, set[str]]] = {}
+    written: dict[str, dt.datetime] = {}  # checkpoint folder -> when its history was written
     params: set[str] = set()
     for info in listing:
         parts = posixpath.relpath(info.path, root).split("/")
@@ -67,6 +79,8 @@ def find_resume_points(storage_path: str, filesystem: Any, study: str, hashes: s
             params.add("/".join(parts[:2]))
         elif len(parts) == 4 and (index := CHECKPOINT_FOLDER.fullmatch(parts[2])):
             trials.setdefault("/".join(parts[:2]), {}).setdefault(int(index.group(1)), set()).add(parts[3])
+            if parts[3] == HISTORY_FILE and info.mtime is not None:
+                written[f"{root}/{'/'.join(parts[:3])}"] = info.mtime
     candidates = []  # (trial folder, its latest complete checkpoint folder)
     for trial, checkpoints in sorted(trials.items()):
         complete = [index for index, names in checkpoints.items() if {STATE_FILE, HISTORY_FILE} <= names]
@@ -78,7 +92,7 @@ def find_resume_points(storage_path: str, filesystem: Any, study: str, hashes: s
         trial, folder = candidate
         try:
             config_hash = _planned_hash(_read_text(filesystem, f"{root}/{trial}/{PARAMS_FILE}"))
-            if config_hash not in hashes:
+            if config_hash not in hashes or not _after(written.get(folder), hashes[config_hash]):
                 return None
             epoch, reports = parse_history(_read_text(filesystem, f"{folder}/{HISTORY_FILE}"))
         except (OSError, ValueError, KeyError, TypeError) as err:
@@ -96,6 +110,17 @@ def find_resume_points(storage_path: str, filesystem: Any, study: str, hashes: s
         elif point is not None and (point.config_hash not in best or point.epoch > best[point.config_hash].epoch):
             best[point.config_hash] = point
     return best
+
+
+def _after(written: dt.datetime | None, failed_at: dt.datetime | None) -> bool:
+    """Whether a checkpoint written at ``written`` belongs to an attempt after the failure at
+    ``failed_at`` (None: no failure, any checkpoint counts). The failure time is kept to the
+    second, so a checkpoint must be a whole second later."""
+    if failed_at is None:
+        return True
+    if written is None:
+        return False
+    return written > failed_at + dt.timedelta(seconds=1)
 
 
 def _planned_hash(params_text: str) -> str | None:

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from orchestrator.spec import LoadedSpec
 from search_spaces import PlannedTrial, resolve_sample
+from search_spaces.metrics import FAILED
 from search_spaces.search import Choice, IntRange, LogUniform, SearchSpec, Uniform
 
 if TYPE_CHECKING:
@@ -340,19 +341,33 @@ def run_trials(run: StudyRun, trials: list[PlannedTrial], datasets: dict, varian
 
 def resume_points(run: StudyRun, trials: list[PlannedTrial]) -> dict[str, "ResumePoint"]:
     """The latest checkpoint an earlier launch left for each of ``trials`` that was interrupted
-    (no row in the result store), by config hash; none with ``--force``."""
+    (see :mod:`orchestrator.resume_points`), by config hash; none with ``--force``."""
     if run.fresh:
         return {}
     from orchestrator.resume_points import find_resume_points
 
-    interrupted = {t.config_hash for t in trials} - run.store.recorded_hashes(run.loaded.name)
+    outcomes = run.store.last_outcomes(run.loaded.name)
+    # Interrupted trials (no row): any checkpoint; failed ones: a later attempt's only.
+    wanted = {
+        t.config_hash: None if t.config_hash not in outcomes else _failure_time(outcomes[t.config_hash][1])
+        for t in trials
+        if t.config_hash not in outcomes or outcomes[t.config_hash][0] == FAILED
+    }
     storage_path, filesystem = tune_storage(run.loaded, run.study_dir)
-    points = find_resume_points(storage_path, filesystem, run.loaded.name, interrupted, warn=run.echo)
+    points = find_resume_points(storage_path, filesystem, run.loaded.name, wanted, warn=run.echo)
     if points:
         epochs = sorted(point.epoch for point in points.values())
         shown = ", ".join(str(epoch) for epoch in epochs[:8]) + (", ..." if len(epochs) > 8 else "")
         run.echo(f"  {len(points)} interrupted trial(s) resume from an earlier launch's checkpoint (at epochs {shown})")
     return points
+
+
+def _failure_time(finished_at: str) -> dt.datetime:
+    """A failed row's ``finished_at``; unreadable, the end of time (no checkpoint is later)."""
+    try:
+        return dt.datetime.fromisoformat(finished_at)
+    except ValueError:
+        return dt.datetime.max.replace(tzinfo=dt.timezone.utc) - dt.timedelta(days=1)
 
 
 def tune_domain(dist):

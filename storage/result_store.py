@@ -333,10 +333,16 @@ class ResultStore:
             if row.get("status") in DONE_STATUSES
         }
 
-    def recorded_hashes(self, study: str) -> set[str]:
-        """Config hashes of the study's trials with a row of any status (finished, pruned,
-        failed): every trial that ended, as against one interrupted with its driver."""
-        return {row["config_hash"] for row in self.read_rows("trials", study)}
+    def last_outcomes(self, study: str) -> dict[str, tuple[str, str]]:
+        """``{config hash: (status, finished_at)}`` of the latest row of each of the study's
+        trials that ended (finished, pruned, failed); a trial interrupted with its driver has
+        none. ``finished_at`` is UTC ISO 8601, to the second."""
+        latest: dict[str, tuple[str, str]] = {}
+        for row in self.read_rows("trials", study):
+            seen = latest.get(row["config_hash"])
+            if seen is None or str(row.get("finished_at") or "") >= seen[1]:
+                latest[row["config_hash"]] = (str(row.get("status")), str(row.get("finished_at") or ""))
+        return latest
 
     # -- compaction -----------------------------------------------------------------------
     def compact(self, study: str, *, stale_after: float = STALE_TEMP_SECONDS) -> list["Compaction"]:

@@ -3,7 +3,9 @@ lays it out), and the recorder picking such a trial up where its checkpoint left
 
 from __future__ import annotations
 
+import datetime as dt
 import json
+import os
 from pathlib import Path
 
 from orchestrator.recorder import StudyRecorder
@@ -44,7 +46,7 @@ def test_the_latest_complete_checkpoint_of_each_wanted_trial_is_found(tmp_path):
     checkpoint(storage, "s-2-20261130-110000", "tune_trainable_c_0", 0, 9, planned("h1"))  # study "s-2"
     (storage / "s-20261130-110000" / "experiment_state.json").write_text("{}", encoding="utf-8")
 
-    points = find_resume_points(str(storage), None, "s", {"h1", "h2", "h4"})
+    points = find_resume_points(str(storage), None, "s", dict.fromkeys(["h1", "h2", "h4"]))
     assert set(points) == {"h1"}
     point = points["h1"]
     assert point == ResumePoint("h1", str(later), 6)
@@ -52,17 +54,38 @@ def test_the_latest_complete_checkpoint_of_each_wanted_trial_is_found(tmp_path):
 
 
 def test_nothing_to_find_in_a_missing_storage_or_for_no_trials(tmp_path):
-    assert find_resume_points(str(tmp_path / "none"), None, "s", {"h1"}) == {}
+    assert find_resume_points(str(tmp_path / "none"), None, "s", {"h1": None}) == {}
     checkpoint(tmp_path / "ray", "s-20261130-100000", "t", 0, 2, planned("h1"))
-    assert find_resume_points(str(tmp_path / "ray"), None, "s", set()) == {}
+    assert find_resume_points(str(tmp_path / "ray"), None, "s", {}) == {}
 
 
 def test_an_unreadable_checkpoint_is_skipped_with_a_warning(tmp_path):
     folder = checkpoint(tmp_path / "ray", "s-20261130-100000", "t", 0, 2, planned("h1"))
     (folder / "history.json").write_text("{not json", encoding="utf-8")
     warnings: list[str] = []
-    assert find_resume_points(str(tmp_path / "ray"), None, "s", {"h1"}, warn=warnings.append) == {}
+    assert find_resume_points(str(tmp_path / "ray"), None, "s", {"h1": None}, warn=warnings.append) == {}
     assert len(warnings) == 1 and "skipping an unreadable checkpoint" in warnings[0]
+
+
+def test_a_failed_trial_resumes_only_from_a_later_attempts_checkpoint(tmp_path):
+    storage = tmp_path / "ray"
+    before = checkpoint(storage, "s-20261130-100000", "t_0", 0, 4, planned("h1"))  # the attempt that failed
+    failed_at = dt.datetime(2026, 11, 30, 10, 30, tzinfo=dt.timezone.utc)
+    os.utime(before / "history.json", (failed_at.timestamp() - 600,) * 2)
+    assert find_resume_points(str(storage), None, "s", {"h1": failed_at}) == {}
+    after = checkpoint(storage, "s-20261130-110000", "t_0", 0, 2, planned("h1"))  # rerun, then interrupted
+    os.utime(after / "history.json", (failed_at.timestamp() + 600,) * 2)
+    assert find_resume_points(str(storage), None, "s", {"h1": failed_at})["h1"].path == str(after)
+    # Never failed (interrupted only): the furthest checkpoint of any attempt.
+    assert find_resume_points(str(storage), None, "s", {"h1": None})["h1"].path == str(before)
+
+
+def test_the_last_outcome_of_each_trial_is_its_latest_row(tmp_path):
+    store = ResultStore(str(tmp_path / "results"))
+    rows = [("a", "failed", "2026-11-30T10:00:00+00:00"), ("a", "completed", "2026-11-30T11:00:00+00:00"), ("b", "failed", "2026-11-30T09:00:00+00:00")]
+    for index, (digest, status, finished) in enumerate(rows):
+        store.write_trial("s", f"t{index}", {"trials": [{"study": "s", "config_hash": digest, "status": status, "finished_at": finished}]})
+    assert store.last_outcomes("s") == {"a": ("completed", "2026-11-30T11:00:00+00:00"), "b": ("failed", "2026-11-30T09:00:00+00:00")}
 
 
 class ResumingTracker(Tracker):
@@ -133,7 +156,7 @@ def test_checkpoints_beside_an_s3_store_are_found_and_loaded_from_there(tmp_path
         if path.is_file():
             client.upload_file(str(path), s3_bucket, f"_ray/{path.relative_to(local).as_posix()}")
 
-    points = find_resume_points(f"{s3_bucket}/_ray", s3_filesystem(), "s", {"h1"})
+    points = find_resume_points(f"{s3_bucket}/_ray", s3_filesystem(), "s", {"h1": None})
     assert points["h1"].epoch == 2 and points["h1"].path == f"{s3_bucket}/_ray/s-20261130-100000/t_0/checkpoint_000000"
 
     torch.manual_seed(7)
