@@ -155,15 +155,8 @@ class StudyTracker:
         launch are deleted, so a rerun trial has one run; runs of this launch are never touched
         (a search may run two samples that resolve to the same config at once)."""
         assert self.parent_run_id is not None, "start_study must be called first"
-        stale = self._search(
-            f"tags.`reid.role` = '{CHILD}' and tags.`reid.study` = '{self.study}' "
-            f"and tags.`reid.config_hash` = '{trial.config_hash}'"
-        )
-        for run in stale:
-            # RUNNING: a live driver's run (the study lock keeps a second driver out; a dead
-            # driver's runs were closed as KILLED by reconcile): never deleted.
-            if run.info.status not in ("FINISHED", "RUNNING") and run.data.tags.get("reid.launch_id") != self.launch_id:
-                self.client.delete_run(run.info.run_id)
+        for run in self._earlier_unfinished_runs(trial.config_hash):
+            self.client.delete_run(run.info.run_id)
         tags = {
             "reid.launch_id": self.launch_id,
             "mlflow.parentRunId": self.parent_run_id,
@@ -187,14 +180,7 @@ class StudyTracker:
         epochs it has are not logged again. Without such a run, a fresh one (epoch 0)."""
         from search_spaces.metrics import EPOCH
 
-        earlier = [
-            run
-            for run in self._search(
-                f"tags.`reid.role` = '{CHILD}' and tags.`reid.study` = '{self.study}' "
-                f"and tags.`reid.config_hash` = '{trial.config_hash}'"
-            )
-            if run.info.status in ("KILLED", "FAILED") and run.data.tags.get("reid.launch_id") != self.launch_id
-        ]
+        earlier = self._earlier_unfinished_runs(trial.config_hash)
         if not earlier:
             return self.start_trial(trial, axes), 0
         latest = max(earlier, key=lambda run: run.info.start_time or 0)
@@ -206,6 +192,16 @@ class StudyTracker:
         self.client.set_tag(run_id, "reid.launch_id", self.launch_id)
         logged = max((int(m.step) for m in self.client.get_metric_history(run_id, EPOCH)), default=0)
         return run_id, logged
+
+    def _earlier_unfinished_runs(self, config_hash: str) -> list[Any]:
+        """Child runs of ``config_hash`` that earlier launches left unfinished (KILLED, FAILED).
+        RUNNING ones are a live driver's (the study lock keeps a second driver out; a dead
+        driver's runs were closed as KILLED by reconcile) and this launch's are its own: neither
+        is ever touched."""
+        runs = self._search(
+            f"tags.`reid.role` = '{CHILD}' and tags.`reid.study` = '{self.study}' and tags.`reid.config_hash` = '{config_hash}'"
+        )
+        return [r for r in runs if r.info.status not in ("FINISHED", "RUNNING") and r.data.tags.get("reid.launch_id") != self.launch_id]
 
     def _log_params(self, run_id: str, params: Mapping[str, Any]) -> None:
         from mlflow.entities import Param

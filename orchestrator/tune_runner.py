@@ -287,11 +287,12 @@ def raise_store_failure(guard) -> None:
         raise type(guard).error
 
 
-def _run_config(loaded: LoadedSpec, recorder, study_dir: Path):
+def _run_config(loaded: LoadedSpec, recorder, storage: tuple[str, Any]):
+    """Tune's run configuration; ``storage`` is :func:`tune_storage`'s answer."""
     from ray import tune
 
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    storage_path, storage_filesystem = tune_storage(loaded, study_dir)
+    storage_path, storage_filesystem = storage
     guard, stopper = store_guard(recorder)
     return tune.RunConfig(
         name=f"{loaded.name}-{stamp}",
@@ -314,7 +315,8 @@ def run_trials(run: StudyRun, trials: list[PlannedTrial], datasets: dict, varian
     trainable (:func:`trainables.tune_entry.tune_trainable`)."""
     if not trials:
         return Tally(variant_order=variant_order)
-    resume = resume_points(run, trials)
+    storage = tune_storage(run.loaded, run.study_dir)
+    resume = resume_points(run, trials, *storage)
     recorder = _recorder(run, trials, variant_order, resumed=resume)
     run.ray.connect()
     _quiet_tune_output()
@@ -325,11 +327,10 @@ def run_trials(run: StudyRun, trials: list[PlannedTrial], datasets: dict, varian
     param_space = {
         "trial": tune.grid_search([{"config": t.config.model_dump(mode="json"), "hash": t.config_hash} for t in trials]),
     }
-    run_config, guard = _run_config(loaded, recorder, run.study_dir)
-    on_s3 = loaded.spec.store_uri().startswith("s3://")
+    run_config, guard = _run_config(loaded, recorder, storage)
     parameters.setdefault("resume_from", {h: point.path for h, point in resume.items()})
     tuner = tune.Tuner(
-        _trainable(loaded, datasets, resume_on_s3=on_s3, **parameters),
+        _trainable(loaded, datasets, resume_on_s3=storage[1] is not None, **parameters),
         param_space=param_space,
         tune_config=tune.TuneConfig(max_concurrent_trials=loaded.spec.resources.max_concurrent_trials, reuse_actors=reuse_workers()),
         run_config=run_config,
@@ -339,9 +340,10 @@ def run_trials(run: StudyRun, trials: list[PlannedTrial], datasets: dict, varian
     return _tally(recorder)
 
 
-def resume_points(run: StudyRun, trials: list[PlannedTrial]) -> dict[str, "ResumePoint"]:
-    """The latest checkpoint an earlier launch left for each of ``trials`` that was interrupted
-    (see :mod:`orchestrator.resume_points`), by config hash; none with ``--force``."""
+def resume_points(run: StudyRun, trials: list[PlannedTrial], storage_path: str, filesystem: Any) -> dict[str, "ResumePoint"]:
+    """The latest checkpoint an earlier launch left in Tune's storage (:func:`tune_storage`) for
+    each of ``trials`` that was interrupted (see :mod:`orchestrator.resume_points`), by config
+    hash; none with ``--force``."""
     if run.fresh:
         return {}
     from orchestrator.resume_points import find_resume_points
@@ -353,7 +355,6 @@ def resume_points(run: StudyRun, trials: list[PlannedTrial]) -> dict[str, "Resum
         for t in trials
         if t.config_hash not in outcomes or outcomes[t.config_hash][0] == FAILED
     }
-    storage_path, filesystem = tune_storage(run.loaded, run.study_dir)
     points = find_resume_points(storage_path, filesystem, run.loaded.name, wanted, warn=run.echo)
     if points:
         epochs = sorted(point.epoch for point in points.values())
@@ -429,7 +430,7 @@ def run_search(
             grace_period=min(search.asha.grace_period, max_epochs),
             reduction_factor=search.asha.reduction_factor,
         )
-    run_config, guard = _run_config(loaded, recorder, run.study_dir)
+    run_config, guard = _run_config(loaded, recorder, tune_storage(loaded, run.study_dir))
     tuner = tune.Tuner(
         _trainable(loaded, datasets, recipe=recipe, seed=seed),
         param_space={"search": {path: tune_domain(dist) for path, dist in search.space.items()}},
