@@ -232,8 +232,9 @@ def summarize(
 ) -> None:
     """Print a study's ablation table (paired differences with 95% intervals) from its result store, or write tables and figures with --out."""
     from orchestrator.errors import StudyNotFoundError
-    from orchestrator.formats import FORMATS, seeds_needed_text
-    from orchestrator.report import parse_formats, read_report_settings, study_summary, write_study_report
+    from analysis.formats import FORMATS, seeds_needed_text
+    from analysis.report import parse_formats, study_summary, write_study_report
+    from orchestrator.study_files import read_report_settings
     from orchestrator.study_files import locate_study
     from storage import ResultStore
 

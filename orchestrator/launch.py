@@ -183,11 +183,12 @@ def _run_locked(loaded: LoadedSpec, ray: RaySession, store: ResultStore, uri: st
             tracker.finish_study(status)
 
     # Tables in every format and the figures, also on the MLflow parent run (see
-    # orchestrator.report), written in a thread while Ray shuts down (~1 s) in this one.
-    from orchestrator.report import ReportSettings, publish_study_report
+    # analysis.report), written in a thread while Ray shuts down (~1 s) in this one.
+    from analysis.report import publish_study_report
+    from analysis.settings import ReportSettings
 
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="study-report") as pool:
-        reporting = pool.submit(publish_study_report, study, store, study_dir / "report", tracker, ReportSettings.from_spec(spec), echo)
+        reporting = pool.submit(publish_study_report, study, store, study_dir / "report", tracker, ReportSettings.from_report(spec.report, spec.baseline.dataset.name), echo)
         ray.close()
         table = reporting.result() or ""
     return LaunchResult(study, len(loaded.trials), len(loaded.trials) - len(todo), tally.ran, tally.failed, table, study_dir, store.uri, uri)

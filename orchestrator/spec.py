@@ -17,12 +17,12 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from analysis.settings import Report
 from orchestrator.errors import SpecError
 from orchestrator.redact import has_credentials, redact_uri
 from orchestrator.yaml_source import YamlSource, YamlSyntaxError, load_yaml
 from search_spaces import AblationSpec, ChangeError, DesignError, PlannedTrial, Recipe, expand
 from search_spaces.trial_config import schedule_problem
-from search_spaces.metrics import DEFAULT_TABLE_METRICS, TABLE_METRIC_HEADERS
 from search_spaces.plugins import LoadedPlugin, PluginError, load_plugin
 
 STUDY_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
@@ -90,45 +90,6 @@ class Output(_Block):
                 "MLFLOW_TRACKING_USERNAME/MLFLOW_TRACKING_PASSWORD or AWS_* environment variables"
             )
         return uri
-
-
-def _check_table_metrics(names: tuple[str, ...] | list[str]) -> None:
-    unknown = [name for name in names if name not in TABLE_METRIC_HEADERS]
-    if unknown:
-        raise ValueError(f"unknown metric {unknown[0]!r}; a table can show: {', '.join(TABLE_METRIC_HEADERS)}")
-
-
-class ReferenceNumbers(_Block):
-    """``report.reference:`` — a paper's reported numbers for the study's rows (percent, as printed).
-
-    ``rows`` maps a variant name of this study to ``{metric: value}``; ``summarize --reference``
-    prints them beside the measured values and warns when ``dataset`` is not the study's dataset.
-    """
-
-    source: str = Field(description="Paper and table, e.g. 'APRA (Ang et al.), Table 2'.")
-    dataset: str = Field(description="Dataset the numbers were reported on (a dataset.name, e.g. market1501).")
-    protocol: str = Field("", description="Evaluation protocol, e.g. 'single query, no re-ranking'.")
-    rows: dict[str, dict[str, float]] = Field(description="variant name -> {metric: value in percent}.")
-
-    @field_validator("rows")
-    @classmethod
-    def _known_metrics(cls, rows: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
-        for values in rows.values():
-            _check_table_metrics(list(values))
-        return rows
-
-
-class Report(_Block):
-    """``report:`` — how the ablation table is drawn: its metric columns and reference numbers."""
-
-    metrics: tuple[str, ...] = Field(DEFAULT_TABLE_METRICS, min_length=1, description="Table columns, in order.")
-    reference: ReferenceNumbers | None = None
-
-    @field_validator("metrics")
-    @classmethod
-    def _known_columns(cls, metrics: tuple[str, ...]) -> tuple[str, ...]:
-        _check_table_metrics(metrics)
-        return metrics
 
 
 class StudySpec(_Block):

@@ -238,7 +238,7 @@ class StudyTracker:
             self.client.log_artifact(self.parent_run_id, str(path), artifact_path)
 
     def log_summary(self, summary) -> None:
-        """Per-variant numbers of an :class:`orchestrator.summary.AblationSummary` on the parent
+        """Per-variant numbers of an :class:`analysis.summary.AblationSummary` on the parent
         run, in the store's units: ``<variant>/<metric>/mean`` and ``/std`` over seeds and, for
         every row but the reference, ``/delta`` (mean paired difference), ``/delta_low`` and
         ``/delta_high`` (its 95% interval) and ``/p_holm``; the weakest camera (the summary's one

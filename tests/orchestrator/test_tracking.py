@@ -116,7 +116,7 @@ def test_the_experiment_opens_in_the_model_training_view_with_a_grouped_by_varia
 
 
 def test_the_parent_run_carries_per_variant_means_and_interval_bounds(tmp_path):
-    from orchestrator.summary import summarize
+    from analysis.summary import summarize
     from orchestrator.tracking import mlflow_name
 
     def row(variant, seed, index, value):

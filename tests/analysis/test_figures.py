@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from orchestrator.figures import camera_stats, completed_trials, curve_stats, variant_order, write_figures
+from analysis.figures import camera_stats, completed_trials, curve_stats, variant_order, write_figures
 from storage import ResultStore
 from tests.orchestrator.fake_study import CAMERAS, EPOCHS, write_fake_study
 
@@ -82,9 +82,9 @@ def test_no_data_draws_nothing(tmp_path):
 
 
 def test_camera_effects_use_a_diverging_scale_centred_at_zero_and_mute_what_is_not_significant():
-    from orchestrator.camera_effects import CameraEffects
-    from orchestrator.figures import camera_effects_figure
-    from orchestrator.stats import Effect
+    from analysis.camera_effects import CameraEffects
+    from analysis.figures import camera_effects_figure
+    from analysis.stats import Effect
 
     strong_gain = Effect(0.08, 0.05, 0.11, 0.001, 0.002, pairs=3)
     strong_loss = Effect(-0.02, -0.03, -0.01, 0.01, 0.02, pairs=3)

@@ -5,7 +5,7 @@
   p-value is not below 0.05 are muted (pale, grey text), so only the real effects stand out;
 * :func:`camera_bars` — per-camera query-mAP and gallery-mAP bars, one panel per variant, the
   study's weakest camera outlined in red (APRA, Fig. 1 and section 4; the one definition of
-  :mod:`orchestrator.summary`: lowest q-mAP of the reference row, mean over seeds);
+  :mod:`analysis.summary`: lowest q-mAP of the reference row, mean over seeds);
 * :func:`camera_heatmap` — camera x variant heat maps of q-mAP and g-mAP, so the camera a
   module helps (or hurts) stands out across the whole ablation;
 * :func:`learning_curves` — rank-1 and mAP per evaluation epoch, one line per variant (mean
@@ -274,13 +274,13 @@ def write_figures(
     summary=None,
 ) -> list[Path]:
     """Draw every figure the data allows into ``out_dir``; returns the PNG files written.
-    ``summary`` (:func:`orchestrator.summary.summarize` of the same rows, computed if not
+    ``summary`` (:func:`analysis.summary.summarize` of the same rows, computed if not
     given) supplies the weakest camera and the per-camera effects."""
     kept = completed_trials(study, trials)
     if kept.empty:
         return []
     if summary is None:
-        from orchestrator.summary import summarize
+        from analysis.summary import summarize
 
         summary = summarize(study, list(trials), cameras)
     variants = variant_order(kept)

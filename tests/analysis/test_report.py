@@ -14,7 +14,7 @@ from scipy import stats as scipy_stats
 
 from tests.cli import run_orchestrator
 
-from orchestrator.report import artifact_dir, parse_formats, write_study_report
+from analysis.report import artifact_dir, parse_formats, write_study_report
 from storage import ResultStore
 from tests.orchestrator.fake_study import write_fake_study
 
@@ -218,8 +218,9 @@ def test_summarize_reads_the_report_block_from_the_study_folders_spec_copy(tmp_p
     assert "Reported in APRA (Ang et al.), Table 2 on market1501 (single query)" in out
     assert "warning: the reference numbers of APRA (Ang et al.), Table 2 were reported on market1501, this study ran on synthetic" in printed.stderr
     # The seeds-needed estimate equals the planning computed here from the table's own numbers.
-    from orchestrator.report import ReportSettings, study_summary
-    from orchestrator.stats import pooled_sd, sd_upper_bound, seeds_for_power
+    from analysis.report import study_summary
+    from analysis.settings import ReportSettings
+    from analysis.stats import pooled_sd, sd_upper_bound, seeds_for_power
 
     summary = study_summary("fake", ResultStore(str(study_dir / "results")), ReportSettings(metrics=("rank1", "mAP")))
     sd, df = pooled_sd(summary.effects("mAP"))

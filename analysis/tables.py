@@ -14,8 +14,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from orchestrator.stats import MIN_BOOTSTRAP_PAIRS, WELCH, Effect
-from orchestrator.summary import AblationSummary, MetricStats, VariantRow
+from analysis.stats import MIN_BOOTSTRAP_PAIRS, WELCH, Effect
+from analysis.summary import AblationSummary, MetricStats, VariantRow
 from search_spaces.metrics import TABLE_METRIC_HEADERS
 
 CHECK = "✓"

@@ -8,65 +8,25 @@ the per-variant means and interval bounds as metrics (:mod:`orchestrator.trackin
     DIR/ablation.md  ablation.tex  ablation.csv  ablation.html (self-contained, figures embedded)
     DIR/figures/camera_effects.png  camera_bars.png  camera_heatmap.png  learning_curves.png
 
-The table's settings come from the spec's ``report`` block (metric columns, a paper's reference
-numbers). At summarize time they are read from the study folder's copy of the spec
-(``<study dir>/spec.yaml``, written by every launch): only its ``report`` block and
-``baseline.dataset.name`` are read, so a study stays summarizable after the spec schema moves on.
+The table's settings (:class:`analysis.settings.ReportSettings`) come from the spec's ``report``
+block (metric columns, a paper's reference numbers). At summarize time the orchestrator reads
+them from the study folder's copy of the spec (:func:`orchestrator.study_files.read_report_settings`).
+
+Nothing here imports Ray, torch or MLflow: the launch hands its tracker to
+:func:`publish_study_report`, which only calls its logging methods.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
-from orchestrator.formats import FORMATS, to_html
-from orchestrator.summary import AblationSummary, summarize
-from search_spaces.metrics import DEFAULT_TABLE_METRICS
+from analysis.formats import FORMATS, to_html
+from analysis.settings import ReportSettings
+from analysis.summary import AblationSummary, summarize
 from storage import ResultStore
 
 FIGURES_DIR = "figures"
-DEFAULT_DATASET = "synthetic"  # the trial config's default dataset.name
-
-
-@dataclass(frozen=True)
-class ReportSettings:
-    """What a summary shows: the table's metric columns, a paper's numbers, the study's dataset."""
-
-    metrics: tuple[str, ...] = DEFAULT_TABLE_METRICS
-    reference: object | None = None  # orchestrator.spec.ReferenceNumbers
-    dataset: str | None = None
-
-    @classmethod
-    def from_spec(cls, spec) -> "ReportSettings":
-        """From a validated :class:`orchestrator.spec.StudySpec`."""
-        return cls(tuple(spec.report.metrics), spec.report.reference, spec.baseline.dataset.name)
-
-
-def read_report_settings(spec_file: Path | None) -> ReportSettings:
-    """The ``report`` block and dataset name of a spec file (the study folder's copy); the
-    defaults when there is none. A malformed block is a :class:`SpecError` naming key and line."""
-    if spec_file is None:
-        return ReportSettings()
-    from pydantic import ValidationError
-
-    from orchestrator.errors import SpecError
-    from orchestrator.spec import Report, spec_error
-    from orchestrator.yaml_source import YamlSyntaxError, load_yaml
-
-    try:
-        source = load_yaml(spec_file)
-    except YamlSyntaxError as err:
-        raise SpecError(str(err), file=str(spec_file), line=err.line) from None
-    data = source.data if isinstance(source.data, dict) else {}
-    try:
-        report = Report.model_validate(data.get("report") or {})
-    except ValidationError as err:
-        first = err.errors()[0]
-        message = first["msg"].removeprefix("Value error, ")
-        raise spec_error(source, ("report", *first["loc"]), message) from None
-    dataset = ((data.get("baseline") or {}).get("dataset") or {}).get("name") or DEFAULT_DATASET
-    return ReportSettings(tuple(report.metrics), report.reference, str(dataset))
 
 
 def parse_formats(values: Iterable[str]) -> list[str]:
@@ -129,7 +89,7 @@ def write_study_report(
     out_dir.mkdir(parents=True, exist_ok=True)
     drawn: list[Path] = []
     if figures:
-        from orchestrator.figures import write_figures
+        from analysis.figures import write_figures
 
         trials = store.read_rows("trials", study)
         cameras, curves = store.read_rows("cameras", study), store.read_rows("curves", study)

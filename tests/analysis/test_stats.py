@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from scipy import stats as scipy_stats
 
-from orchestrator.stats import (
+from analysis.stats import (
     PAIRED_T,
     WELCH,
     bootstrap_interval,

@@ -16,8 +16,8 @@ import re
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-from orchestrator.summary import AblationSummary
-from orchestrator.tables import (
+from analysis.summary import AblationSummary
+from analysis.tables import (
     Cell,
     Table,
     ablation_table,
@@ -366,7 +366,7 @@ __all__ = ["FORMATS", "to_markdown", "to_latex", "to_html", "to_csv", "latex_esc
 def seeds_needed_text(summary: AblationSummary, delta_points: float) -> str:
     """``summarize --seeds-needed DELTA``: per table metric, the seeds a variant needs to detect
     a difference of ``delta_points`` (percentage points) at 80% power, as a Markdown table."""
-    from orchestrator.stats import seeds_needed
+    from analysis.stats import seeds_needed
 
     lines = [
         f"**Seeds needed to detect a difference of {delta_points:g} points** (80% power, two-sided paired t-test, alpha 0.05)",

@@ -7,7 +7,7 @@ units (fractions); the formats print percent, as papers do. The columns are the 
 Table 2's: rank-1, mAP, weakest and average camera query-mAP and gallery-mAP).
 
 The reference row is the ``baseline`` variant, ``full`` for leave-one-out designs, else the
-first variant. Effects are paired over shared seeds (:mod:`orchestrator.stats`).
+first variant. Effects are paired over shared seeds (:mod:`analysis.stats`).
 
 **Weakest camera, one definition everywhere** (the table, the figures, MLflow): the camera with
 the lowest query-mAP of the reference row, mean over its seeds (APRA section 4 calls the camera
@@ -16,7 +16,7 @@ reported for every row and for both q-mAP and g-mAP, so a row's "weakest camera"
 compares the same camera across variants. These columns are computed here from the ``cameras``
 table, not from the per-trial ``weakest_*`` columns (each trial's own weakest camera).
 
-Layouts and formats live in :mod:`orchestrator.tables` and :mod:`orchestrator.formats`.
+Layouts and formats live in :mod:`analysis.tables` and :mod:`analysis.formats`.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ import statistics
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping, Sequence
 
-from orchestrator.stats import Effect, paired_effect, with_holm
+from analysis.stats import Effect, paired_effect, with_holm
 from search_spaces import BASELINE, FULL
 from search_spaces.metrics import (
     DEFAULT_TABLE_METRICS,
@@ -79,9 +79,9 @@ class AblationSummary:
     parts: list[str] = field(default_factory=list)  # leave-one-out: every part, in spec order
     metrics: tuple[str, ...] = DEFAULT_TABLE_METRICS
     weakest_camera: int | None = None
-    cameras: Any = None  # orchestrator.camera_effects.CameraEffects, or None without camera rows
+    cameras: Any = None  # analysis.camera_effects.CameraEffects, or None without camera rows
     bootstrap: bool = False
-    reference_numbers: Any = None  # orchestrator.spec.ReferenceNumbers shown beside (--reference)
+    reference_numbers: Any = None  # analysis.settings.ReferenceNumbers shown beside (--reference)
     dataset: str | None = None  # the study's dataset, compared with the reference numbers'
 
     @property
@@ -254,7 +254,7 @@ def summarize(
         parts = next((list(_meta(r)["parts"]) for r in rows if _meta(r).get("parts")), [])
     summary = AblationSummary(study, baseline_name, variants, design, parts, tuple(metrics), weakest, bootstrap=bootstrap)
     if cameras and base is not None:
-        from orchestrator.camera_effects import camera_effects
+        from analysis.camera_effects import camera_effects
 
         seeds = {v.variant: {int(r["seed"]): cameras.get(r["config_hash"], {}) for r in completed[v.variant]} for v in variants}
         summary.cameras = camera_effects(seeds, base.variant, weakest, bootstrap=bootstrap)

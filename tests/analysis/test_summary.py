@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 from scipy import stats as scipy_stats
 
-from orchestrator.formats import to_csv, to_html, to_latex, to_markdown
-from orchestrator.spec import ReferenceNumbers
-from orchestrator.summary import summarize
-from orchestrator.tables import camera_table
+from analysis.formats import to_csv, to_html, to_latex, to_markdown
+from analysis.settings import ReferenceNumbers
+from analysis.summary import summarize
+from analysis.tables import camera_table
 
 
 def row(variant, seed, index, status="completed", **metrics):

@@ -2,7 +2,7 @@
 
 APRA (section 4, Table 2) reads an ablation per camera: query-mAP and gallery-mAP of each camera,
 and claims that its module helps the weakest camera most. Here, for every variant and camera,
-the paired difference to the reference row in q-mAP and g-mAP (:func:`orchestrator.stats.
+the paired difference to the reference row in q-mAP and g-mAP (:func:`analysis.stats.
 paired_effect` over shared seeds, Holm-corrected across the variants per camera and metric), and
 the claim made checkable:
 
@@ -12,7 +12,7 @@ where ``c*`` is the other camera with the largest mean gain, computed per seed a
 paired t interval over seeds. A positive interval supports "the weakest camera gains most". The
 choice of ``c*`` from the same data makes the comparison lean against the claim (it picks the
 luckiest competitor), so a positive result is conservative. The weakest camera is the study's
-one definition (:mod:`orchestrator.summary`): lowest reference q-mAP, mean over seeds.
+one definition (:mod:`analysis.summary`): lowest reference q-mAP, mean over seeds.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import statistics
 from dataclasses import dataclass, field
 from typing import Mapping
 
-from orchestrator.stats import Effect, paired_effect, with_holm
+from analysis.stats import Effect, paired_effect, with_holm
 from search_spaces.metrics import G_MAP, Q_MAP
 
 CAMERA_EFFECT_METRICS = (Q_MAP, G_MAP)
