@@ -222,8 +222,8 @@ def run_matrix(scale: Scale, data: Data, device: str, repeats: int) -> list[Row]
     print(
         f"[{scale.name}] mAP {res['mAP']:.3f} rank1 {res['rank1']:.3f} mINP {res['mINP']:.3f} "
         f"valid {res['num_valid_queries']}/{len(data.q_pids)} cameras {len(res['q_mAP'])} "
-        f"q_mAP weakest {res['weakest_q_mAP']:.3f} (c{res['weakest_q_mAP_camera']}) avg {res['avg_q_mAP']:.3f} "
-        f"g_mAP weakest {res['weakest_g_mAP']:.3f} avg {res['avg_g_mAP']:.3f}",
+        f"q_mAP lowest {res['lowest_q_mAP']:.3f} (c{res['lowest_q_mAP_camera']}) avg {res['avg_q_mAP']:.3f} "
+        f"g_mAP lowest {res['lowest_g_mAP']:.3f} avg {res['avg_g_mAP']:.3f}",
         flush=True,
     )
     if scale.name == "msmt":

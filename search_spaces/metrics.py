@@ -39,26 +39,33 @@ G_MAP = "g_mAP"  # gallery-mAP of camera c: AP against the positives of camera c
 Q_RANK1 = "q_rank1"  # rank-1 over the queries of camera c (MLflow name ``cam/cNN/rank1``)
 CAMERA_METRICS: tuple[str, ...] = (Q_MAP, G_MAP, Q_RANK1)
 
-# Camera summaries of a per-camera metric m: ``weakest_m``, ``weakest_m_camera``, ``avg_m``,
-# ``std_m`` (population), ``spread_m`` (max - min).
-WEAKEST, AVG, STD, SPREAD = "weakest", "avg", "std", "spread"
-CAMERA_SUMMARIES: tuple[str, ...] = (WEAKEST, AVG, STD, SPREAD)
+# Camera summaries of one trial's per-camera metric m: ``lowest_m`` (that trial's own lowest
+# camera), ``lowest_m_camera``, ``avg_m``, ``std_m`` (population), ``spread_m`` (max - min).
+# "Weakest" is kept for the study's weakest camera, one camera for every row of a table
+# (:data:`WEAKEST_Q_MAP`): a trial's lowest camera can differ from trial to trial.
+LOWEST, AVG, STD, SPREAD = "lowest", "avg", "std", "spread"
+CAMERA_SUMMARIES: tuple[str, ...] = (LOWEST, AVG, STD, SPREAD)
 
 
 def camera_summary_key(summary: str, metric: str) -> str:
-    """``weakest_q_mAP``, ``avg_g_mAP``, ...: a summary over cameras of a per-camera metric."""
+    """``lowest_q_mAP``, ``avg_g_mAP``, ...: a summary over one trial's cameras of a per-camera metric."""
     if summary not in CAMERA_SUMMARIES:
         raise ValueError(f"unknown camera summary {summary!r}; known: {', '.join(CAMERA_SUMMARIES)}")
     return f"{summary}_{metric}"
 
 
-def weakest_camera_key(metric: str) -> str:
-    """``weakest_q_mAP_camera``: the id of the camera with the lowest value of ``metric``."""
-    return f"{camera_summary_key(WEAKEST, metric)}_camera"
+def lowest_camera_key(metric: str) -> str:
+    """``lowest_q_mAP_camera``: the id of the trial's camera with the lowest value of ``metric``."""
+    return f"{camera_summary_key(LOWEST, metric)}_camera"
 
 
-WEAKEST_Q_MAP = camera_summary_key(WEAKEST, Q_MAP)
-WEAKEST_G_MAP = camera_summary_key(WEAKEST, G_MAP)
+LOWEST_Q_MAP = camera_summary_key(LOWEST, Q_MAP)
+LOWEST_G_MAP = camera_summary_key(LOWEST, G_MAP)
+# Table columns (never stored per trial): the study's weakest camera's q-mAP / g-mAP, one camera
+# for every row (see analysis.summary). Stores written before 2026-12 carry per-trial columns
+# of these names that meant a trial's lowest camera; the table never read them.
+WEAKEST_Q_MAP = "weakest_q_mAP"
+WEAKEST_G_MAP = "weakest_g_mAP"
 AVG_Q_MAP = camera_summary_key(AVG, Q_MAP)
 AVG_G_MAP = camera_summary_key(AVG, G_MAP)
 

@@ -4,7 +4,7 @@
             seed, status (completed | pruned | failed), error, every config field as a
             ``cfg.<dotted path>`` column (the ablation axes among them), the final metrics
             (rank1, rank5, rank10, rank20, rank50 up to max_rank, mAP, mINP,
-            num_valid_queries, weakest/avg/std/spread camera q_mAP, g_mAP, rank1), timings
+            num_valid_queries, lowest/avg/std/spread camera q_mAP, g_mAP, rank1), timings
             (started_at, finished_at, train_seconds, eval_seconds, epochs_done, epochs_rerun:
             epochs trained twice after a trial resumed from its checkpoint), identity_version
             (the rule its config_hash was computed by; absent means 1, see
@@ -19,8 +19,12 @@ Every row carries ``schema_version``; rows read through :class:`ResultStore` als
 ``source_part``, the part file a row was first written to (compaction keeps it, so a row is
 never read twice). Adding a column is backwards compatible (readers unify
 schemas); renaming or retyping one bumps the version.
+
+Version 2 (2026-12): a trial's own lowest camera is ``lowest_<m>`` / ``lowest_<m>_camera``;
+version 1 rows called it ``weakest_<m>``, a name now kept for the study's weakest camera, a
+table column computed from ``cameras`` (no reader uses the old columns).
 """
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 TABLES = ("trials", "cameras", "curves")
 CONFIG_PREFIX = "cfg."

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from orchestrator.preset_library import preset_text
-from search_spaces.metrics import AVG_Q_MAP, COMPLETED, WEAKEST_G_MAP, WEAKEST_Q_MAP
+from search_spaces.metrics import AVG_Q_MAP, COMPLETED, LOWEST_G_MAP, LOWEST_Q_MAP
 from storage import CONFIG_PREFIX, ResultStore
 from tests.cli import run_orchestrator
 
@@ -35,7 +35,7 @@ def check_apra_study(study: Path, stdout: str) -> None:
         assert row["status"] == COMPLETED
         assert row[CONFIG_PREFIX + "model.last_stride"] == 1 and row[CONFIG_PREFIX + "loss.center.weight"] == 0.0005
         assert row[CONFIG_PREFIX + "model.apra.stages"] == ("[1]" if row["variant"] == "+APRA" else "[]")
-        assert 0.0 < row[WEAKEST_Q_MAP] <= row[AVG_Q_MAP] <= 1.0 and 0.0 < row[WEAKEST_G_MAP] <= 1.0
+        assert 0.0 < row[LOWEST_Q_MAP] <= row[AVG_Q_MAP] <= 1.0 and 0.0 < row[LOWEST_G_MAP] <= 1.0
         assert row["rank1"] <= row["rank5"] <= row["rank10"] <= row["rank20"] <= row["rank50"]  # rank-50 reaches the store
         assert row["mAP"] > 0.05  # trained: far above chance on 100 gallery identities
     cameras = ResultStore(str(study / "results")).read_rows("cameras", "apra-synthetic-cpu")
@@ -45,7 +45,7 @@ def check_apra_study(study: Path, stdout: str) -> None:
             q_maps.setdefault((row["variant"], row["seed"]), {})[row["camera"]] = row["value"]
     for key, per_camera in q_maps.items():
         trial = next(r for r in rows if (r["variant"], r["seed"]) == key)
-        assert min(per_camera.values()) == pytest.approx(trial[WEAKEST_Q_MAP])
+        assert min(per_camera.values()) == pytest.approx(trial[LOWEST_Q_MAP])
         assert min(per_camera, key=per_camera.get) == 6  # the synthetic set's built-in weak camera
 
     with sqlite3.connect(study / "mlflow.db") as db:

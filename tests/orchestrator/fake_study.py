@@ -53,8 +53,8 @@ def write_fake_study(
                 if status == "completed":
                     trial.update(
                         rank1=float(np.clip(level + 0.25 + 0.02 * rng.standard_normal(), 0, 1)), mAP=level,
-                        weakest_q_mAP=min(q.values()), avg_q_mAP=float(np.mean(list(q.values()))),
-                        weakest_g_mAP=min(g.values()), avg_g_mAP=float(np.mean(list(g.values()))),
+                        lowest_q_mAP=min(q.values()), avg_q_mAP=float(np.mean(list(q.values()))),
+                        lowest_g_mAP=min(g.values()), avg_g_mAP=float(np.mean(list(g.values()))),
                     )
                     base = {k: trial[k] for k in ("study", "trial_id", "config_hash", "variant", "seed")}
                     tables["cameras"] = [

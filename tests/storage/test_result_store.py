@@ -18,7 +18,7 @@ def test_write_and_read_back(tmp_path):
     store = ResultStore(str(tmp_path))
     store.write_trial("s", "aaa", {"trials": [trial("aaa", mAP=0.5)], "cameras": [{"study": "s", "camera": 1, "value": 0.4}]})
     rows = store.read_rows("trials", "s")
-    assert rows[0]["mAP"] == 0.5 and rows[0]["schema_version"] == 1
+    assert rows[0]["mAP"] == 0.5 and rows[0]["schema_version"] == 2
     assert store.read_rows("cameras", "s")[0]["camera"] == 1
     assert store.studies() == ["s"]
     assert store.completed_hashes("s") == {"aaa"}

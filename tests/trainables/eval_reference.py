@@ -27,12 +27,12 @@ def _summary(name: str, values: dict[int, float]) -> dict[str, Any]:
     cams = sorted(values)
     vals = [values[c] for c in cams]
     lowest = min(vals)
-    weakest_cam = [c for c in cams if values[c] == lowest][0]
+    lowest_cam = [c for c in cams if values[c] == lowest][0]
     mean = sum(vals) / len(vals)
     var = sum((v - mean) ** 2 for v in vals) / len(vals)
     return {
-        f"weakest_{name}": lowest,
-        f"weakest_{name}_camera": weakest_cam,
+        f"lowest_{name}": lowest,
+        f"lowest_{name}_camera": lowest_cam,
         f"avg_{name}": mean,
         f"std_{name}": var**0.5,
         f"spread_{name}": max(vals) - lowest,

@@ -118,11 +118,11 @@ def test_hand_computed_example(scan_mode):
     # g-mAP: q0 keeps only g1 (camera 1) or only g5 (camera 2): rank 3 each; q1: g2, rank 3.
     assert res["g_mAP"] == pytest.approx({0: 1 / 3, 1: 1 / 3, 2: 1 / 3})
     assert res["q_rank1"] == {0: 0.0, 1: 0.0}
-    assert res["weakest_q_mAP"] == pytest.approx(ap1) and res["weakest_q_mAP_camera"] == 1
+    assert res["lowest_q_mAP"] == pytest.approx(ap1) and res["lowest_q_mAP_camera"] == 1
     assert res["avg_q_mAP"] == pytest.approx((ap0 + ap1) / 2)
     assert res["spread_q_mAP"] == pytest.approx(ap0 - ap1)
     assert res["std_q_mAP"] == pytest.approx((ap0 - ap1) / 2)
-    assert res["weakest_g_mAP_camera"] == 0  # all equal: the smallest camera id
+    assert res["lowest_g_mAP_camera"] == 0  # all equal: the smallest camera id
     assert_matches(res, reference_evaluate(dist, q_pids, g_pids, q_cams, g_cams, max_rank=5))
 
 
@@ -195,7 +195,7 @@ def test_a_single_gallery_camera():
     dist, qp, gp, qc, gc = random_case(2)
     gc = np.full_like(gc, 7)
     res = evaluate(dist, qp, gp, qc, gc)
-    assert list(res["g_mAP"]) == [7] and res["weakest_g_mAP_camera"] == 7
+    assert list(res["g_mAP"]) == [7] and res["lowest_g_mAP_camera"] == 7
     assert res["spread_g_mAP"] == 0.0 and res["std_g_mAP"] == 0.0
     assert_matches(res, reference_evaluate(dist, qp, gp, qc, gc))
 
@@ -281,8 +281,8 @@ def test_camera_summary_keys_and_per_camera_rank1():
     for name in PER_CAMERA:
         values = res[name]
         assert all(isinstance(c, int) for c in values)
-        assert res[f"weakest_{name}"] == min(values.values())
-        assert values[res[f"weakest_{name}_camera"]] == res[f"weakest_{name}"]
+        assert res[f"lowest_{name}"] == min(values.values())
+        assert values[res[f"lowest_{name}_camera"]] == res[f"lowest_{name}"]
         assert res[f"avg_{name}"] == pytest.approx(np.mean(list(values.values())))
         assert res[f"spread_{name}"] == pytest.approx(max(values.values()) - min(values.values()))
     for key in SCALARS:

@@ -18,7 +18,7 @@ def test_evaluate_reports_the_defined_names():
     expected = {*(metrics.rank_key(k) for k in metrics.REPORTED_RANKS), metrics.MAP, metrics.MINP, metrics.NUM_VALID_QUERIES, metrics.NUM_QUERIES_WITHOUT_POSITIVE}
     for metric in metrics.CAMERA_METRICS:
         expected.add(metric)
-        expected.add(metrics.weakest_camera_key(metric))
+        expected.add(metrics.lowest_camera_key(metric))
         expected.update(metrics.camera_summary_key(summary, metric) for summary in metrics.CAMERA_SUMMARIES)
     assert expected <= set(result)
     assert set(result) - expected == {"cmc"}

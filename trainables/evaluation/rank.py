@@ -66,10 +66,10 @@ from search_spaces.metrics import (
     REPORTED_RANKS,
     SPREAD,
     STD,
-    WEAKEST,
+    LOWEST,
     camera_summary_key,
+    lowest_camera_key,
     rank_key,
-    weakest_camera_key,
 )
 
 __all__ = ["JUNK_PID", "RankingAccumulator", "evaluate"]
@@ -121,7 +121,7 @@ def evaluate(
         (float64 numpy array of length ``max_rank``), ``num_valid_queries``,
         ``num_queries_without_positive``, the per-camera dicts ``q_mAP``, ``g_mAP``,
         ``q_rank1`` (camera id -> value; cameras without a qualifying query are absent) and for
-        each of them ``weakest_<m>`` / ``weakest_<m>_camera`` (lowest value, smallest camera id
+        each of them ``lowest_<m>`` / ``lowest_<m>_camera`` (lowest value, smallest camera id
         on ties), ``avg_<m>`` (mean over cameras), ``std_<m>`` (population std) and
         ``spread_<m>`` (max - min).
 
@@ -388,17 +388,17 @@ def _check_no_nan(found: bool, start: int, rows: int) -> None:
 
 
 def camera_summary(name: str, values: dict[int, float]) -> dict[str, Any]:
-    """``weakest_<name>`` (+ ``_camera``; smallest id on ties), ``avg_``, ``std_`` (population)
+    """``lowest_<name>`` (+ ``_camera``; smallest id on ties), ``avg_``, ``std_`` (population)
     and ``spread_`` (max - min) of a per-camera metric; NaN / None when ``values`` is empty."""
-    weakest, avg, std, spread = (camera_summary_key(summary, name) for summary in (WEAKEST, AVG, STD, SPREAD))
+    lowest, avg, std, spread = (camera_summary_key(summary, name) for summary in (LOWEST, AVG, STD, SPREAD))
     if not values:
         nan = float("nan")
-        return {weakest: nan, weakest_camera_key(name): None, avg: nan, std: nan, spread: nan}
+        return {lowest: nan, lowest_camera_key(name): None, avg: nan, std: nan, spread: nan}
     camera = min(values, key=lambda cam: (values[cam], cam))
     arr = np.array(list(values.values()), dtype=np.float64)
     return {
-        weakest: float(values[camera]),
-        weakest_camera_key(name): int(camera),
+        lowest: float(values[camera]),
+        lowest_camera_key(name): int(camera),
         avg: float(arr.mean()),
         std: float(arr.std()),
         spread: float(arr.max() - arr.min()),
