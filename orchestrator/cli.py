@@ -128,7 +128,8 @@ def _print_warnings(loaded) -> None:
 
 
 def _plan_json(loaded) -> str:
-    """The planned trials as JSON: variant, seed, config hash, changed keys, resolved config."""
+    """The planned trials as JSON: variant, seed, config hash, the row the variant is compared
+    with (``compare_to``, null for a reference row), changed keys, resolved config."""
     import json
 
     search = loaded.spec.ablation.search
@@ -141,6 +142,7 @@ def _plan_json(loaded) -> str:
                 "variant": trial.variant,
                 "seed": trial.seed,
                 "config_hash": trial.config_hash,
+                "compare_to": trial.contrast,
                 "changes": trial.changes,
                 "variant_meta": trial.variant_meta,
                 "config": trial.config.model_dump(mode="json"),
@@ -179,11 +181,12 @@ def plan(
         echo(f"{search.num_samples + repeats} trials")
         return
     width = max(len(t.variant) for t in loaded.trials)
-    echo(f"{'variant':<{width}}  seed  hash              changes")
+    versus = max(len(t.contrast or "-") for t in loaded.trials)
+    echo(f"{'variant':<{width}}  {'vs':<{versus}}  seed  hash              changes")
     for trial in loaded.trials:
         changes = ", ".join(f"{k}={v}" for k, v in trial.changes.items()) or "-"
-        echo(f"{trial.variant:<{width}}  {trial.seed:>4}  {trial.config_hash}  {changes}")
-    echo(f"{len(loaded.trials)} trials")
+        echo(f"{trial.variant:<{width}}  {trial.contrast or '-':<{versus}}  {trial.seed:>4}  {trial.config_hash}  {changes}")
+    echo(f"{len(loaded.trials)} trials; 'vs': the row each variant is compared with (its compare_to)")
 
 
 @app.command()

@@ -22,6 +22,8 @@ from search_spaces.registry import Registry
 from search_spaces.search import SearchSpec
 
 BASELINE = "baseline"
+#: ``compare_to: null`` in a plan: the row is a reference of its own (None there means unset).
+NO_CONTRAST = "\x00none"
 
 
 @dataclass(frozen=True)
@@ -48,6 +50,11 @@ class VariantPlan:
     # The variant whose final model this one continues (``continues:``), and where it was said.
     continues: str | None = None
     continues_origin: tuple[str | int, ...] = ("ablation", "variants")
+    # The row this one is compared with (``compare_to:``): a variant name, NO_CONTRAST (the row is
+    # a reference itself), or None (the design's default; see search_spaces.contrasts).
+    compare_to: str | None = None
+    # Where the variant was written in the spec (its list item), for errors about the whole row.
+    origin: tuple[str | int, ...] = ("ablation",)
 
     @property
     def changed(self) -> dict[str, Any]:
@@ -63,7 +70,13 @@ class VariantSpec(BaseModel):
     ``continues`` names another variant whose final model this one trains on (Robust-ReID
     section 4.2, Table 3: "+LR scheme" and "+SWAG" continue the converged "-" model): at each
     seed the trial starts from the parent trial's checkpoint at that seed and runs only its
-    ``train.swa`` cycles (see ``TrainConfig.init_from``)."""
+    ``train.swa`` cycles (see ``TrainConfig.init_from``).
+
+    ``compare_to`` names the row this one is compared with in the table (its *contrast*: every
+    difference, interval, per-camera effect and reproduction verdict of the row is taken against
+    it); ``compare_to: null`` makes the row a reference of its own (no difference shown);
+    unset, the block's ``compare_to`` or the design's reference row applies
+    (:mod:`search_spaces.contrasts`)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -77,6 +90,19 @@ class VariantSpec(BaseModel):
         description="Name of the variant whose converged model this one continues training (at the "
         "same seed) instead of starting again: only its train.swa cycles run (Robust-ReID Table 3).",
     )
+    compare_to: str | None = Field(
+        None,
+        min_length=1,
+        description="Name of the variant this row is compared with in the table; null: the row is a "
+        "reference itself; unset: ablation.compare_to, else the design's reference row.",
+    )
+
+    def contrast_choice(self) -> str | None:
+        """``compare_to`` as a plan carries it: the name, :data:`NO_CONTRAST` for an explicit
+        ``null``, None when unset."""
+        if "compare_to" not in self.model_fields_set:
+            return None
+        return self.compare_to if self.compare_to is not None else NO_CONTRAST
 
 
 class AblationSpec(BaseModel):
@@ -94,6 +120,12 @@ class AblationSpec(BaseModel):
     )
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
     search: SearchSpec | None = Field(None, description="The space and budget of the 'optuna' design.")
+    compare_to: str | None = Field(
+        None,
+        min_length=1,
+        description="The row every variant without its own compare_to is compared with (default: the "
+        "design's reference row: 'baseline', the full recipe of leave_one_out, else the first variant).",
+    )
 
     @model_validator(mode="after")
     def _search_only_for_search_designs(self) -> "AblationSpec":
@@ -105,6 +137,8 @@ class AblationSpec(BaseModel):
             raise ValueError(f"'continues' needs a parent variant planned in advance; design '{self.design}' samples its trials")
         if self.design in SEARCH_DESIGNS and (self.axes or self.variants):
             raise ValueError(f"design '{self.design}' samples 'search.space'; remove 'axes' and 'variants'")
+        if self.design in SEARCH_DESIGNS and self.compare_to is not None:
+            raise ValueError(f"design '{self.design}' samples its rows, so none can be named in 'compare_to'")
         return self
 
     @model_validator(mode="after")
@@ -201,9 +235,15 @@ def named_variants(spec: AblationSpec) -> list[VariantPlan]:
 
 
 def continuation(variant: VariantSpec, index: int) -> dict[str, Any]:
-    """The plan fields of a variant's ``continues`` (resolved to the parent's trials by
-    :func:`search_spaces.expand.expand`)."""
-    return {"continues": variant.continues, "continues_origin": ("ablation", "variants", index, "continues")}
+    """The plan fields a written variant carries besides its changes: its ``continues``
+    (resolved to the parent's trials by :func:`search_spaces.expand.expand`), its
+    ``compare_to`` (resolved by :mod:`search_spaces.contrasts`) and where it was written."""
+    return {
+        "continues": variant.continues,
+        "continues_origin": ("ablation", "variants", index, "continues"),
+        "compare_to": variant.contrast_choice(),
+        "origin": ("ablation", "variants", index),
+    }
 
 
 def _require(condition: bool, message: str, origin: tuple[str | int, ...]) -> None:
@@ -281,6 +321,8 @@ def leave_one_out(spec: AblationSpec) -> list[VariantPlan]:
                 meta={"design": "leave_one_out", "parts": parts, "off": [plan.name]},
                 continues=plan.continues,
                 continues_origin=plan.continues_origin,
+                compare_to=plan.compare_to,
+                origin=plan.origin,
             )
         )
     return plans
@@ -299,6 +341,7 @@ def _part_set_rows(spec: AblationSpec) -> list[VariantPlan]:
         _require(bool(part.set), f"part '{part.name}' needs a 'set' that switches it off", ("ablation", "parts", index, "set"))
         _require(not part.without, "a part has no 'without'; variants do", ("ablation", "parts", index, "without"))
         _require(not part.continues, "a part has no 'continues'; variants do", ("ablation", "parts", index, "continues"))
+        _require("compare_to" not in part.model_fields_set, "a part has no 'compare_to'; variants do", ("ablation", "parts", index, "compare_to"))
     plans = []
     for index, variant in enumerate(spec.variants):
         origin = ("ablation", "variants", index, "without")

@@ -21,6 +21,7 @@ from typing import Any, Iterable
 
 from pydantic import BaseModel, ValidationError
 
+from search_spaces.contrasts import resolve_contrasts
 from search_spaces.designs import DESIGNS, SEARCH_DESIGNS, AblationSpec, Change, DesignError, VariantPlan, changes_name
 from search_spaces.hashing import config_hash, flatten
 from search_spaces.search import Uniform, probe_points, sample_name
@@ -46,6 +47,8 @@ class PlannedTrial:
     config_hash: str
     origins: dict[str, tuple[str | int, ...]] = field(default_factory=dict, compare=False)
     variant_meta: dict[str, Any] = field(default_factory=dict, compare=False)
+    # The variant this trial's row is compared with (None: a reference row; search_spaces.contrasts).
+    contrast: str | None = field(default=None, compare=False)
 
     @property
     def trial_id(self) -> str:
@@ -172,7 +175,7 @@ def effective_plan(recipe_tree: dict[str, Any], plan: VariantPlan) -> VariantPla
         for change in plan.changes
         if change.path not in resolved or resolved[change.path] == _as_json(change.value)
     )
-    return VariantPlan(changes_name(kept), kept, plan.meta, auto_name=False)
+    return VariantPlan(changes_name(kept), kept, plan.meta, auto_name=False, origin=plan.origin)
 
 
 def _as_json(value: Any) -> Any:
@@ -217,19 +220,44 @@ def expand(recipe: Recipe, ablation: AblationSpec) -> list[PlannedTrial]:
                 config = continued_config(plan, config, resolved[(plan.continues, seed)])
             resolved[(plan.name, seed)] = config
 
+    contrasts = resolve_contrasts(plans, ablation)
     trials: list[PlannedTrial] = []
-    seen_hashes: set[str] = set()
+    owner: dict[str, VariantPlan] = {}  # config hash -> the plan that first planned it
     for plan in plans:
         for seed in ablation.seeds:
             config = resolved[(plan.name, seed)]
             digest = config_hash(config)
-            if digest in seen_hashes:
+            if digest in owner:
+                _refuse_written_duplicate(plan, owner[digest])
                 continue  # e.g. a one-at-a-time value equal to the baseline's
-            seen_hashes.add(digest)
+            owner[digest] = plan
             origins = {change.path: change.origin for change in plan.changes}
-            meta = {"design": ablation.design, **plan.meta, **({"continues": plan.continues} if plan.continues else {})}
-            trials.append(PlannedTrial(plan.name, plan.changed, seed, config, digest, origins, meta))
+            contrast = contrasts.get(plan.name)
+            meta = {
+                "design": ablation.design,
+                **plan.meta,
+                **({"continues": plan.continues} if plan.continues else {}),
+                "compare_to": contrast,
+            }
+            trials.append(PlannedTrial(plan.name, plan.changed, seed, config, digest, origins, meta, contrast))
     return trials
+
+
+def _refuse_written_duplicate(plan: VariantPlan, first: VariantPlan) -> None:
+    """A variant written by the user that resolves to another row's config would silently vanish
+    from the table (its trials are the other row's): refuse it, naming both. Rows a design
+    generates from ``axes`` may coincide (a one-at-a-time value equal to the baseline's, the
+    parameters of a switched-off module in a grid) and run once."""
+    if plan.name == first.name or (plan.auto_name or len(plan.origin) < 3) and (first.auto_name or len(first.origin) < 3):
+        return
+    written = plan if len(plan.origin) >= 3 else first
+    other = first if written is plan else plan
+    raise DesignError(
+        f"variant '{written.name}' resolves to the same trial config as '{other.name}' (every value it sets is "
+        "already the other's, e.g. a parameter of a module that is switched off): it would add no row; "
+        "remove it, or change what it sets",
+        written.origin,
+    )
 
 
 HAND_SET_INIT_FROM = "train.init_from is set by a variant's 'continues' (naming the variant it continues), not by hand"

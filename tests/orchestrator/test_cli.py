@@ -31,10 +31,12 @@ def test_plan_prints_every_trial_and_the_count():
     result = run_cli("plan", "examples/quickstart.yaml")
     assert result.returncode == 0, result.stderr
     lines = result.stdout.strip().splitlines()
-    assert lines[-1].endswith("trials")
+    assert " trials; 'vs':" in lines[-1]
     count = int(lines[-1].split()[0])
     assert len(lines) == count + 2  # header + trials + count line
     assert "baseline" in result.stdout
+    # The random-erasing row is compared with the baseline; the baseline with nothing.
+    assert [line.split()[:2] for line in lines[1:-1]] == [["baseline", "-"]] * 3 + [["+random_erasing", "baseline"]] * 3
 
 
 @pytest.mark.parametrize(

@@ -34,6 +34,7 @@ def test_plan_json_lists_every_trial_with_its_resolved_config(tmp_path):
     trials = payload["trials"]
     assert [(t["variant"], t["seed"]) for t in trials] == [("base", 0), ("base", 3), ("gem", 0), ("gem", 3)]
     assert trials[2]["changes"] == {"model.pooling": "gem"} and trials[0]["changes"] == {}
+    assert [t["compare_to"] for t in trials] == [None, None, "base", "base"]
     for trial in trials:
         config = TrialConfig.model_validate(trial["config"])  # the full resolved config
         assert config_hash(config) == trial["config_hash"] and config.seed == trial["seed"]

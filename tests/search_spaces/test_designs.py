@@ -98,7 +98,7 @@ def test_leave_one_out_is_the_full_recipe_then_each_part_off():
     assert len(trials) == 6
     without_gem = trials[2].config.model
     assert (without_gem.pooling, without_gem.neck) == ("avg", "l2norm")
-    assert trials[2].variant_meta == {"design": "leave_one_out", "parts": ["GeM", "L2 norm"], "off": ["GeM"]}
+    assert trials[2].variant_meta == {"design": "leave_one_out", "parts": ["GeM", "L2 norm"], "off": ["GeM"], "compare_to": "full"}
     assert trials[0].variant_meta["off"] == []
 
 
