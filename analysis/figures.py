@@ -1,11 +1,11 @@
 """A study's figures, drawn as the papers draw them (PNG files).
 
-* :func:`camera_effects` — cameras x variants, the paired difference to the reference row in
-  q-mAP and g-mAP on a diverging colour scale centred at zero; cells whose Holm-corrected
+* :func:`camera_effects` — cameras x variants, the paired difference to each row's contrast row
+  in q-mAP and g-mAP on a diverging colour scale centred at zero; cells whose Holm-corrected
   p-value is not below 0.05 are muted (pale, grey text), so only the real effects stand out;
 * :func:`camera_bars` — per-camera query-mAP and gallery-mAP bars, one panel per variant, the
   study's weakest camera outlined in red (APRA, Fig. 1 and section 4; the one definition of
-  :mod:`analysis.summary`: lowest q-mAP of the reference row, mean over seeds);
+  :mod:`analysis.summary`: lowest q-mAP of the table's reference row);
 * :func:`camera_heatmap` — camera x variant heat maps of q-mAP and g-mAP, so the camera a
   module helps (or hurts) stands out across the whole ablation;
 * :func:`learning_curves` — rank-1 and mAP per evaluation epoch, one line per variant (mean
@@ -129,7 +129,7 @@ def camera_bars(stats: pd.DataFrame, variants: list[str], path: Path, weakest: i
     axes[0].legend(loc="upper right", fontsize=8)
     title = "Per-camera query-mAP and gallery-mAP"
     if weakest is not None:
-        title += f" (weakest camera c{int(weakest)}, lowest reference q-mAP, outlined in red)"
+        title += f" (weakest camera c{int(weakest)}, the reference row's lowest q-mAP, outlined in red)"
     fig.suptitle(title, fontsize=11)
     return _save(fig, path)
 
@@ -179,8 +179,8 @@ def camera_effects(effects, path: Path) -> Path | None:
 
 
 def camera_effects_figure(effects):
-    """Cameras x variants heat maps of the paired difference to the reference row (percentage
-    points) in q-mAP and g-mAP: a diverging colour map centred at zero (blue gain, red loss),
+    """Cameras x variants heat maps of the paired difference of each row to its contrast row
+    (percentage points) in q-mAP and g-mAP: a diverging colour map centred at zero (blue gain, red loss),
     non-significant cells (Holm-corrected p >= 0.05, or no interval) drawn pale with grey
     text; the weakest camera's column is labelled."""
     if effects is None or not effects.variants or not effects.effects:
@@ -221,10 +221,11 @@ def camera_effects_figure(effects):
                 text = f"{value:+.1f}" + ("*" if strong else "")
                 color = ("white" if abs(value) > 0.6 * bound else "black") if strong else "#777777"
                 ax.text(col, row, text, ha="center", va="center", fontsize=8, color=color, fontweight="bold" if strong else "normal")
-        labels = [_camera_label(c) + ("\n(weakest)" if c == effects.weakest else "") for c in cameras]
+        labels = [_camera_label(c) + ("\n(weakest)" if c == effects.weakest_camera else "") for c in cameras]
         ax.set_xticks(range(len(cameras)), labels)
-        ax.set_yticks(range(len(variants)), variants if ax is axes[0] else [""] * len(variants))
-        ax.set_title(f"{METRIC_LABELS[metric]}: difference to {effects.reference} (points)", fontsize=10)
+        rows = [f"{v} vs {effects.contrast_of(v)}" for v in variants]
+        ax.set_yticks(range(len(variants)), rows if ax is axes[0] else [""] * len(variants))
+        ax.set_title(f"{METRIC_LABELS[metric]}: difference to the contrast row (points)", fontsize=10)
         ax.set_xlabel("camera")
     fig.colorbar(mappable, ax=list(axes), shrink=0.9, label="difference (percentage points)")
     fig.suptitle("Per-camera effects (* and full colour: Holm-corrected p < 0.05; pale: not significant)", fontsize=10)

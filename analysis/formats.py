@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from analysis.summary import AblationSummary
+from analysis.reproduction import reproduce
 from analysis.tables import (
     Cell,
     Table,
@@ -26,8 +27,9 @@ from analysis.tables import (
     effect_text,
     notes,
     pct,
-    reference_notes,
-    reference_table,
+    reproduction_notes,
+    reproduction_table,
+    reproduction_warnings,
 )
 from search_spaces.registry import Registry
 
@@ -38,9 +40,9 @@ def _tables(summary: AblationSummary, bold: str = "{}") -> list[tuple[Table, lis
     cameras = camera_table(summary)
     if cameras is not None:
         out.append((cameras, camera_notes(summary)))
-    reference = reference_table(summary)
-    if reference is not None:
-        out.append((reference, reference_notes(summary)))
+    reproduction = reproduction_table(summary)
+    if reproduction is not None:
+        out.append((reproduction, reproduction_notes(summary)))
     return out
 
 
@@ -245,7 +247,7 @@ def data_uri(path: Path) -> str:
 
 
 FIGURE_CAPTIONS = {
-    "camera_effects.png": "Per-camera effects: paired difference to the reference row (diverging scale centred at 0; pale cells are not significant).",
+    "camera_effects.png": "Per-camera effects: paired difference to each row's contrast (diverging scale centred at 0; pale cells are not significant).",
     "camera_bars.png": "Per-camera query-mAP and gallery-mAP (the study's weakest camera outlined in red).",
     "camera_heatmap.png": "Per-camera mAP of every variant.",
     "learning_curves.png": "Learning curves (mean over seeds, band: ± one std).",
@@ -262,8 +264,7 @@ def to_html(summary: AblationSummary, figures: Iterable[Path] = ()) -> str:
         f"<style>\n{_HTML_STYLE}\n</style></head><body>",
         f"<h1>Ablation study <code>{html.escape(summary.study)}</code></h1>",
     ]
-    warning = summary.reference_warning()
-    if warning:
+    for warning in reproduction_warnings(summary) if summary.reference_numbers is not None else []:
         out.append(f'<p class="warning">Warning: {html.escape(warning)}.</p>')
     for table, sentences in _tables(summary):
         out += _html_table(table, sentences)
@@ -280,22 +281,29 @@ def _fraction(value: float | None) -> str:
 
 
 def to_csv(summary: AblationSummary) -> str:
-    """One row per variant: ``variant, reference, seeds, failed, pruned``, ``off:<part>`` (1 if
-    the variant turns the part off; leave-one-out only), then per metric ``_mean``, ``_std``,
-    ``_delta`` (mean paired difference), ``_low``/``_high`` (its 95% interval), ``_p``,
-    ``_p_holm``, ``_pairs``, ``_significant``, unrounded and in the store's units (fractions);
-    with reference numbers also ``_paper`` and ``_vs_paper`` (percent, as papers print them);
-    with camera rows, the per-camera effects (:func:`_camera_csv_columns`)."""
+    """One row per variant: ``variant, vs`` (its contrast row; empty for a reference row),
+    ``reference`` (1 for a reference row), ``seeds, failed, pruned``, ``params``/``gflops``
+    (the row's model size, where known), ``off:<part>`` (1 if the variant turns the part off;
+    leave-one-out only), then per metric ``_mean``, ``_std``, ``_delta`` (mean paired difference
+    to the contrast), ``_low``/``_high`` (its 95% interval), ``_p``, ``_p_holm`` (within its
+    family; empty when untested), ``_pairs``, ``_significant``, ``_untested`` (why no test was
+    made), unrounded and in the store's units (fractions); with reference numbers also
+    ``_paper`` (the reported value, percent), ``_paper_effect`` (the paper's row minus its
+    contrast, points) and ``_verdict``; with camera rows, the per-camera effects
+    (:func:`_camera_csv_columns`)."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    fields = ("mean", "std", "delta", "low", "high", "p", "p_holm", "pairs", "significant")
+    fields = ("mean", "std", "delta", "low", "high", "p", "p_holm", "pairs", "significant", "untested")
     paper = summary.reference_numbers
-    extra = ("paper", "vs_paper") if paper is not None else ()
+    extra = ("paper", "paper_effect", "verdict") if paper is not None else ()
+    verdicts = {r.variant: r.verdicts for r in reproduce(summary)}
     columns = [f"{m}_{what}" for m in summary.metrics for what in (*fields, *extra)]
     camera_columns = _camera_csv_columns(summary)
-    writer.writerow(["variant", "reference", "seeds", "failed", "pruned", *(f"off:{p}" for p in summary.parts), *columns, *camera_columns])
+    writer.writerow(["variant", "vs", "reference", "seeds", "failed", "pruned", "params", "gflops", *(f"off:{p}" for p in summary.parts), *columns, *camera_columns])
     for row in summary.rows:
-        values: list[Any] = [row.variant, int(row.variant == summary.baseline), len(row.seeds), row.failed, row.pruned]
+        size = summary.model_sizes.get(row.variant)
+        values: list[Any] = [row.variant, row.contrast or "", int(row.contrast is None), len(row.seeds), row.failed, row.pruned]
+        values += ["" if size is None else size.params, "" if size is None or size.gflops is None else repr(size.gflops)]
         values += [int(part in row.off) for part in summary.parts]
         for metric in summary.metrics:
             stats = row.stats.get(metric)
@@ -306,10 +314,11 @@ def to_csv(summary: AblationSummary) -> str:
                 values += [repr(stats.mean), repr(stats.std)] + [""] * (len(fields) - 2)
             else:
                 values += [repr(stats.mean), repr(stats.std), repr(effect.mean), _fraction(effect.low), _fraction(effect.high),
-                           _fraction(effect.p), _fraction(effect.p_adjusted), effect.pairs, int(effect.significant)]
+                           _fraction(effect.p), _fraction(effect.p_adjusted), effect.pairs, int(effect.significant), effect.untested or ""]
             if paper is not None:
                 reported = paper.rows.get(row.variant, {}).get(metric)
-                values += ["" if reported is None else repr(reported), "" if reported is None or stats is None else repr(100 * stats.mean - reported)]
+                judged = verdicts.get(row.variant, {}).get(metric)
+                values += ["" if reported is None else repr(reported), "" if judged is None else repr(judged.paper), "" if judged is None else judged.verdict]
         writer.writerow(values + _camera_csv_values(summary, row.variant, camera_columns))
     return buffer.getvalue()
 

@@ -59,8 +59,19 @@ def study_summary(
     trials = store.read_rows("trials", study)
     if not trials:
         return None
-    summary = summarize(study, trials, store.read_rows("cameras", study), metrics=settings.metrics, bootstrap=bootstrap)
+    summary = summarize(
+        study,
+        trials,
+        store.read_rows("cameras", study),
+        metrics=settings.metrics,
+        bootstrap=bootstrap,
+        contrasts=settings.contrasts,
+        primary_metric=settings.primary_metric,
+        weakest_camera=settings.weakest_camera,
+    )
     summary.dataset = settings.dataset
+    summary.deviations = tuple(settings.deviations)
+    summary.model_sizes = dict(settings.model_sizes)
     if reference:
         summary.reference_numbers = settings.reference
     return summary

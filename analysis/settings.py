@@ -7,7 +7,8 @@ its stored results and the study folder's copy of the spec without the launch pa
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Mapping
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -24,16 +25,31 @@ def _check_table_metrics(names: tuple[str, ...] | list[str]) -> None:
         raise ValueError(f"unknown metric {unknown[0]!r}; a table can show: {', '.join(TABLE_METRIC_HEADERS)}")
 
 
+class PaperRecipe(_Block):
+    """``report.reference.recipe:`` — the training recipe the paper reports for its numbers; the
+    summary warns on every field where the study's trials differ (:mod:`analysis.reproduction`).
+    A field the paper does not state is left out (nothing is compared)."""
+
+    input_size: tuple[int, int] | None = Field(None, description="[height, width] of the input images.")
+    epochs: int | None = Field(None, ge=1, description="Training epochs of the main schedule.")
+    backbone: str | None = Field(None, description="The backbone, as this project names it (a timm name).")
+    pretrained: bool | None = Field(None, description="Whether the backbone starts from ImageNet weights.")
+    batch: tuple[int, int] | None = Field(None, description="[identities, images per identity] of a batch.")
+    seeds: int | None = Field(None, ge=1, description="Runs each reported number averages (1: a single run).")
+
+
 class ReferenceNumbers(_Block):
     """``report.reference:`` — a paper's reported numbers for the study's rows (percent, as printed).
 
     ``rows`` maps a variant name of this study to ``{metric: value}``; ``summarize --reference``
-    prints them beside the measured values and warns when ``dataset`` is not the study's dataset.
+    judges the paper's effects (a row minus its contrast row) against ours and warns where the
+    study's dataset or recipe differ from the paper's (``dataset``, ``recipe``).
     """
 
     source: str = Field(description="Paper and table, e.g. 'APRA (Ang et al.), Table 2'.")
     dataset: str = Field(description="Dataset the numbers were reported on (a dataset.name, e.g. market1501).")
     protocol: str = Field("", description="Evaluation protocol, e.g. 'single query, no re-ranking'.")
+    recipe: PaperRecipe | None = Field(None, description="The training recipe the paper reports.")
     rows: dict[str, dict[str, float]] = Field(description="variant name -> {metric: value in percent}.")
 
     @field_validator("rows")
@@ -49,6 +65,12 @@ class Report(_Block):
 
     metrics: tuple[str, ...] = Field(DEFAULT_TABLE_METRICS, min_length=1, description="Table columns, in order.")
     reference: ReferenceNumbers | None = None
+    deviations: tuple[str, ...] = Field(
+        (), description="Where the study departs from the paper it reproduces, one sentence each (the table's footnote shows them)."
+    )
+    weakest_camera: int | None = Field(
+        None, ge=0, description="Declare the weakest camera instead of choosing it from the reference row's seeds."
+    )
 
     @field_validator("metrics")
     @classmethod
@@ -59,13 +81,32 @@ class Report(_Block):
 
 
 @dataclass(frozen=True)
+class ModelSize:
+    """A row's built model at the study's input size: parameters without the identity
+    classifier (whose size depends on the dataset), and GFLOPs of one forward pass (None where
+    they could not be counted)."""
+
+    params: int
+    gflops: float | None = None
+
+
+@dataclass(frozen=True)
 class ReportSettings:
-    """What a summary shows: the table's metric columns, a paper's numbers, the study's dataset."""
+    """What a summary shows: the table's metric columns, a paper's numbers and the departures
+    from it, the study's dataset and metric, and what the plan knows (each row's contrast, each
+    row's model size)."""
 
     metrics: tuple[str, ...] = DEFAULT_TABLE_METRICS
     reference: ReferenceNumbers | None = None
     dataset: str | None = None
+    primary_metric: str | None = "mAP"
+    deviations: tuple[str, ...] = ()
+    weakest_camera: int | None = None
+    contrasts: Mapping[str, str | None] | None = None  # variant -> compared row (the plan's); None: stored
+    model_sizes: Mapping[str, ModelSize] = field(default_factory=dict)  # variant -> size
 
     @classmethod
-    def from_report(cls, report: Report, dataset: str | None) -> "ReportSettings":
-        return cls(tuple(report.metrics), report.reference, dataset)
+    def from_report(cls, report: Report, dataset: str | None, primary_metric: str | None = "mAP", **known) -> "ReportSettings":
+        return cls(
+            tuple(report.metrics), report.reference, dataset, primary_metric, tuple(report.deviations), report.weakest_camera, **known
+        )

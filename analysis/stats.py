@@ -15,8 +15,17 @@ per-seed differences ``d_s = variant_s - reference_s`` over the seeds both have:
 * with no shared seed at all but two or more seeds each, Welch's unequal-variance t-test
   (DESIGN.md); with fewer, no interval is possible.
 
-The p-values of the variants of one table are corrected per metric with Holm's step-down
-procedure (Holm 1979), which controls the family-wise error rate without assuming independence.
+**What noise cannot earn.** A difference is *tested* (may be marked significant) only from
+:data:`MIN_TEST_PAIRS` = 3 paired seeds up, and only when the paired differences have a spread:
+with 2 pairs the t distribution has one degree of freedom and its p-value rests on a single
+estimate of the spread; differences that are all equal (zero spread) give ``se = 0`` and a
+t statistic of infinity, a "p = 0" that says nothing about seed noise. Such effects keep their
+mean (and, with 2 pairs, their wide interval) but carry no p-value into a correction and never a
+star; :attr:`Effect.untested` says why.
+
+The p-values of one family (the caller names it: e.g. the comparisons of the study metric) are
+corrected with Holm's step-down procedure (Holm 1979), which controls the family-wise error rate
+without assuming independence; only tested effects belong to a family.
 
 :func:`seeds_needed` sizes a study: from an upper confidence bound of the paired standard
 deviation (chi-square; Browne 1995: a pilot's observed SD is too optimistic), the smallest
@@ -37,6 +46,7 @@ import numpy as np
 CONFIDENCE = 0.95
 ALPHA = 0.05
 MIN_BOOTSTRAP_PAIRS = 5
+MIN_TEST_PAIRS = 3
 BOOTSTRAP_RESAMPLES = 10_000
 
 PAIRED_T, WELCH, NONE = "paired t", "Welch t", "none"
@@ -62,16 +72,22 @@ class Effect:
     sd: float | None = None
     test: str = NONE
     interval: str = "t"  # t | bootstrap
+    untested: str | None = None  # why no test is made (too few pairs, no spread); None when tested
 
     @property
     def has_interval(self) -> bool:
         return self.low is not None and self.high is not None
 
     @property
+    def tested(self) -> bool:
+        """Whether the difference is tested at all (:data:`MIN_TEST_PAIRS` pairs and a spread)."""
+        return self.untested is None and self.p is not None
+
+    @property
     def significant(self) -> bool:
-        """Corrected p below 0.05 (the uncorrected one where no correction was applied)."""
-        p = self.p_adjusted if self.p_adjusted is not None else self.p
-        return p is not None and p < ALPHA
+        """Tested, and its p-value corrected within its family (:func:`with_holm`) is below 0.05.
+        An effect no family has corrected is never significant: a raw p-value earns no star."""
+        return self.tested and self.p_adjusted is not None and self.p_adjusted < ALPHA
 
 
 def _t_quantile(df: float) -> float:
@@ -87,11 +103,19 @@ def _t_p_value(statistic: float, df: float) -> float:
 
 
 def _t_test(mean: float, se: float, df: float) -> tuple[float, float, float]:
-    """(low, high, p) of a t statistic; a zero standard error gives a point interval."""
-    if se == 0:
-        return mean, mean, (1.0 if mean == 0 else 0.0)
+    """(low, high, p) of a t statistic (``se`` > 0)."""
     half = _t_quantile(df) * se
     return mean - half, mean + half, _t_p_value(mean / se, df)
+
+
+NO_SPREAD = "no spread"
+#: Paired differences whose SD is below this (in the store's units, fractions) have no spread:
+#: float rounding leaves ~1e-17 where the differences are equal, which would give p ~ 1e-30.
+SPREAD_TOLERANCE = 1e-9
+
+
+def _too_few(pairs: int) -> str | None:
+    return f"{pairs} paired seed{'s' if pairs != 1 else ''}" if pairs < MIN_TEST_PAIRS else None
 
 
 def bootstrap_interval(differences: Sequence[float], *, resamples: int = BOOTSTRAP_RESAMPLES, seed: int = 0) -> tuple[float, float]:
@@ -120,17 +144,24 @@ def paired_effect(reference: Mapping[int, float], variant: Mapping[int, float], 
     if not shared:
         return welch_effect(list(reference.values()), list(variant.values()))
     differences = [variant[s] - reference[s] for s in shared]
+    return effect_of_differences(differences, unpaired=unpaired, bootstrap=bootstrap)
+
+
+def effect_of_differences(differences: Sequence[float], *, unpaired: int = 0, bootstrap: bool = False) -> Effect:
+    """The paired effect from the per-seed differences themselves (one-sample t on them)."""
     n = len(differences)
     mean = math.fsum(differences) / n
     if n == 1:
-        return Effect(mean, pairs=1, unpaired=unpaired)
+        return Effect(mean, pairs=1, unpaired=unpaired, untested=_too_few(1))
     sd = float(np.std(differences, ddof=1))
+    if sd < SPREAD_TOLERANCE:
+        return Effect(mean, pairs=n, unpaired=unpaired, sd=sd, test=PAIRED_T, untested=NO_SPREAD)
     low, high, p = _t_test(mean, sd / math.sqrt(n), n - 1)
     kind = "t"
     if bootstrap and n >= MIN_BOOTSTRAP_PAIRS:
         low, high = bootstrap_interval(differences)
         kind = "bootstrap"
-    return Effect(mean, low, high, p, pairs=n, unpaired=unpaired, sd=sd, test=PAIRED_T, interval=kind)
+    return Effect(mean, low, high, p, pairs=n, unpaired=unpaired, sd=sd, test=PAIRED_T, interval=kind, untested=_too_few(n))
 
 
 def welch_effect(reference: Sequence[float], variant: Sequence[float]) -> Effect:
@@ -138,15 +169,17 @@ def welch_effect(reference: Sequence[float], variant: Sequence[float]) -> Effect
     Welch-Satterthwaite degrees of freedom). Fewer than two values on a side: no interval."""
     a, b = np.asarray(reference, dtype=float), np.asarray(variant, dtype=float)
     mean = float(b.mean() - a.mean())
-    if len(a) < 2 or len(b) < 2:
-        return Effect(mean, unpaired=len(a) + len(b))
+    fewest = min(len(a), len(b))
+    if fewest < 2:
+        return Effect(mean, unpaired=len(a) + len(b), untested=f"{fewest} seed on a side")
     va, vb = a.var(ddof=1) / len(a), b.var(ddof=1) / len(b)
     se = math.sqrt(va + vb)
-    if se == 0:
-        return Effect(mean, mean, mean, 1.0 if mean == 0 else 0.0, test=WELCH)
+    if se < SPREAD_TOLERANCE:
+        return Effect(mean, unpaired=len(a) + len(b), test=WELCH, untested=NO_SPREAD)
     df = (va + vb) ** 2 / (va**2 / (len(a) - 1) + vb**2 / (len(b) - 1))
     low, high, p = _t_test(mean, se, df)
-    return Effect(mean, low, high, p, test=WELCH)
+    untested = f"{fewest} seeds on a side" if fewest < MIN_TEST_PAIRS else None
+    return Effect(mean, low, high, p, unpaired=len(a) + len(b), test=WELCH, untested=untested)
 
 
 def holm(p_values: Sequence[float | None]) -> list[float | None]:
@@ -165,9 +198,15 @@ def holm(p_values: Sequence[float | None]) -> list[float | None]:
 
 
 def with_holm(effects: Sequence[Effect | None]) -> list[Effect | None]:
-    """The effects of one metric across a table's variants, with Holm-corrected p-values."""
-    adjusted = holm([e.p if e is not None else None for e in effects])
+    """One family's effects with Holm-corrected p-values; untested effects stay out of the
+    family (their ``p_adjusted`` is None) and do not count in its size."""
+    adjusted = holm([e.p if e is not None and e.tested else None for e in effects])
     return [None if e is None else replace(e, p_adjusted=a) for e, a in zip(effects, adjusted)]
+
+
+def family_size(effects: Sequence[Effect | None]) -> int:
+    """How many tested effects a family holds (the m of Holm's correction)."""
+    return sum(1 for e in effects if e is not None and e.tested)
 
 
 # -- how many seeds ------------------------------------------------------------------------

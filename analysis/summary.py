@@ -1,20 +1,29 @@
 """The ablation table's numbers: per variant and metric, mean and std over seeds and the paired
-effect against the reference row, with its interval and Holm-corrected p-value.
+effect against the row's *contrast*, with its interval and Holm-corrected p-value.
 
 Reads the ``trials`` and ``cameras`` tables of the result store. Metrics are in the store's
 units (fractions); the formats print percent, as papers do. The columns are the spec's
 ``report.metrics`` (names from :data:`search_spaces.metrics.TABLE_METRIC_HEADERS`; default APRA
 Table 2's: rank-1, mAP, weakest and average camera query-mAP and gallery-mAP).
 
-The reference row is the ``baseline`` variant, ``full`` for leave-one-out designs, else the
-first variant. Effects are paired over shared seeds (:mod:`analysis.stats`).
+**Contrasts.** Each row is compared with the row the paper compares it with: its
+``compare_to`` (:mod:`search_spaces.contrasts`), given by the launch from the plan, else read
+from the stored rows (``variant_meta``), else the design's reference row (``baseline``, the
+full recipe of a leave-one-out design, else the first variant). Reference rows have no
+difference. Effects are paired over shared seeds (:mod:`analysis.stats`).
+
+**Families** (Holm's correction, named in the footnote): the study metric's comparisons are
+the confirmatory family (``study.metric``, one test per compared row); the other columns'
+comparisons are corrected together as one secondary family. The per-camera tests of a variant
+and the weakest-camera advantages are families of their own (:mod:`analysis.camera_effects`).
+A difference needs 3 paired seeds and a spread to be tested at all.
 
 **Weakest camera, one definition everywhere** (the table, the figures, MLflow): the camera with
-the lowest query-mAP of the reference row, mean over its seeds (APRA section 4 calls the camera
-with the lowest Q-mAP the weakest one and tracks how a module lifts it). The same camera is
-reported for every row and for both q-mAP and g-mAP, so a row's "weakest camera" column
-compares the same camera across variants. These columns are computed here from the ``cameras``
-table, not from the per-trial ``weakest_*`` columns (each trial's own weakest camera).
+the lowest query-mAP of the table's reference row (APRA section 4 calls the camera with the
+lowest Q-mAP the weakest and tracks how a module lifts it), cross-fitted so that it is chosen on
+seeds that do not test it, or declared in the spec (:mod:`analysis.weakest`). The same camera is
+read for every row at a given seed, for q-mAP and g-mAP. These columns are computed here from
+the ``cameras`` table; a trial's own lowest camera is its ``lowest_*`` columns.
 
 Layouts and formats live in :mod:`analysis.tables` and :mod:`analysis.formats`.
 """
@@ -28,10 +37,12 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping, Sequence
 
 from analysis.stats import Effect, paired_effect, with_holm
-from search_spaces import BASELINE, FULL
+from analysis.weakest import WeakestCamera, choose_weakest
+from search_spaces.contrasts import LEAVE_ONE_OUT, reference_row
 from search_spaces.metrics import (
     DEFAULT_TABLE_METRICS,
     G_MAP,
+    MAP,
     Q_MAP,
     TABLE_METRIC_HEADERS,
     WEAKEST_G_MAP,
@@ -39,14 +50,13 @@ from search_spaces.metrics import (
 )
 from storage import latest_per_config
 
-LEAVE_ONE_OUT = "leave_one_out"
 #: Table columns read from the weakest camera's row of the ``cameras`` table.
 WEAKEST_CAMERA_METRICS = {WEAKEST_Q_MAP: Q_MAP, WEAKEST_G_MAP: G_MAP}
 
 
 @dataclass
 class MetricStats:
-    """One cell: ``values`` per seed, their mean and std, and the effect vs the reference."""
+    """One cell: ``values`` per seed, their mean and std, and the effect vs the row's contrast."""
 
     mean: float
     std: float
@@ -56,7 +66,7 @@ class MetricStats:
 
     @property
     def delta(self) -> float | None:
-        """Mean paired difference to the reference row (None on the reference row)."""
+        """Mean paired difference to the contrast row (None on a reference row)."""
         return None if self.effect is None else self.effect.mean
 
 
@@ -68,21 +78,31 @@ class VariantRow:
     stats: dict[str, MetricStats] = field(default_factory=dict)
     pruned: int = 0
     off: tuple[str, ...] = ()  # leave-one-out: the parts this variant turns off
+    contrast: str | None = None  # the row this one is compared with (None: a reference row)
 
 
 @dataclass
 class AblationSummary:
     study: str
-    baseline: str | None
+    baseline: str | None  # the design's reference row (weakest camera chosen on it)
     rows: list[VariantRow]
     design: str | None = None
     parts: list[str] = field(default_factory=list)  # leave-one-out: every part, in spec order
     metrics: tuple[str, ...] = DEFAULT_TABLE_METRICS
-    weakest_camera: int | None = None
+    weakest: WeakestCamera | None = None
     cameras: Any = None  # analysis.camera_effects.CameraEffects, or None without camera rows
     bootstrap: bool = False
     reference_numbers: Any = None  # analysis.settings.ReferenceNumbers shown beside (--reference)
     dataset: str | None = None  # the study's dataset, compared with the reference numbers'
+    primary_metric: str | None = MAP  # the study metric: its comparisons are the confirmatory family
+    deviations: tuple[str, ...] = ()  # the spec's report.deviations: where the study departs from the paper
+    recipe_values: dict[str, list[Any]] = field(default_factory=dict)  # analysis.reproduction.recipe_values
+    model_sizes: dict[str, Any] = field(default_factory=dict)  # variant -> analysis.settings.ModelSize
+
+    @property
+    def weakest_camera(self) -> int | None:
+        """The weakest camera on all of the reference row's seeds (the header's camera)."""
+        return None if self.weakest is None else self.weakest.overall
 
     @property
     def checkmark_layout(self) -> bool:
@@ -94,36 +114,56 @@ class AblationSummary:
 
     @property
     def reference_row(self) -> VariantRow | None:
-        return next((row for row in self.rows if row.variant == self.baseline), None)
+        return self.row(self.baseline)
+
+    def row(self, variant: str | None) -> VariantRow | None:
+        return next((row for row in self.rows if row.variant == variant), None)
+
+    @property
+    def single_contrast(self) -> str | None:
+        """The one row every compared row is compared with, if there is one (then the table
+        needs no 'vs' column)."""
+        contrasts = {row.contrast for row in self.rows if row.contrast is not None}
+        if len(contrasts) == 1 and all(row.contrast is not None or row.variant in contrasts for row in self.rows):
+            return contrasts.pop()
+        return None
 
     def headers(self) -> list[tuple[str, str]]:
         """(metric, header) of every column; weakest-camera headers name the camera."""
         out = []
         for metric in self.metrics:
             header = TABLE_METRIC_HEADERS[metric]
-            if metric in WEAKEST_CAMERA_METRICS and self.weakest_camera is not None:
-                header += f" (c{self.weakest_camera})"
+            if metric in WEAKEST_CAMERA_METRICS and self.weakest is not None:
+                header += f" (c{self.weakest.overall}{'*' if self.weakest.varies else ''})"
             out.append((metric, header))
         return out
 
     def effects(self, metric: str) -> list[Effect]:
         return [row.stats[metric].effect for row in self.rows if metric in row.stats and row.stats[metric].effect is not None]
 
-    def is_best(self, row: VariantRow, column: str) -> bool:
-        """Whether ``row`` shows the highest value of ``column`` (ties at the printed precision
-        all count); never when every row shows the same value."""
-        shown = [_shown(r.stats[column].mean) for r in self.rows if column in r.stats]
-        return column in row.stats and len(set(shown)) > 1 and _shown(row.stats[column].mean) == max(shown)
+    def families(self) -> list[tuple[str, tuple[str, ...]]]:
+        """(name, metrics) of the Holm families of the table's columns."""
+        return column_families(self.metrics, self.primary_metric)
 
-    def reference_warning(self) -> str | None:
-        """A warning when the reference numbers were reported on another dataset."""
-        numbers = self.reference_numbers
-        if numbers is None or self.dataset is None or numbers.dataset == self.dataset:
-            return None
-        return (
-            f"the reference numbers of {numbers.source} were reported on {numbers.dataset}, "
-            f"this study ran on {self.dataset}: differences compare different data"
-        )
+    def is_best(self, row: VariantRow, column: str) -> bool:
+        """Whether ``row``'s value of ``column`` is bold: the single highest value shown (at the
+        printed precision) *and* significantly above its contrast row. Being highest by noise
+        earns nothing; ties earn nothing."""
+        stats = row.stats.get(column)
+        if stats is None or stats.effect is None or not stats.effect.significant or stats.effect.mean <= 0:
+            return False
+        shown = [_shown(r.stats[column].mean) for r in self.rows if column in r.stats]
+        mine = _shown(stats.mean)
+        return mine == max(shown) and shown.count(mine) == 1
+
+
+def column_families(metrics: Sequence[str], primary: str | None) -> list[tuple[str, tuple[str, ...]]]:
+    """The study metric alone (confirmatory), then every other column together (secondary);
+    one family of all columns when the study metric is not a column."""
+    if primary in metrics:
+        others = tuple(m for m in metrics if m != primary)
+        return [("confirmatory", (primary,))] + ([("secondary", others)] if others else [])
+    return [("columns", tuple(metrics))]
 
 
 def _shown(value: float) -> float:
@@ -137,7 +177,7 @@ def _finite(value: Any) -> float | None:
     return None if math.isnan(value) else value
 
 
-def _meta(row: dict[str, Any]) -> dict[str, Any]:
+def _meta(row: Mapping[str, Any]) -> dict[str, Any]:
     try:
         meta = json.loads(row.get("variant_meta") or "{}")
     except (TypeError, ValueError):
@@ -157,19 +197,6 @@ def camera_values(camera_rows: Iterable[Mapping[str, Any]], config_hashes: set[s
     return out
 
 
-def weakest_camera(reference_trials: Sequence[Mapping[str, Any]], cameras: Mapping[str, Mapping[tuple[int, str], float]]) -> int | None:
-    """The camera with the lowest mean q-mAP over the reference row's trials (ties: the lowest
-    camera id); None without camera rows."""
-    per_camera: dict[int, list[float]] = {}
-    for trial in reference_trials:
-        for (camera, metric), value in cameras.get(trial["config_hash"], {}).items():
-            if metric == Q_MAP:
-                per_camera.setdefault(camera, []).append(value)
-    if not per_camera:
-        return None
-    return min(sorted(per_camera), key=lambda c: statistics.fmean(per_camera[c]))
-
-
 def latest_per_variant_seed(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     """One row per (variant, seed): the most recently finished. A study relaunched after its
     recipe changed keeps the old trials in the store under other config hashes; the table
@@ -182,18 +209,26 @@ def latest_per_variant_seed(rows: Iterable[dict[str, Any]]) -> list[dict[str, An
     return list(latest.values())
 
 
-def _reference_variant(by_variant: Mapping[str, list[dict[str, Any]]]) -> str | None:
-    """The row differences are taken against: ``baseline`` or ``full`` when a variant has that
-    name; in a leave-one-out table the full recipe (the variant that switches nothing off, as
-    Robust-ReID's Table 2 compares every column with its last); else the first variant."""
-    named = next((name for name in (BASELINE, FULL) if name in by_variant), None)
-    if named is not None:
-        return named
-    full = next(
-        (name for name, group in by_variant.items() if group[0].get("design") == LEAVE_ONE_OUT and not _meta(group[0]).get("off")),
-        None,
-    )
-    return full or next(iter(by_variant), None)
+def stored_contrasts(by_variant: Mapping[str, list[dict[str, Any]]]) -> dict[str, str | None] | None:
+    """The contrasts the trials were planned with (``variant_meta.compare_to``, the latest row
+    of each variant); None when the rows predate contrasts."""
+    found: dict[str, str | None] = {}
+    for variant, group in by_variant.items():
+        meta = _meta(max(group, key=lambda r: str(r.get("finished_at", ""))))
+        if "compare_to" not in meta:
+            return None
+        found[variant] = meta["compare_to"]
+    return found
+
+
+def resolve_row_contrasts(
+    by_variant: Mapping[str, list[dict[str, Any]]], reference: str | None, planned: Mapping[str, str | None] | None
+) -> dict[str, str | None]:
+    """Each stored variant's contrast: the plan's, else the stored rows', else the reference row."""
+    source = planned if planned is not None else stored_contrasts(by_variant)
+    if source is None:
+        return {variant: (None if variant == reference else reference) for variant in by_variant}
+    return {variant: source.get(variant, None if variant == reference else reference) for variant in by_variant}
 
 
 def summarize(
@@ -203,25 +238,39 @@ def summarize(
     *,
     metrics: Sequence[str] = DEFAULT_TABLE_METRICS,
     bootstrap: bool = False,
+    contrasts: Mapping[str, str | None] | None = None,
+    primary_metric: str | None = MAP,
+    weakest_camera: int | None = None,
+    cross_fit: bool = True,
 ) -> AblationSummary:
     """Group the latest row of each config by variant (the study's plan order), compute each
-    metric's mean/std over seeds and the paired effects vs the reference row."""
+    metric's mean/std over seeds and each row's paired effects against its contrast.
+
+    ``contrasts`` (variant -> compared row, None for a reference) come from the plan; without
+    them the stored ones apply. ``weakest_camera`` declares the weakest camera instead of
+    choosing it; ``cross_fit=False`` chooses it in sample (biased; for the simulation only)."""
     rows = latest_per_variant_seed(latest_per_config(row for row in trial_rows if row.get("study") == study))
     by_variant: dict[str, list[dict[str, Any]]] = {}
     for row in sorted(rows, key=lambda r: (r.get("variant_index", 0), r.get("seed", 0))):
         by_variant.setdefault(row["variant"], []).append(row)
     completed = {variant: [r for r in group if r.get("status") == "completed"] for variant, group in by_variant.items()}
 
-    baseline_name = _reference_variant(by_variant)
+    designs = {r.get("design") for r in rows if r.get("design")}
+    design = designs.pop() if len(designs) == 1 else None
+    switched_off = {variant: _meta(group[0]).get("off", []) for variant, group in by_variant.items() if "off" in _meta(group[0])}
+    reference = reference_row(list(by_variant), design, switched_off)
+    row_contrasts = resolve_row_contrasts(by_variant, reference, contrasts)
+
     kept = {r["config_hash"] for group in completed.values() for r in group}
     cameras = camera_values(camera_rows, kept)
-    weakest = weakest_camera(completed.get(baseline_name, []), cameras)
+    reference_q = {int(r["seed"]): {c: v for (c, m), v in cameras.get(r["config_hash"], {}).items() if m == Q_MAP} for r in completed.get(reference, [])}
+    weakest = choose_weakest(reference, reference_q, weakest_camera, cross_fit=cross_fit) if reference is not None else None
 
     def value(trial: dict[str, Any], metric: str) -> float | None:
         if metric in WEAKEST_CAMERA_METRICS:
             if weakest is None:
                 return None
-            return cameras.get(trial["config_hash"], {}).get((weakest, WEAKEST_CAMERA_METRICS[metric]))
+            return cameras.get(trial["config_hash"], {}).get((weakest.camera_for(int(trial["seed"])), WEAKEST_CAMERA_METRICS[metric]))
         return _finite(trial.get(metric))
 
     variants: list[VariantRow] = []
@@ -229,7 +278,12 @@ def summarize(
         done = completed[variant]
         pruned = sum(r.get("status") == "pruned" for r in group)
         entry = VariantRow(
-            variant, sorted(int(r["seed"]) for r in done), len(group) - len(done) - pruned, pruned=pruned, off=tuple(_meta(group[0]).get("off", ()))
+            variant,
+            sorted(int(r["seed"]) for r in done),
+            len(group) - len(done) - pruned,
+            pruned=pruned,
+            off=tuple(_meta(group[0]).get("off", ())),
+            contrast=row_contrasts.get(variant),
         )
         for metric in metrics:
             per_seed = {int(r["seed"]): v for r in done if (v := value(r, metric)) is not None}
@@ -239,23 +293,27 @@ def summarize(
                 entry.stats[metric] = MetricStats(statistics.fmean(numbers), std, len(numbers), per_seed)
         variants.append(entry)
 
-    base = next((v for v in variants if v.variant == baseline_name), None)
-    if base is not None:
-        for metric in metrics:
-            others = [v for v in variants if v is not base and metric in v.stats and metric in base.stats]
-            effects = with_holm([paired_effect(base.stats[metric].values, v.stats[metric].values, bootstrap=bootstrap) for v in others])
-            for v, effect in zip(others, effects):
-                v.stats[metric].effect = effect
+    by_name = {v.variant: v for v in variants}
+    for _, family_metrics in column_families(metrics, primary_metric):
+        cells = [
+            (v.stats[m], paired_effect(by_name[v.contrast].stats[m].values, v.stats[m].values, bootstrap=bootstrap))
+            for m in family_metrics
+            for v in variants
+            if v.contrast in by_name and m in v.stats and m in by_name[v.contrast].stats
+        ]
+        for (cell, _), effect in zip(cells, with_holm([effect for _, effect in cells])):
+            cell.effect = effect
 
-    designs = {r.get("design") for r in rows if r.get("design")}
-    design = designs.pop() if len(designs) == 1 else None
     parts: list[str] = []
     if design == LEAVE_ONE_OUT:
         parts = next((list(_meta(r)["parts"]) for r in rows if _meta(r).get("parts")), [])
-    summary = AblationSummary(study, baseline_name, variants, design, parts, tuple(metrics), weakest, bootstrap=bootstrap)
-    if cameras and base is not None:
+    summary = AblationSummary(study, reference, variants, design, parts, tuple(metrics), weakest, bootstrap=bootstrap, primary_metric=primary_metric)
+    from analysis.reproduction import recipe_values
+
+    summary.recipe_values = recipe_values([r for group in completed.values() for r in group])
+    if cameras and reference in by_name:
         from analysis.camera_effects import camera_effects
 
         seeds = {v.variant: {int(r["seed"]): cameras.get(r["config_hash"], {}) for r in completed[v.variant]} for v in variants}
-        summary.cameras = camera_effects(seeds, base.variant, weakest, bootstrap=bootstrap)
+        summary.cameras = camera_effects(seeds, {v.variant: v.contrast for v in variants}, weakest, bootstrap=bootstrap)
     return summary

@@ -259,8 +259,11 @@ def summarize(
         raise StudyNotFoundError(f"no results for study '{name}' in {redact_uri(store_uri)}")
     if out is not None:
         _out_folder(out)
-    if reference and summary.reference_warning():
-        print(f"warning: {summary.reference_warning()}", file=sys.stderr)
+    if reference:
+        from analysis.tables import reproduction_warnings
+
+        for warning in reproduction_warnings(summary):
+            print(f"warning: {warning}", file=sys.stderr)
     if out is None:
         echo("\n".join(FORMATS[fmt][1](summary) for fmt in chosen))
     else:

@@ -85,11 +85,15 @@ def test_camera_effects_use_a_diverging_scale_centred_at_zero_and_mute_what_is_n
     from analysis.camera_effects import CameraEffects
     from analysis.figures import camera_effects_figure
     from analysis.stats import Effect
+    from analysis.weakest import WeakestCamera
 
     strong_gain = Effect(0.08, 0.05, 0.11, 0.001, 0.002, pairs=3)
     strong_loss = Effect(-0.02, -0.03, -0.01, 0.01, 0.02, pairs=3)
     noise = Effect(0.05, -0.10, 0.20, 0.4, 0.8, pairs=3)
-    effects = CameraEffects("baseline", 2, [1, 2], ["+x"], {("+x", "q_mAP"): {1: strong_loss, 2: strong_gain}, ("+x", "g_mAP"): {1: noise, 2: strong_gain}})
+    effects = CameraEffects(
+        {"+x": "baseline"}, WeakestCamera(2, "baseline"), [1, 2], ["+x"],
+        {("+x", "q_mAP"): {1: strong_loss, 2: strong_gain}, ("+x", "g_mAP"): {1: noise, 2: strong_gain}},
+    )
     fig = camera_effects_figure(effects)
     q_axes, g_axes, bar = fig.axes
     mappable = bar._colorbar.mappable  # the colour bar's scale (matplotlib keeps it on its axes)
@@ -107,3 +111,4 @@ def test_camera_effects_use_a_diverging_scale_centred_at_zero_and_mute_what_is_n
     texts = {t.get_text(): t.get_color() for t in g_axes.texts}
     assert texts["+5.0"] == "#777777" and texts["+8.0*"] != "#777777"
     assert "c2\n(weakest)" in [label.get_text() for label in q_axes.get_xticklabels()]
+    assert [label.get_text() for label in q_axes.get_yticklabels()] == ["+x vs baseline"]

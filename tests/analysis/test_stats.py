@@ -37,7 +37,32 @@ def test_paired_effect_equals_scipys_paired_t_test_over_the_shared_seeds():
     assert effect.mean == pytest.approx(np.mean([VARIANT[s] - REFERENCE[s] for s in seeds]), abs=1e-15)
     assert effect.p == pytest.approx(expected.pvalue, rel=1e-12)
     assert (effect.low, effect.high) == pytest.approx((interval.low, interval.high), rel=1e-12)
-    assert effect.significant == (expected.pvalue < 0.05)
+    # p = 0.028 raw: no star until a family has corrected it; alone in its family, Holm keeps it.
+    assert expected.pvalue == pytest.approx(0.02804, abs=1e-5)
+    assert effect.tested and not effect.significant
+    (corrected,) = with_holm([effect])
+    assert corrected.p_adjusted == pytest.approx(expected.pvalue) and corrected.significant
+
+
+def test_equal_differences_have_no_spread_and_no_test():
+    # The case: two seeds, both -0.6 points: the old table printed -0.6 [-0.6, -0.6]*.
+    effect = paired_effect({0: 0.400, 1: 0.500}, {0: 0.394, 1: 0.494})
+    assert effect.mean == pytest.approx(-0.006) and effect.sd < 1e-15
+    assert not effect.has_interval and effect.p is None and effect.untested == "no spread"
+    three = paired_effect({0: 0.4, 1: 0.5, 2: 0.6}, {0: 0.41, 1: 0.51, 2: 0.61})
+    assert three.untested == "no spread" and not with_holm([three])[0].significant
+
+
+def test_two_pairs_give_a_wide_interval_but_no_test_and_stay_out_of_the_family():
+    two = paired_effect({0: 0.40, 1: 0.42}, {0: 0.45, 1: 0.48})
+    expected = scipy_stats.ttest_rel([0.45, 0.48], [0.40, 0.42])
+    assert two.p == pytest.approx(expected.pvalue) and two.untested == "2 paired seeds"
+    assert (two.low, two.high) == pytest.approx(tuple(expected.confidence_interval()))  # t with 1 df: wide
+    tested = paired_effect(REFERENCE, VARIANT)
+    corrected_two, corrected_tested = with_holm([two, tested])
+    # The family holds one test: the tested effect's p is not doubled by the untested one.
+    assert corrected_two.p_adjusted is None and not corrected_two.significant
+    assert corrected_tested.p_adjusted == pytest.approx(tested.p)
 
 
 def test_no_shared_seed_falls_back_to_welch_as_scipy_computes_it():
@@ -102,6 +127,11 @@ def test_holm_matches_its_definition_and_a_worked_example():
     assert holm([None, 0.02, None, 0.04]) == [None, pytest.approx(0.04), None, pytest.approx(0.04)]
     corrected = with_holm([paired_effect(REFERENCE, VARIANT), None])
     assert corrected[0].p_adjusted == pytest.approx(corrected[0].p) and corrected[1] is None
+    # Two tested effects: the smaller p doubled (0.028 -> 0.056: no longer significant).
+    other = paired_effect(REFERENCE, {s: v + 0.05 + 0.01 * (-1) ** s for s, v in REFERENCE.items()})
+    first, second = with_holm([paired_effect(REFERENCE, VARIANT), other])
+    assert second.p < first.p
+    assert second.p_adjusted == pytest.approx(2 * second.p) and first.p_adjusted == pytest.approx(max(first.p, 2 * second.p))
 
 
 @pytest.mark.parametrize(("effect_size", "published"), [(0.5, 34), (1.0, 10)])
