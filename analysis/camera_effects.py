@@ -10,9 +10,11 @@ the paired difference to the variant's *contrast row* in q-mAP and g-mAP
 where ``w_s`` is the study's weakest camera for seed ``s`` (cross-fitted, chosen on the
 reference row's other seeds: :mod:`analysis.weakest`, so the choice does not favour the claim by
 regression to the mean) and ``c*_s`` the other camera with the largest mean gain over the shared
-seeds. The competitor is chosen on the same data, so it is the luckiest one and the comparison
-leans against the claim: a positive interval for the mean of ``a_s`` (one-sample t) supports "the
-weakest camera gains most" conservatively.
+seeds. The competitor is chosen on the same data, so it is the luckiest one and the difference
+leans against the claim. The claim has one direction, so the test does too: one-sided
+(H1: mean of ``a_s`` > 0, :func:`analysis.stats.upper_tailed`), which the downward lean makes
+conservative; a negative difference is no finding ("gains least" would be the luckiest
+competitor's doing). The interval shown is the two-sided 95% one.
 
 Multiple testing, named in the table's footnote: the cameras x metrics (q-mAP, g-mAP) of one
 variant are one Holm family (a variant's 12 per-camera tests on six cameras); the advantages of
@@ -25,7 +27,7 @@ import statistics
 from dataclasses import dataclass, field
 from typing import Mapping
 
-from analysis.stats import Effect, effect_of_differences, paired_effect, with_holm
+from analysis.stats import Effect, effect_of_differences, paired_effect, upper_tailed, with_holm
 from analysis.weakest import WeakestCamera
 from search_spaces.metrics import G_MAP, Q_MAP
 
@@ -57,7 +59,7 @@ class CameraEffects:
 
     @property
     def weakest_camera(self) -> int | None:
-        return None if self.weakest is None else self.weakest.overall
+        return None if self.weakest is None else self.weakest.camera
 
     def contrast_of(self, variant: str) -> str:
         return self.contrasts[variant]
@@ -131,4 +133,4 @@ def _weakest_advantage(base: Mapping[int, Values], mine: Mapping[int, Values], w
     if not gaps:
         return None
     modal = max(sorted(set(chosen)), key=chosen.count)
-    return WeakestAdvantage(modal, effect_of_differences(gaps))
+    return WeakestAdvantage(modal, upper_tailed(effect_of_differences(gaps)))

@@ -91,15 +91,18 @@ class Effect:
 
 
 def _t_quantile(df: float) -> float:
-    from scipy.stats import t
+    # Student's t quantile and tail through the special functions scipy.stats.t evaluates
+    # itself (stdtrit, stdtr): the same numbers without the distribution object's overhead
+    # (~0.5 ms a call), which the A/A simulation's thousands of tables would feel.
+    from scipy.special import stdtrit
 
-    return float(t.ppf(0.5 + CONFIDENCE / 2, df))
+    return float(stdtrit(df, 0.5 + CONFIDENCE / 2))
 
 
 def _t_p_value(statistic: float, df: float) -> float:
-    from scipy.stats import t
+    from scipy.special import stdtr
 
-    return float(2 * t.sf(abs(statistic), df))
+    return float(2 * stdtr(df, -abs(statistic)))
 
 
 def _t_test(mean: float, se: float, df: float) -> tuple[float, float, float]:
@@ -162,6 +165,17 @@ def effect_of_differences(differences: Sequence[float], *, unpaired: int = 0, bo
         low, high = bootstrap_interval(differences)
         kind = "bootstrap"
     return Effect(mean, low, high, p, pairs=n, unpaired=unpaired, sd=sd, test=PAIRED_T, interval=kind, untested=_too_few(n))
+
+
+def upper_tailed(effect: Effect) -> Effect:
+    """The effect tested one-sided, H1: mean > 0 (the two-sided interval kept): the upper-tail
+    p-value of the same t statistic, ``p/2`` above zero and ``1 - p/2`` below. For a claim that
+    has one direction only ("the weakest camera gains most"), where a significant difference the
+    other way would be no finding at all."""
+    if effect.p is None:
+        return effect
+    upper = effect.p / 2 if effect.mean > 0 else 1 - effect.p / 2
+    return replace(effect, p=upper)
 
 
 def welch_effect(reference: Sequence[float], variant: Sequence[float]) -> Effect:

@@ -19,11 +19,12 @@ and the weakest-camera advantages are families of their own (:mod:`analysis.came
 A difference needs 3 paired seeds and a spread to be tested at all.
 
 **Weakest camera, one definition everywhere** (the table, the figures, MLflow): the camera with
-the lowest query-mAP of the table's reference row (APRA section 4 calls the camera with the
-lowest Q-mAP the weakest and tracks how a module lifts it), cross-fitted so that it is chosen on
-seeds that do not test it, or declared in the spec (:mod:`analysis.weakest`). The same camera is
-read for every row at a given seed, for q-mAP and g-mAP. These columns are computed here from
-the ``cameras`` table; a trial's own lowest camera is its ``lowest_*`` columns.
+the lowest query-mAP (APRA section 4 calls the camera with the lowest Q-mAP the weakest and
+tracks how a module lifts it), chosen on the q-mAP pooled over every row and seed of the table,
+which under no effect is independent of the differences tested, or declared in the spec
+(:mod:`analysis.weakest`). The same camera is read for every row and seed, for q-mAP and g-mAP.
+These columns are computed here from the ``cameras`` table; a trial's own lowest camera is its
+``lowest_*`` columns.
 
 Layouts and formats live in :mod:`analysis.tables` and :mod:`analysis.formats`.
 """
@@ -37,7 +38,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping, Sequence
 
 from analysis.stats import Effect, paired_effect, with_holm
-from analysis.weakest import WeakestCamera, choose_weakest
+from analysis.weakest import POOLED, WeakestCamera, choose_weakest
 from search_spaces.contrasts import LEAVE_ONE_OUT, reference_row
 from search_spaces.metrics import (
     DEFAULT_TABLE_METRICS,
@@ -84,7 +85,7 @@ class VariantRow:
 @dataclass
 class AblationSummary:
     study: str
-    baseline: str | None  # the design's reference row (weakest camera chosen on it)
+    baseline: str | None  # the design's reference row
     rows: list[VariantRow]
     design: str | None = None
     parts: list[str] = field(default_factory=list)  # leave-one-out: every part, in spec order
@@ -101,8 +102,8 @@ class AblationSummary:
 
     @property
     def weakest_camera(self) -> int | None:
-        """The weakest camera on all of the reference row's seeds (the header's camera)."""
-        return None if self.weakest is None else self.weakest.overall
+        """The study's weakest camera (the header's camera)."""
+        return None if self.weakest is None else self.weakest.camera
 
     @property
     def checkmark_layout(self) -> bool:
@@ -134,7 +135,7 @@ class AblationSummary:
         for metric in self.metrics:
             header = TABLE_METRIC_HEADERS[metric]
             if metric in WEAKEST_CAMERA_METRICS and self.weakest is not None:
-                header += f" (c{self.weakest.overall}{'*' if self.weakest.varies else ''})"
+                header += f" (c{self.weakest.camera})"
             out.append((metric, header))
         return out
 
@@ -241,14 +242,15 @@ def summarize(
     contrasts: Mapping[str, str | None] | None = None,
     primary_metric: str | None = MAP,
     weakest_camera: int | None = None,
-    cross_fit: bool = True,
+    weakest_rule: str = POOLED,
 ) -> AblationSummary:
     """Group the latest row of each config by variant (the study's plan order), compute each
     metric's mean/std over seeds and each row's paired effects against its contrast.
 
     ``contrasts`` (variant -> compared row, None for a reference) come from the plan; without
     them the stored ones apply. ``weakest_camera`` declares the weakest camera instead of
-    choosing it; ``cross_fit=False`` chooses it in sample (biased; for the simulation only)."""
+    choosing it; ``weakest_rule="reference"`` chooses it on the reference row (biased; for the
+    simulation only)."""
     rows = latest_per_variant_seed(latest_per_config(row for row in trial_rows if row.get("study") == study))
     by_variant: dict[str, list[dict[str, Any]]] = {}
     for row in sorted(rows, key=lambda r: (r.get("variant_index", 0), r.get("seed", 0))):
@@ -263,8 +265,11 @@ def summarize(
 
     kept = {r["config_hash"] for group in completed.values() for r in group}
     cameras = camera_values(camera_rows, kept)
-    reference_q = {int(r["seed"]): {c: v for (c, m), v in cameras.get(r["config_hash"], {}).items() if m == Q_MAP} for r in completed.get(reference, [])}
-    weakest = choose_weakest(reference, reference_q, weakest_camera, cross_fit=cross_fit) if reference is not None else None
+    rows_q = {
+        variant: {int(r["seed"]): {c: v for (c, m), v in cameras.get(r["config_hash"], {}).items() if m == Q_MAP} for r in group}
+        for variant, group in completed.items()
+    }
+    weakest = choose_weakest(rows_q, reference, weakest_camera, rule=weakest_rule)
 
     def value(trial: dict[str, Any], metric: str) -> float | None:
         if metric in WEAKEST_CAMERA_METRICS:
