@@ -33,9 +33,11 @@ from search_spaces.metrics import (
     DEFAULT_TABLE_METRICS,
     G_MAP,
     Q_MAP,
-    TABLE_METRIC_HEADERS,
     WEAKEST_G_MAP,
     WEAKEST_Q_MAP,
+    split_target_metric,
+    table_metric_header,
+    target_weakest_metric,
 )
 from storage import latest_per_config
 
@@ -83,6 +85,7 @@ class AblationSummary:
     bootstrap: bool = False
     reference_numbers: Any = None  # analysis.settings.ReferenceNumbers shown beside (--reference)
     dataset: str | None = None  # the study's dataset, compared with the reference numbers'
+    target_weakest: dict[str, int] = field(default_factory=dict)  # eval.targets: label -> its weakest camera
 
     @property
     def checkmark_layout(self) -> bool:
@@ -100,9 +103,12 @@ class AblationSummary:
         """(metric, header) of every column; weakest-camera headers name the camera."""
         out = []
         for metric in self.metrics:
-            header = TABLE_METRIC_HEADERS[metric]
+            header = table_metric_header(metric) or metric
             if metric in WEAKEST_CAMERA_METRICS and self.weakest_camera is not None:
                 header += f" (c{self.weakest_camera})"
+            target = target_weakest_metric(metric)
+            if target is not None and target[0] in self.target_weakest:
+                header += f" (c{self.target_weakest[target[0]]})"
             out.append((metric, header))
         return out
 
@@ -146,14 +152,26 @@ def _meta(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def camera_values(camera_rows: Iterable[Mapping[str, Any]], config_hashes: set[str]) -> dict[str, dict[tuple[int, str], float]]:
-    """config_hash -> {(camera, metric): value} for the given configs; a row repeated by a
-    forced rerun counts once, the one read last (the store returns rows in write order)."""
-    out: dict[str, dict[tuple[int, str], float]] = {}
+    """config_hash -> {(camera, metric): value} for the given configs, of the trial's own test
+    set (an evaluation target's rows, metric ``<label>/q_mAP``, are :func:`target_camera_values`');
+    a row repeated by a forced rerun counts once, the one read last (the store returns rows in
+    write order)."""
+    return target_camera_values(camera_rows, config_hashes).get(None, {})
+
+
+def target_camera_values(
+    camera_rows: Iterable[Mapping[str, Any]], config_hashes: set[str]
+) -> dict[str | None, dict[str, dict[tuple[int, str], float]]]:
+    """Per test set -- None for the trial's own, else an evaluation target's label -- the
+    :func:`camera_values` of its camera rows, metric names without the label (``duke/q_mAP``
+    -> ``q_mAP``), so :func:`weakest_camera` applies to a target as it does to the own set."""
+    out: dict[str | None, dict[str, dict[tuple[int, str], float]]] = {}
     for row in camera_rows:
         key = row.get("config_hash")
         value = _finite(row.get("value"))
         if key in config_hashes and value is not None:
-            out.setdefault(key, {})[(int(row["camera"]), str(row["metric"]))] = value
+            label, metric = split_target_metric(str(row["metric"]))
+            out.setdefault(label, {}).setdefault(key, {})[(int(row["camera"]), metric)] = value
     return out
 
 
@@ -214,14 +232,22 @@ def summarize(
 
     baseline_name = _reference_variant(by_variant)
     kept = {r["config_hash"] for group in completed.values() for r in group}
-    cameras = camera_values(camera_rows, kept)
+    by_test_set = target_camera_values(camera_rows, kept)
+    cameras = by_test_set.pop(None, {})
     weakest = weakest_camera(completed.get(baseline_name, []), cameras)
+    # An evaluation target's weakest camera: the same definition on the target's own cameras.
+    target_weakest = {label: w for label, values in by_test_set.items() if (w := weakest_camera(completed.get(baseline_name, []), values)) is not None}
 
     def value(trial: dict[str, Any], metric: str) -> float | None:
         if metric in WEAKEST_CAMERA_METRICS:
             if weakest is None:
                 return None
             return cameras.get(trial["config_hash"], {}).get((weakest, WEAKEST_CAMERA_METRICS[metric]))
+        if (target := target_weakest_metric(metric)) is not None:
+            label, camera_metric = target
+            if label not in target_weakest:
+                return None
+            return by_test_set[label].get(trial["config_hash"], {}).get((target_weakest[label], camera_metric))
         return _finite(trial.get(metric))
 
     variants: list[VariantRow] = []
@@ -252,7 +278,7 @@ def summarize(
     parts: list[str] = []
     if design == LEAVE_ONE_OUT:
         parts = next((list(_meta(r)["parts"]) for r in rows if _meta(r).get("parts")), [])
-    summary = AblationSummary(study, baseline_name, variants, design, parts, tuple(metrics), weakest, bootstrap=bootstrap)
+    summary = AblationSummary(study, baseline_name, variants, design, parts, tuple(metrics), weakest, bootstrap=bootstrap, target_weakest=target_weakest)
     if cameras and base is not None:
         from analysis.camera_effects import camera_effects
 

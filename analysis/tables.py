@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 from analysis.stats import MIN_BOOTSTRAP_PAIRS, WELCH, Effect
 from analysis.summary import AblationSummary, MetricStats, VariantRow
-from search_spaces.metrics import TABLE_METRIC_HEADERS
+from search_spaces.metrics import TABLE_METRIC_HEADERS, table_metric_header
 
 CHECK = "✓"
 SIGNIFICANT = "*"
@@ -167,7 +167,7 @@ def reference_table(summary: AblationSummary) -> Table | None:
             else:
                 cells.append(Cell(f"{pct(stats.mean)} / {paper:.1f} ({100 * stats.mean - paper:+.1f})"))
         body.append(cells)
-    header = ["variant", *(f"{TABLE_METRIC_HEADERS[m]} ours / paper (Δ)" for m in ordered)]
+    header = ["variant", *(f"{table_metric_header(m) or m} ours / paper (Δ)" for m in ordered)]
     title = f"Reported in {numbers.source} on {numbers.dataset}" + (f" ({numbers.protocol})" if numbers.protocol else "")
     return Table(header, "l" + "r" * len(ordered), [body], title=title)
 
