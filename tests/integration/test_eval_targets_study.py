@@ -11,7 +11,8 @@ import pytest
 
 from tests.cli import run_orchestrator
 
-pytestmark = pytest.mark.integration
+# ~40-90 s on 2 cores (4 trials): the slow suite; test_study_end_to_end runs a target in the fast one.
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 STUDY = "transfer"
 
