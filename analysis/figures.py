@@ -56,6 +56,8 @@ def camera_stats(kept: pd.DataFrame, cameras: Sequence[dict[str, Any]]) -> pd.Da
     if frame.empty or kept.empty or not {"config_hash", "camera", "metric", "value"} <= set(frame.columns):
         return pd.DataFrame(columns=["variant", "camera", "metric", "mean", "std", "n"])
     frame = frame[frame["config_hash"].isin(kept["config_hash"])]
+    # The trial's own cameras only: an evaluation target's rows (metric "duke/q_mAP") have cameras of their own.
+    frame = frame[~frame["metric"].astype(str).str.contains("/", regex=False)]
     frame = frame.drop_duplicates(["config_hash", "camera", "metric"], keep="last")
     frame = frame.drop(columns=["variant"], errors="ignore").merge(kept[["config_hash", "variant"]], on="config_hash")
     frame["value"] = 100 * frame["value"].astype(float)

@@ -12,7 +12,7 @@ from typing import Mapping
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from search_spaces.metrics import DEFAULT_TABLE_METRICS, TABLE_METRIC_HEADERS
+from search_spaces.metrics import DEFAULT_TABLE_METRICS, TABLE_METRIC_HEADERS, table_metric_header
 
 
 class _Block(BaseModel):
@@ -20,9 +20,12 @@ class _Block(BaseModel):
 
 
 def _check_table_metrics(names: tuple[str, ...] | list[str]) -> None:
-    unknown = [name for name in names if name not in TABLE_METRIC_HEADERS]
+    unknown = [name for name in names if table_metric_header(name) is None]
     if unknown:
-        raise ValueError(f"unknown metric {unknown[0]!r}; a table can show: {', '.join(TABLE_METRIC_HEADERS)}")
+        raise ValueError(
+            f"unknown metric {unknown[0]!r}; a table can show: {', '.join(TABLE_METRIC_HEADERS)}, "
+            "each also of an evaluation target as <label>/<metric> (e.g. duke/mAP)"
+        )
 
 
 class PaperRecipe(_Block):

@@ -45,9 +45,11 @@ from search_spaces.metrics import (
     G_MAP,
     MAP,
     Q_MAP,
-    TABLE_METRIC_HEADERS,
     WEAKEST_G_MAP,
     WEAKEST_Q_MAP,
+    split_target_metric,
+    table_metric_header,
+    target_weakest_metric,
 )
 from storage import latest_per_config
 
@@ -99,6 +101,7 @@ class AblationSummary:
     deviations: tuple[str, ...] = ()  # the spec's report.deviations: where the study departs from the paper
     recipe_values: dict[str, list[Any]] = field(default_factory=dict)  # analysis.reproduction.recipe_values
     model_sizes: dict[str, Any] = field(default_factory=dict)  # variant -> analysis.settings.ModelSize
+    target_weakest: dict[str, WeakestCamera] = field(default_factory=dict)  # eval.targets: label -> its weakest camera
 
     @property
     def weakest_camera(self) -> int | None:
@@ -133,9 +136,12 @@ class AblationSummary:
         """(metric, header) of every column; weakest-camera headers name the camera."""
         out = []
         for metric in self.metrics:
-            header = TABLE_METRIC_HEADERS[metric]
+            header = table_metric_header(metric) or metric
             if metric in WEAKEST_CAMERA_METRICS and self.weakest is not None:
                 header += f" (c{self.weakest.camera})"
+            target = target_weakest_metric(metric)
+            if target is not None and target[0] in self.target_weakest:
+                header += f" (c{self.target_weakest[target[0]].camera})"
             out.append((metric, header))
         return out
 
@@ -187,14 +193,26 @@ def _meta(row: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def camera_values(camera_rows: Iterable[Mapping[str, Any]], config_hashes: set[str]) -> dict[str, dict[tuple[int, str], float]]:
-    """config_hash -> {(camera, metric): value} for the given configs; a row repeated by a
-    forced rerun counts once, the one read last (the store returns rows in write order)."""
-    out: dict[str, dict[tuple[int, str], float]] = {}
+    """config_hash -> {(camera, metric): value} for the given configs, of the trial's own test
+    set (an evaluation target's rows, metric ``<label>/q_mAP``, are :func:`target_camera_values`');
+    a row repeated by a forced rerun counts once, the one read last (the store returns rows in
+    write order)."""
+    return target_camera_values(camera_rows, config_hashes).get(None, {})
+
+
+def target_camera_values(
+    camera_rows: Iterable[Mapping[str, Any]], config_hashes: set[str]
+) -> dict[str | None, dict[str, dict[tuple[int, str], float]]]:
+    """Per test set -- None for the trial's own, else an evaluation target's label -- the
+    :func:`camera_values` of its camera rows, metric names without the label (``duke/q_mAP``
+    -> ``q_mAP``), so the weakest-camera rule applies to a target as it does to the own set."""
+    out: dict[str | None, dict[str, dict[tuple[int, str], float]]] = {}
     for row in camera_rows:
         key = row.get("config_hash")
         value = _finite(row.get("value"))
         if key in config_hashes and value is not None:
-            out.setdefault(key, {})[(int(row["camera"]), str(row["metric"]))] = value
+            label, metric = split_target_metric(str(row["metric"]))
+            out.setdefault(label, {}).setdefault(key, {})[(int(row["camera"]), metric)] = value
     return out
 
 
@@ -264,18 +282,29 @@ def summarize(
     row_contrasts = resolve_row_contrasts(by_variant, reference, contrasts)
 
     kept = {r["config_hash"] for group in completed.values() for r in group}
-    cameras = camera_values(camera_rows, kept)
-    rows_q = {
-        variant: {int(r["seed"]): {c: v for (c, m), v in cameras.get(r["config_hash"], {}).items() if m == Q_MAP} for r in group}
-        for variant, group in completed.items()
-    }
-    weakest = choose_weakest(rows_q, reference, weakest_camera, rule=weakest_rule)
+    by_test_set = target_camera_values(camera_rows, kept)
+    cameras = by_test_set.pop(None, {})
+
+    def rows_q(values: Mapping[str, Mapping[tuple[int, str], float]]) -> dict[str, dict[int, dict[int, float]]]:
+        return {
+            variant: {int(r["seed"]): {c: v for (c, m), v in values.get(r["config_hash"], {}).items() if m == Q_MAP} for r in group}
+            for variant, group in completed.items()
+        }
+
+    weakest = choose_weakest(rows_q(cameras), reference, weakest_camera, rule=weakest_rule)
+    # An evaluation target's weakest camera: the same rule on the target's own cameras.
+    target_weakest = {label: w for label, values in by_test_set.items() if (w := choose_weakest(rows_q(values), reference, rule=weakest_rule)) is not None}
 
     def value(trial: dict[str, Any], metric: str) -> float | None:
         if metric in WEAKEST_CAMERA_METRICS:
             if weakest is None:
                 return None
             return cameras.get(trial["config_hash"], {}).get((weakest.camera_for(int(trial["seed"])), WEAKEST_CAMERA_METRICS[metric]))
+        if (target := target_weakest_metric(metric)) is not None:
+            label, camera_metric = target
+            if label not in target_weakest:
+                return None
+            return by_test_set[label].get(trial["config_hash"], {}).get((target_weakest[label].camera, camera_metric))
         return _finite(trial.get(metric))
 
     variants: list[VariantRow] = []
@@ -312,7 +341,9 @@ def summarize(
     parts: list[str] = []
     if design == LEAVE_ONE_OUT:
         parts = next((list(_meta(r)["parts"]) for r in rows if _meta(r).get("parts")), [])
-    summary = AblationSummary(study, reference, variants, design, parts, tuple(metrics), weakest, bootstrap=bootstrap, primary_metric=primary_metric)
+    summary = AblationSummary(
+        study, reference, variants, design, parts, tuple(metrics), weakest, bootstrap=bootstrap, primary_metric=primary_metric, target_weakest=target_weakest
+    )
     from analysis.reproduction import recipe_values
 
     summary.recipe_values = recipe_values([r for group in completed.values() for r in group])

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from analysis.reproduction import TOO_FEW, missing_reference_rows, recipe_warnings, reproduce
 from analysis.stats import MIN_BOOTSTRAP_PAIRS, MIN_TEST_PAIRS, WELCH, Effect, family_size
 from analysis.summary import AblationSummary, MetricStats, VariantRow
-from search_spaces.metrics import TABLE_METRIC_HEADERS
+from search_spaces.metrics import table_metric_header
 
 CHECK = "✓"
 SIGNIFICANT = "*"
@@ -204,7 +204,7 @@ def reproduction_table(summary: AblationSummary) -> Table | None:
     if numbers is None:
         return None
     ordered = [m for m in summary.metrics if any(m in values for values in numbers.rows.values())]
-    ordered += [m for m in TABLE_METRIC_HEADERS if m not in ordered and any(m in values for values in numbers.rows.values())]
+    ordered += [m for m in dict.fromkeys(m for values in numbers.rows.values() for m in values) if m not in ordered]
     body = []
     for reproduced in reproduce(summary):
         cells = [Cell(reproduced.variant), Cell(reproduced.contrast or "-")]
@@ -217,7 +217,7 @@ def reproduction_table(summary: AblationSummary) -> Table | None:
             else:
                 cells.append(Cell("-"))
         body.append(cells)
-    header = ["variant", "vs", *(f"{TABLE_METRIC_HEADERS[m]}: effect, paper vs ours" for m in ordered)]
+    header = ["variant", "vs", *(f"{table_metric_header(m) or m}: effect, paper vs ours" for m in ordered)]
     title = f"Reproduction of {numbers.source} on {numbers.dataset}, judged on effects" + (f" ({numbers.protocol})" if numbers.protocol else "")
     return Table(header, "ll" + "l" * len(ordered), [body], title=title)
 
@@ -230,7 +230,7 @@ def _family_sentence(summary: AblationSummary) -> str:
     parts = []
     for name, metrics in summary.families():
         effects = [e for m in metrics for e in summary.effects(m)]
-        headers = ", ".join(TABLE_METRIC_HEADERS[m] for m in metrics)
+        headers = ", ".join(table_metric_header(m) or m for m in metrics)
         size = family_size(effects)
         what = {"confirmatory": "the study metric, confirmatory", "secondary": "the other columns together, secondary"}.get(name, "all columns together")
         parts.append(f"{headers} ({what}: {size} test{'s' if size != 1 else ''})")

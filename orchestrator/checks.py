@@ -270,6 +270,9 @@ def check_resources(loaded: LoadedSpec, address: str | None, *, cluster: bool = 
 
 def check_spec(loaded: LoadedSpec) -> None:
     """All checks that need no storage: what ``orchestrator validate`` runs."""
+    from orchestrator.eval_targets import check_targets
+
     check_output(loaded)
     check_datasets(loaded)
+    check_targets(loaded, trials_to_check(loaded))
     check_models(loaded)

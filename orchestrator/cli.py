@@ -383,11 +383,12 @@ def preset_list() -> None:
 def preset_show(
     name: str = typer.Argument(..., help="Preset name (see 'orchestrator preset list')."),
     dataset_root: Optional[str] = typer.Option(None, "--dataset-root", help="Your dataset folder, swapped in for the placeholder."),
+    target_root: Optional[str] = typer.Option(None, "--target-root", help="Your evaluation target's folder (eval.targets, e.g. DukeMTMC-reID), swapped in for its placeholder."),
 ) -> None:
     """Print a preset spec; redirect it to a file and launch it."""
     from orchestrator.preset_library import preset_text
 
-    print(preset_text(name, dataset_root), end="")
+    print(preset_text(name, dataset_root, target_root), end="")
 
 
 DEFAULT_IMAGE = "reid-orchestrator:0.1.0"  # orchestrator.k8s_render.DEFAULT_IMAGE, kept here so --help stays fast

@@ -270,7 +270,8 @@ def _run_search(run: StudyRun, force: bool, datasets: dict) -> Tally:
 
 
 def _decode_datasets(trials: list[PlannedTrial], echo: Echo, datasets: dict | None = None) -> dict:
-    """Decode each distinct dataset (name, root, size) once; ``datasets`` caches earlier ones."""
+    """Decode each distinct dataset (name, root, size) once, and the query and gallery of each
+    distinct evaluation target; ``datasets`` caches earlier ones."""
     from trainables.data.datasets import dataset_key, load_reid_data
     from trainables.data.errors import DatasetError
 
@@ -289,7 +290,9 @@ def _decode_datasets(trials: list[PlannedTrial], echo: Echo, datasets: dict | No
             f"{len(data.query.images)} query, {len(data.gallery.images)} gallery images"
         )
         datasets[key] = data
-    return datasets
+    from orchestrator.eval_targets import decode_targets
+
+    return decode_targets(trials, echo, datasets)
 
 
 def search_history(store: ResultStore, study: str, metric: str, seed: int) -> list[tuple[dict[str, Any], float]]:

@@ -1,8 +1,8 @@
 """Ready-made studies, one per paper, plus the quickstart (``orchestrator/presets/*.yaml``).
 
 Each preset is a complete spec. Those for real datasets name the placeholder root
-``/path/to/Market-1501``; :func:`preset_text` swaps in the user's folder so the preset runs as
-it is. ``examples/`` in the repository points at the same files.
+``/path/to/Market-1501`` (and an evaluation target's ``/path/to/DukeMTMC-reID``);
+:func:`preset_text` swaps in the user's folders so the preset runs as it is. ``examples/`` in the repository points at the same files.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from orchestrator.errors import InputError
 
 PRESET_DIR = Path(__file__).resolve().parent / "presets"
 DATASET_PLACEHOLDER = "/path/to/Market-1501"
+TARGET_PLACEHOLDER = "/path/to/DukeMTMC-reID"  # an eval.targets root (cross-dataset presets)
 
 
 def list_presets() -> dict[str, str]:
@@ -31,9 +32,11 @@ def preset_path(name: str) -> Path:
     return path
 
 
-def preset_text(name: str, dataset_root: str | None = None) -> str:
-    """The preset's YAML, with the dataset placeholder replaced by ``dataset_root`` if given."""
+def preset_text(name: str, dataset_root: str | None = None, target_root: str | None = None) -> str:
+    """The preset's YAML, with the dataset placeholder replaced by ``dataset_root`` and the
+    evaluation target's by ``target_root``, where given."""
     text = preset_path(name).read_text(encoding="utf-8")
-    if dataset_root is not None:
-        text = text.replace(DATASET_PLACEHOLDER, str(Path(dataset_root).expanduser().resolve()))
+    for placeholder, root in ((DATASET_PLACEHOLDER, dataset_root), (TARGET_PLACEHOLDER, target_root)):
+        if root is not None:
+            text = text.replace(placeholder, str(Path(root).expanduser().resolve()))
     return text

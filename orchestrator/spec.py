@@ -195,6 +195,7 @@ def parse_spec(source: YamlSource, plugin_dir: Path | None = None, *, max_trials
         raise spec_error(source, err.origin, str(err)) from None
     _check_schedules(source, spec, trials)
     _check_reference_rows(source, spec, trials)
+    _check_target_columns(source, spec, trials)
     return LoadedSpec(spec, source, trials, plugins)
 
 
@@ -222,6 +223,21 @@ def _check_reference_rows(source: YamlSource, spec: StudySpec, trials: list[Plan
                 ("report", "reference", "rows", name),
                 f"reference row '{name}' matches no variant of this study; variants: {', '.join(sorted(variants))}",
             )
+
+
+def _check_target_columns(source: YamlSource, spec: StudySpec, trials: list[PlannedTrial]) -> None:
+    """A table column of an evaluation target (``duke/mAP``) must name a target of the study."""
+    from search_spaces.metrics import split_target_metric
+
+    labels = {target.label for config in [spec.baseline, *(t.config for t in trials)] for target in config.eval.targets}
+    columns = [(("report", "metrics", i), name) for i, name in enumerate(spec.report.metrics)]
+    if spec.report.reference is not None:
+        columns += [(("report", "reference", "rows", row, name), name) for row, values in spec.report.reference.rows.items() for name in values]
+    for origin, name in columns:
+        label, _ = split_target_metric(name)
+        if label is not None and label not in labels:
+            known = f"its targets: {', '.join(sorted(labels))}" if labels else "it has no eval.targets"
+            raise spec_error(source, origin, f"column '{name}' is of evaluation target '{label}', which this study does not evaluate ({known})")
 
 
 def load_spec(path: str | Path, plugin_dir: str | Path | None = None, *, max_trials: int | None = None) -> LoadedSpec:

@@ -69,7 +69,8 @@ WEAKEST_G_MAP = "weakest_g_mAP"
 AVG_Q_MAP = camera_summary_key(AVG, Q_MAP)
 AVG_G_MAP = camera_summary_key(AVG, G_MAP)
 
-_CAMERA_KEY = re.compile(r"^cam/c(\d+)/(.+)$")
+# A target's camera keys carry its label in front: ``duke/cam/c03/q_mAP`` (see eval.targets below).
+_CAMERA_KEY = re.compile(r"^(?:([A-Za-z][A-Za-z0-9_-]*)/)?cam/c(\d+)/(.+)$")
 
 
 #: Per-camera metric -> its name in camera keys and in the ``cameras`` table's ``metric`` column
@@ -84,9 +85,14 @@ def camera_key(camera: int, metric: str) -> str:
 
 
 def parse_camera_key(key: str) -> tuple[int, str] | None:
-    """``cam/c03/q_mAP`` -> ``(3, "q_mAP")``; any other key -> None."""
+    """``cam/c03/q_mAP`` -> ``(3, "q_mAP")``; an evaluation target's ``duke/cam/c03/q_mAP`` ->
+    ``(3, "duke/q_mAP")`` (its camera, and its metric name in the ``cameras`` table); any other
+    key -> None."""
     match = _CAMERA_KEY.match(key)
-    return (int(match.group(1)), match.group(2)) if match else None
+    if not match:
+        return None
+    label, camera, metric = match.groups()
+    return int(camera), target_key(label, metric) if label else metric
 
 
 # -- bookkeeping keys a trial reports besides metrics -------------------------------------------
@@ -126,3 +132,71 @@ TABLE_METRIC_HEADERS: dict[str, str] = {
 
 #: The default table columns, in APRA Table 2's order.
 DEFAULT_TABLE_METRICS: tuple[str, ...] = (RANK1, MAP, WEAKEST_Q_MAP, WEAKEST_G_MAP, AVG_Q_MAP, AVG_G_MAP)
+
+
+# -- evaluation targets (``eval.targets``: more test sets, evaluated after training) -----------
+# A target labelled ``duke`` reports every metric of the trial's own evaluation under
+# ``duke/<metric>``: ``duke/rank1``, ``duke/mAP``, ``duke/lowest_q_mAP``, and per camera
+# ``duke/cam/c03/q_mAP`` (the target's own camera ids), whose ``cameras`` table rows have the
+# metric ``duke/q_mAP``. Table columns follow: ``duke/mAP``, ``duke/weakest_q_mAP``.
+TARGET_LABEL_PATTERN = r"^[A-Za-z][A-Za-z0-9_-]{0,31}$"
+_TARGET_LABEL = re.compile(TARGET_LABEL_PATTERN)
+
+#: Names a target label may not take (compared without case): they begin keys of their own
+#: (``cam/c01/...``, the study's ``weakest_camera/q_mAP``, Ray's ``config/...``), or they are
+#: metric names, so ``mAP/rank1`` or ``rank1/mAP`` would read as something else.
+RESERVED_TARGET_LABELS: frozenset[str] = frozenset(
+    name.lower()
+    for name in (
+        "cam", "weakest_camera", "config", "search", "cfg",
+        *(rank_key(k) for k in REPORTED_RANKS), MAP, MINP, NUM_VALID_QUERIES, NUM_QUERIES_WITHOUT_POSITIVE,
+        *CAMERA_METRICS, *CAMERA_KEY_NAMES.values(), WEAKEST_Q_MAP, WEAKEST_G_MAP,
+        *(camera_summary_key(summary, metric) for summary in CAMERA_SUMMARIES for metric in CAMERA_METRICS),
+        *(lowest_camera_key(metric) for metric in CAMERA_METRICS),
+        EPOCH, LOSS, LR, EPOCH_SECONDS, IMAGES_PER_SECOND, EVAL_SECONDS, SWA_SNAPSHOTS, NODE_ID, NODE_IP,
+        COMPOSITE_PARTNER_SHARE, COMPOSITE_RATE,
+    )
+)
+
+
+def target_label_problem(label: str) -> str | None:
+    """Why ``label`` cannot name an evaluation target, or None when it can."""
+    if not _TARGET_LABEL.match(label):
+        return f"target label {label!r} must be a letter then up to 31 letters, digits, '_' or '-' (e.g. duke)"
+    if label.lower() in RESERVED_TARGET_LABELS:
+        return f"target label {label!r} is a metric or key name of its own; choose another (e.g. duke, msmt)"
+    return None
+
+
+def target_key(label: str, key: str) -> str:
+    """``duke/mAP``: a metric (or camera key) of the evaluation target ``label``."""
+    return f"{label}/{key}"
+
+
+def split_target_metric(name: str) -> tuple[str | None, str]:
+    """``duke/mAP`` -> ``("duke", "mAP")``; a name without a target label -> ``(None, name)``."""
+    label, slash, rest = name.partition("/")
+    if slash and _TARGET_LABEL.match(label) and parse_camera_key(name) is None and label.lower() not in RESERVED_TARGET_LABELS:
+        return label, rest
+    return None, name
+
+
+def table_metric_header(name: str) -> str | None:
+    """The column header of a table metric (``report.metrics``), or None when ``name`` is not
+    one: a name of :data:`TABLE_METRIC_HEADERS` (``mAP`` -> ``mAP``), or one of them behind an
+    evaluation target's label (``duke/mAP`` -> ``duke mAP``, ``duke/weakest_q_mAP`` -> ``duke
+    weakest q-mAP``). Whether the study has that target is the spec's check."""
+    label, base = split_target_metric(name)
+    header = TABLE_METRIC_HEADERS.get(base)
+    if header is None:
+        return None
+    return header if label is None else f"{label} {header}"
+
+
+def target_weakest_metric(name: str) -> tuple[str, str] | None:
+    """``duke/weakest_q_mAP`` -> ``("duke", "q_mAP")``: a table column read at the target's own
+    weakest camera; None for any other name."""
+    label, base = split_target_metric(name)
+    if label is None or base not in (WEAKEST_Q_MAP, WEAKEST_G_MAP):
+        return None
+    return label, Q_MAP if base == WEAKEST_Q_MAP else G_MAP

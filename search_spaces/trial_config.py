@@ -19,6 +19,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_serializer, model_validator
 
+from search_spaces.metrics import target_label_problem
 from search_spaces.registry import Registry
 from search_spaces.sections import (  # noqa: F401 -- re-exported: sections are part of the config's API
     AUGMENT_SECTIONS,
@@ -567,8 +568,41 @@ def schedule_problem(train: TrainConfig) -> str | None:
     return None
 
 
+class EvalTarget(DatasetConfig):
+    """One more test set every trial is evaluated on after training (``eval.targets``), with
+    the same model and protocol as its own (``eval.feature``, ``distance``, ``max_rank``):
+    direct transfer, as torchreid's ``targets`` and fast-reid's test sets do it (train on
+    Market-1501, test on DukeMTMC-reID: rank-1 in the 30s to 60s).
+
+    The keys of ``dataset`` plus a ``label`` naming the target's metrics (``<label>/mAP``, see
+    :mod:`search_spaces.metrics`). Only the query and gallery splits are read. ``height`` and
+    ``width`` left unset (null) follow the trial's ``dataset`` size, so an axis on the size
+    moves the target with it.
+    """
+
+    label: str = Field(description="Short name of the target's metrics (duke -> duke/mAP): a letter, then letters, digits, '_', '-'.")
+    name: str = Field(description="The dataset reader, as dataset.name (a target names its dataset).")
+    height: int | None = Field(None, ge=16, le=1024, description="Resize height; null: the trial's dataset.height.")
+    width: int | None = Field(None, ge=8, le=1024, description="Resize width; null: the trial's dataset.width.")
+
+    @field_validator("label")
+    @classmethod
+    def _usable_label(cls, label: str) -> str:
+        problem = target_label_problem(label)
+        if problem:
+            raise ValueError(problem)
+        return label
+
+    def dataset_for(self, training: DatasetConfig) -> DatasetConfig:
+        """The target as a dataset section, its size defaulting to the trial's ``training`` one."""
+        values = self.model_dump(exclude={"label"})
+        values["height"] = self.height or training.height
+        values["width"] = self.width or training.width
+        return DatasetConfig(**values)
+
+
 class EvalConfig(Section):
-    """How query and gallery embeddings are compared."""
+    """How query and gallery embeddings are compared, and on which further test sets."""
 
     distance: Literal["euclidean", "cosine"] = Field(
         "euclidean",
@@ -581,6 +615,21 @@ class EvalConfig(Section):
         "or the pooled feature before it (f_t).",
     )
     max_rank: int = Field(50, ge=1, description="Length of the CMC curve; rank-k for k in 1, 5, 10, 20, 50 up to it is reported.")
+    targets: tuple[EvalTarget, ...] = Field(
+        (),
+        description="Further datasets evaluated after training with the same model and protocol (cross-dataset "
+        "evaluation); each reports its metrics as <label>/<metric>. Empty: the trial's own test set only.",
+    )
+
+    @field_validator("targets")
+    @classmethod
+    def _unique_labels(cls, targets: tuple[EvalTarget, ...]) -> tuple[EvalTarget, ...]:
+        seen: set[str] = set()
+        for target in targets:
+            if target.label.lower() in seen:
+                raise ValueError(f"target label '{target.label}' is used twice; each target needs its own label")
+            seen.add(target.label.lower())
+        return targets
 
 
 class Recipe(Section):

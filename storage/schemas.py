@@ -15,6 +15,15 @@
             epoch, loss terms, lr, images_per_second, and the evaluation metrics on
             evaluation epochs (null elsewhere).
 
+Evaluation targets (``eval.targets``, cross-dataset evaluation after training) add no table:
+a target labelled ``duke`` adds ``trials`` columns ``duke/<metric>`` for each final metric
+above (``duke/rank1``, ``duke/mAP``, ``duke/mINP``, ``duke/num_valid_queries``,
+``duke/lowest_q_mAP``, ``duke/lowest_q_mAP_camera``, ``duke/avg_g_mAP``, ...), ``cameras`` rows
+whose metric is ``duke/q_mAP`` | ``duke/g_mAP`` | ``duke/rank1`` (camera: the target's own camera
+id), and the same ``duke/*`` columns on the last epoch's ``curves`` row (earlier evaluation
+epochs do not evaluate targets). A metric column without ``/`` is always the trial's own
+dataset's (see :mod:`search_spaces.metrics`).
+
 Every row carries ``schema_version``; rows read through :class:`ResultStore` also carry
 ``source_part``, the part file a row was first written to (compaction keeps it, so a row is
 never read twice). Adding a column is backwards compatible (readers unify

@@ -7,14 +7,16 @@ Evaluation runs every ``every`` epochs and after the last one. With SWA on, the 
 evaluates the averaged model instead: SWA, the mean weights (Izmailov et al. 2018), or SWAG,
 the mean embedding over ``swag_samples`` weight sets drawn from ``N(mean, scale * diag var)``
 (Maddox et al. 2019), with the BatchNorm statistics recomputed on the un-augmented training
-images for each. Evaluations before the last epoch use the current SGD weights.
+images for each. Evaluations before the last epoch use the current SGD weights. The last
+epoch's evaluation (plain or averaged) is the final one: it also evaluates the trial's
+``eval.targets`` (:class:`Evaluator`).
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
-from typing import Any, Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Iterator, Mapping
 
 import numpy as np
 import torch
@@ -22,7 +24,7 @@ import torch
 from search_spaces import metrics as names
 from trainables.data.arrays import SplitArrays
 from trainables.data.augment import to_normalized_float
-from trainables.data.datasets import ReIDData
+from trainables.data.datasets import EvalSplits, ReIDData
 from trainables.engine import HookBase, StepContext
 from trainables.evaluation import evaluate_features
 from trainables.losses.center import CenterLossStep
@@ -64,33 +66,69 @@ def metrics_for_report(result: Mapping[str, Any]) -> dict[str, float]:
     return flat
 
 
+#: The key of the trial's own test set among a final evaluation's embeddings (targets: their label).
+OWN_TEST_SET = ""
+Embeddings = dict[str, tuple[torch.Tensor, torch.Tensor]]  # test set -> (query, gallery) embeddings
+
+
 @dataclass(frozen=True)
 class Evaluator:
-    """Evaluates a model on a trial's query and gallery (``eval.distance``, ``eval.max_rank``)."""
+    """Evaluates a model on a trial's query and gallery (``eval.distance``, ``eval.max_rank``).
+
+    ``targets`` (``eval.targets``, by label) are evaluated too by the final evaluation only
+    (``final=True``): the same model, feature, distance and max_rank on each target's query and
+    gallery with its own person and camera ids, reported as ``<label>/<metric>``. Earlier
+    evaluation epochs track training on the trial's own data; the transfer question is asked
+    of the model the trial ends with, and every target is paid for once.
+    """
 
     data: ReIDData
     device: torch.device
     distance: str = "euclidean"
     max_rank: int = 50
     batch_size: int = 256
+    targets: Mapping[str, EvalSplits] = field(default_factory=dict)
 
     def embeddings(self, model: ReIDModel) -> tuple[torch.Tensor, torch.Tensor]:
-        """(query, gallery) embeddings."""
+        """(query, gallery) embeddings of the trial's own test set."""
         return (
             extract_embeddings(model, self.data.query, self.device, self.batch_size),
             extract_embeddings(model, self.data.gallery, self.device, self.batch_size),
         )
 
-    def metrics(self, query: torch.Tensor, gallery: torch.Tensor) -> dict[str, float]:
-        d = self.data
+    def all_embeddings(self, model: ReIDModel, *, final: bool) -> Embeddings:
+        """Embeddings of the own test set (key :data:`OWN_TEST_SET`) and, when ``final``, of
+        every target (key: its label)."""
+        out = {OWN_TEST_SET: self.embeddings(model)}
+        for label, splits in (self.targets.items() if final else ()):
+            out[label] = (
+                extract_embeddings(model, splits.query, self.device, self.batch_size),
+                extract_embeddings(model, splits.gallery, self.device, self.batch_size),
+            )
+        return out
+
+    def metrics(self, query: torch.Tensor, gallery: torch.Tensor, splits: ReIDData | EvalSplits | None = None) -> dict[str, float]:
+        """Metrics of query against gallery embeddings of ``splits`` (default: the trial's own)."""
+        d = splits if splits is not None else self.data
         result = evaluate_features(
             query, gallery, d.query.pids, d.gallery.pids, d.query.camids, d.gallery.camids, metric=self.distance, max_rank=self.max_rank
         )
         return metrics_for_report(result)
 
-    def __call__(self, model: ReIDModel) -> dict[str, float]:
+    def all_metrics(self, embeddings: Embeddings) -> dict[str, float]:
+        """Metrics of :meth:`all_embeddings`: the own test set's under their names, a target's
+        as ``<label>/<metric>`` (its cameras ``<label>/cam/cNN/<metric>``)."""
+        out: dict[str, float] = {}
+        for label, (query, gallery) in embeddings.items():
+            if label == OWN_TEST_SET:
+                out.update(self.metrics(query, gallery))
+            else:
+                out.update({names.target_key(label, k): v for k, v in self.metrics(query, gallery, self.targets[label]).items()})
+        return out
+
+    def __call__(self, model: ReIDModel, *, final: bool = False) -> dict[str, float]:
         started = time.perf_counter()
-        metrics = self.metrics(*self.embeddings(model))
+        metrics = self.all_metrics(self.all_embeddings(model, final=final))
         metrics[names.EVAL_SECONDS] = time.perf_counter() - started
         return metrics
 
@@ -119,7 +157,7 @@ class EvaluationHook(HookBase):
     """Evaluates the current weights after every ``every``-th epoch and after the last one
     (not the last with ``evaluate_last`` off: SWA evaluates the averaged model there)."""
 
-    def __init__(self, evaluator: Callable[[ReIDModel], dict[str, float]], every: int, *, evaluate_last: bool = True):
+    def __init__(self, evaluator: Evaluator, every: int, *, evaluate_last: bool = True):
         self.evaluator, self.every, self.evaluate_last = evaluator, every, evaluate_last
 
     def after_epoch(self) -> None:
@@ -127,7 +165,8 @@ class EvaluationHook(HookBase):
         if epoch == last and not self.evaluate_last:
             return
         if epoch % self.every == 0 or epoch == last:
-            self.trainer.metrics.update(self.evaluator(self.trainer.model))
+            # The last epoch's evaluation is the final one: the evaluation targets join it.
+            self.trainer.metrics.update(self.evaluator(self.trainer.model, final=epoch == last))
 
 
 class SWAHook(HookBase):
@@ -176,20 +215,20 @@ class SWAHook(HookBase):
         model, images, batch_size = self.trainer.model, self.trainer.train_images, self.trainer.batch_size
         if self.swag:
             generator = torch.Generator().manual_seed(self.seed)
-            query = gallery = None
+            total: Embeddings = {}
             for _ in range(self.swag_samples):
                 self.averager.load_into(model, self.averager.sample(self.swag_scale, generator))
                 refresh_batchnorm(model, images, batch_size)
-                q, g = self.evaluator.embeddings(model)
-                query = q if query is None else query + q
-                gallery = g if gallery is None else gallery + g
-            assert query is not None and gallery is not None  # swag_samples >= 1 by validation
-            query, gallery = query / self.swag_samples, gallery / self.swag_samples
+                # The evaluation targets get the same model average as the own test set.
+                for key, (q, g) in self.evaluator.all_embeddings(model, final=True).items():
+                    q0, g0 = total.get(key, (0, 0))
+                    total[key] = (q0 + q, g0 + g)
+            embeddings = {key: (q / self.swag_samples, g / self.swag_samples) for key, (q, g) in total.items()}
         self.averager.load_into(model)
         refresh_batchnorm(model, images, batch_size)
         if not self.swag:
-            query, gallery = self.evaluator.embeddings(model)
-        metrics = self.evaluator.metrics(query, gallery)
+            embeddings = self.evaluator.all_embeddings(model, final=True)
+        metrics = self.evaluator.all_metrics(embeddings)
         metrics[names.EVAL_SECONDS] = time.perf_counter() - started
         return metrics
 

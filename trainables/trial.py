@@ -8,7 +8,8 @@ The builders here turn the config into keyword arguments and objects (``model_kw
 ``run_trial`` knows nothing of Ray or MLflow: it calls ``report(metrics)`` once per epoch, and
 the caller decides where metrics go (Ray Tune in a study, stdout when run alone with
 ``python -m trainables``). Evaluation epochs add rank-k, mAP, mINP and the per-camera
-``cam/cNN/q_mAP`` / ``cam/cNN/g_mAP`` / ``cam/cNN/rank1`` metrics.
+``cam/cNN/q_mAP`` / ``cam/cNN/g_mAP`` / ``cam/cNN/rank1`` metrics; the last one also the same
+metrics of each ``eval.targets`` entry as ``<label>/<metric>`` (``duke/mAP``, ``duke/cam/c03/q_mAP``).
 
 With ``train.swa`` on, ``cycles * cycle_epochs`` more epochs follow ``train.epochs`` (numbered
 on from it) under the cyclic cosine schedule; the weights at each cycle end are averaged, and
@@ -31,7 +32,7 @@ from __future__ import annotations
 import math
 import random
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -40,7 +41,7 @@ from search_spaces.hashing import config_hash
 from search_spaces.metrics import parse_camera_key
 from search_spaces.trial_config import ROBUST_REID_BACKBONES, TrialConfig
 from trainables.data.augment import AUGMENTATIONS, BatchAugmenter
-from trainables.data.datasets import ReIDData, load_reid_data
+from trainables.data.datasets import EvalSplits, ReIDData, load_reid_data, load_targets
 from trainables.data.market import relabel
 from trainables.data.sampler import PKSampler
 from trainables.engine import EpochPlan, HookBase, NonFiniteLossError, Reporter, Trainer, train_step
@@ -256,10 +257,12 @@ def build_trainer(
     report: Reporter = print_report,
     runtime: RuntimeOptions = RuntimeOptions(),
     hooks: Sequence[HookBase] = (),
+    targets: Mapping[str, EvalSplits] | None = None,
 ) -> Trainer:
     """Everything a trial trains with, seeded: model, objective, optimizer, augmenter, sampler,
     the training set on the trial's device, the LR plan and the hooks (``hooks`` are called
-    after the trial's own). ``data`` is loaded (after seeding) when not given."""
+    after the trial's own). ``data`` is loaded (after seeding) when not given, and so are the
+    query and gallery of the ``eval.targets`` (by label) when ``targets`` is not given."""
     if runtime.threads:
         torch.set_num_threads(runtime.threads)
     device = pick_device(runtime.device)
@@ -280,7 +283,8 @@ def build_trainer(
     optimizer = build_optimizer(config, model)
     augmenter = build_augmenter(config, device, data)
     sampler = PKSampler(labels, config.train.ids_per_batch, config.train.images_per_id, seed=config.seed)
-    evaluator = Evaluator(data, device, config.eval.distance, config.eval.max_rank, runtime.eval_batch_size)
+    targets = targets if targets is not None else load_targets(config)
+    evaluator = Evaluator(data, device, config.eval.distance, config.eval.max_rank, runtime.eval_batch_size, targets=targets)
     trainer = Trainer(
         model=model,
         objective=objective,

@@ -5,7 +5,8 @@ Two shapes of Tune config arrive here:
 - a search sample: ``{"search": {<dotted axis>: value}}``, resolved against the study's recipe
   (passed with ``tune.with_parameters``) at the search seed.
 The decoded datasets also come through ``tune.with_parameters``, so every trial on a node
-shares one copy from the object store instead of decoding its own; so do the study's plugins
+shares one copy from the object store instead of decoding its own (the ``eval.targets``' query
+and gallery among them); so do the study's plugins
 (``{name: identity}``), loaded before the trial config is read.
 
 Workers are reused from one trial to the next (``reuse_actors``: torch and timm are imported
@@ -29,7 +30,7 @@ from search_spaces import TrialConfig, resolve_sample
 from search_spaces.metrics import EPOCH, NODE_ID
 from search_spaces.plugins import load_recorded
 from trainables import process_state
-from trainables.data.datasets import ReIDData, dataset_key
+from trainables.data.datasets import ReIDData, dataset_key, load_targets
 from trainables.engine import HookBase, Trainer
 from trainables.trial import RuntimeOptions, build_trainer
 from trainables.trial_checkpoint import checkpoint_due, load_trainer, save_trainer
@@ -81,12 +82,13 @@ def tune_trainable(
 
     trial_config = trial_config_from(config, recipe, seed)
     data = (datasets or {}).get(dataset_key(trial_config.dataset, trial_config.augment))
+    targets = load_targets(trial_config, datasets)  # eval.targets: the driver decoded them too
     with warnings.catch_warnings():
         # Arrays from the object store are read-only views; trials never write to them.
         warnings.filterwarnings("ignore", message=".*not writable.*")
 
         def build() -> Trainer:
-            return build_trainer(trial_config, data, report=report, runtime=RuntimeOptions(**(runtime or {})), hooks=hooks)
+            return build_trainer(trial_config, data, report=report, runtime=RuntimeOptions(**(runtime or {})), hooks=hooks, targets=targets)
 
         trainer = build()
         checkpoint = tune.get_checkpoint()

@@ -21,7 +21,7 @@ def orchestrator(*args: str, cwd: Path) -> subprocess.CompletedProcess:
 
 
 @pytest.fixture(scope="module")
-def finished_study(tiny_market, tmp_path_factory):
+def finished_study(tiny_market, tiny_duke, tmp_path_factory):
     workdir = tmp_path_factory.mktemp("study")
     spec = workdir / "study.yaml"
     spec.write_text(
@@ -33,6 +33,7 @@ def finished_study(tiny_market, tmp_path_factory):
               dataset: {{name: market1501, root: "{tiny_market}", height: 64, width: 32}}
               model: {{backbone: resnet10t}}
               train: {{epochs: 2, ids_per_batch: 4, images_per_id: 4, warmup_epochs: 0, lr_steps: [], eval_every: 2}}
+              eval: {{targets: [{{label: duke, name: dukemtmc, root: "{tiny_duke}"}}]}}
             ablation:
               design: one_at_a_time
               variants:
@@ -73,6 +74,7 @@ def test_parquet_tables_hold_one_row_per_trial_camera_and_epoch(finished_study):
         assert 0.0 <= t["mAP"] <= 1.0 and 0.0 <= t["rank1"] <= 1.0
         assert t["cfg.model.backbone"] == "resnet10t"
         assert t["num_valid_queries"] > 0
+        assert 0.0 <= t["duke/mAP"] <= 1.0 and t["duke/mAP"] != t["mAP"]  # eval.targets, through Ray's object store
     erasing = next(t for t in trials if t["variant"] == "+erasing")
     assert erasing["cfg.augment.random_erasing.p"] == 0.5
 
@@ -107,6 +109,7 @@ def test_mlflow_has_a_parent_run_and_one_child_per_trial(finished_study):
         metrics = child.data.metrics
         assert {"rank1", "rank5", "rank10", "mAP", "loss"} <= set(metrics)
         assert "cam/c01/q_mAP" in metrics and "cam/c06/g_mAP" in metrics
+        assert "duke/cam/c08/q_mAP" in metrics and "duke/mAP" in metrics
         history = client.get_metric_history(child.info.run_id, "mAP")
         assert [m.step for m in history] == [2]
         assert [m.step for m in client.get_metric_history(child.info.run_id, "loss")] == [1, 2]

@@ -19,6 +19,7 @@ pytestmark = pytest.mark.slow
 # preset -> the row to run (the one with the most parts on)
 ROWS = {
     "apra_table2": "+APRA",
+    "apra_explore_market_to_duke": "+APRA",
     "dranet_table4": "Baseline+RCAM+RSAM",
     "robust_reid_table2": "Robust-ReID",
     "robust_reid_table3": "3 +LR scheme",
@@ -38,9 +39,9 @@ def shortened(config: TrialConfig) -> TrialConfig:
 
 
 @pytest.mark.parametrize("name", sorted(ROWS))
-def test_preset_row_trains_and_evaluates_on_the_market_fixture(name, tiny_market, tmp_path):
+def test_preset_row_trains_and_evaluates_on_the_market_fixture(name, tiny_market, tiny_duke, tmp_path):
     path = tmp_path / f"{name}.yaml"
-    path.write_text(preset_text(name, str(tiny_market)), encoding="utf-8")
+    path.write_text(preset_text(name, str(tiny_market), target_root=str(tiny_duke)), encoding="utf-8")
     trials = load_spec(path).trials
     trial = next(t for t in trials if t.variant == ROWS[name])
     config = shortened(trial.config)
@@ -56,3 +57,5 @@ def test_preset_row_trains_and_evaluates_on_the_market_fixture(name, tiny_market
         assert 0.0 < final["composite_partner_share"] <= 1.0 and 0.0 <= final["composite_rate"] <= final["composite_partner_share"]
     if config.loss.center.weight > 0:
         assert final["loss_center"] > 0
+    for target in config.eval.targets:  # evaluated on the Duke-layout fixture's 8 cameras
+        assert 0.0 < final[f"{target.label}/mAP"] <= 1.0 and f"{target.label}/cam/c08/q_mAP" in final

@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 from orchestrator.checks import check_spec
 from orchestrator.cli import app
 from orchestrator.errors import InputError
-from orchestrator.preset_library import DATASET_PLACEHOLDER, list_presets, preset_text
+from orchestrator.preset_library import DATASET_PLACEHOLDER, TARGET_PLACEHOLDER, list_presets, preset_text
 from orchestrator.spec import load_spec
 
 # preset -> (design, variants, trials)
@@ -19,6 +19,7 @@ EXPECTED = {
     "apra_table2": ("list", 2, 6),
     "apra_synthetic_cpu": ("list", 2, 6),
     "apra_explore_placement_lambda": ("grid", 1 + 4 * 3, (1 + 4 * 3) * 3),
+    "apra_explore_market_to_duke": ("list", 2, 6),
     "dranet_table4": ("list", 4, 12),
     "dranet_explore_alpha": ("list", 10, 30),
     "robust_reid_table2": ("leave_one_out", 11, 22),
@@ -35,10 +36,10 @@ def test_every_preset_is_listed():
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
-def test_preset_trial_counts_and_checks(name, tiny_market, tmp_path):
+def test_preset_trial_counts_and_checks(name, tiny_market, tiny_duke, tmp_path):
     path = tmp_path / f"{name}.yaml"
-    text = preset_text(name, str(tiny_market))
-    assert DATASET_PLACEHOLDER not in text
+    text = preset_text(name, str(tiny_market), target_root=str(tiny_duke))
+    assert DATASET_PLACEHOLDER not in text and TARGET_PLACEHOLDER not in text
     path.write_text(text, encoding="utf-8")
     loaded = load_spec(path)
     design, variants, trials = EXPECTED[name]
@@ -173,3 +174,12 @@ def test_cli_preset_list_and_show(tiny_market):
     assert shown.exit_code == 0 and str(tiny_market) in shown.stdout and "+RCAM+RSAM" in shown.stdout
     unknown = runner.invoke(app, ["preset", "show", "nope"])
     assert unknown.exit_code == 2 and "unknown preset 'nope'" in unknown.stderr
+
+
+def test_preset_show_swaps_in_the_evaluation_targets_folder(tiny_market, tiny_duke):
+    runner = CliRunner()
+    listed = runner.invoke(app, ["preset", "list"])
+    assert any(line.split()[:3] == ["apra_explore_market_to_duke", "exploration:", "APRA"] for line in listed.stdout.splitlines())
+    shown = runner.invoke(app, ["preset", "show", "apra_explore_market_to_duke", "--dataset-root", str(tiny_market), "--target-root", str(tiny_duke)])
+    assert shown.exit_code == 0, shown.stderr
+    assert f"root: {tiny_market}" in shown.stdout and f"{{label: duke, name: dukemtmc, root: {tiny_duke}}}" in shown.stdout

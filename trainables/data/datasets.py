@@ -8,6 +8,10 @@ precomputed composite bank (:mod:`trainables.data.implicit_attention`): their ke
 
 Within one process, two keys of the same dataset and size (plain and with the composite)
 share the decoded image arrays, so the object store holds the pixels once.
+
+An evaluation target (``eval.targets``) needs only its query and gallery: :func:`load_eval_splits`
+decodes those two under :func:`eval_key`, beside the training datasets in the same dict, and
+shares their pixels when the same dataset at the same size is also decoded whole.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from search_spaces.trial_config import AugmentConfig, DatasetConfig
+from search_spaces.trial_config import AugmentConfig, DatasetConfig, TrialConfig
 from trainables.data.adapters import DatasetRecords, read_dataset
 from trainables.data.arrays import SplitArrays, load_masks, load_split
 from trainables.data.errors import DatasetError
@@ -35,11 +39,15 @@ from trainables.data.implicit_attention import (
 from trainables.data.synthetic import ensure_synthetic_dataset
 
 __all__ = [
+    "EvalSplits",
     "ReIDData",
     "adapter_options",
     "composite_params",
     "dataset_key",
     "ensure_composite",
+    "eval_key",
+    "load_eval_splits",
+    "load_targets",
     "load_reid_data",
     "masks_command",
     "read_records",
@@ -211,3 +219,34 @@ def ensure_composite(data: ReIDData, config: DatasetConfig, augment: AugmentConf
     if data.composite is not None and data.composite.params == params:
         return data.composite
     return _with_composite(data, read_records(config, progress), config, params, progress).composite
+
+
+@dataclass
+class EvalSplits:
+    """The query and gallery of a dataset a trial only evaluates on (an ``eval.targets`` entry)."""
+
+    query: SplitArrays
+    gallery: SplitArrays
+
+
+def eval_key(config: DatasetConfig) -> str:
+    """Identifies a decoded evaluation target (query and gallery only) in the datasets dict."""
+    return "eval|" + dataset_key(config)
+
+
+def load_eval_splits(config: DatasetConfig, progress: Progress = None) -> EvalSplits:
+    """Decode the query and gallery of ``config`` (no training split)."""
+    records = read_records(config, progress)
+    base_key = dataset_key(config)
+    return EvalSplits(*(_decode(base_key, split, records, config, progress) for split in ("query", "gallery")))
+
+
+def load_targets(config: TrialConfig, datasets: dict[str, Any] | None = None, progress: Progress = None) -> dict[str, EvalSplits]:
+    """The trial's ``eval.targets`` by label: from ``datasets`` (decoded once by the driver and
+    shared through the object store) where there, else decoded now."""
+    targets = {}
+    for target in config.eval.targets:
+        dataset = target.dataset_for(config.dataset)
+        found = (datasets or {}).get(eval_key(dataset))
+        targets[target.label] = found if found is not None else load_eval_splits(dataset, progress)
+    return targets
