@@ -282,7 +282,7 @@ def _fraction(value: float | None) -> str:
 
 def to_csv(summary: AblationSummary) -> str:
     """One row per variant: ``variant, vs`` (its contrast row; empty for a reference row),
-    ``reference`` (1 for a reference row), ``seeds, failed, pruned``, ``params``/``gflops``
+    ``reference`` (1 for a reference row), ``seeds, failed, pruned``, ``params``/``gmacs``
     (the row's model size, where known), ``off:<part>`` (1 if the variant turns the part off;
     leave-one-out only), then per metric ``_mean``, ``_std``, ``_delta`` (mean paired difference
     to the contrast), ``_low``/``_high`` (its 95% interval), ``_p``, ``_p_holm`` (within its
@@ -299,11 +299,11 @@ def to_csv(summary: AblationSummary) -> str:
     verdicts = {r.variant: r.verdicts for r in reproduce(summary)}
     columns = [f"{m}_{what}" for m in summary.metrics for what in (*fields, *extra)]
     camera_columns = _camera_csv_columns(summary)
-    writer.writerow(["variant", "vs", "reference", "seeds", "failed", "pruned", "params", "gflops", *(f"off:{p}" for p in summary.parts), *columns, *camera_columns])
+    writer.writerow(["variant", "vs", "reference", "seeds", "failed", "pruned", "params", "gmacs", *(f"off:{p}" for p in summary.parts), *columns, *camera_columns])
     for row in summary.rows:
         size = summary.model_sizes.get(row.variant)
         values: list[Any] = [row.variant, row.contrast or "", int(row.contrast is None), len(row.seeds), row.failed, row.pruned]
-        values += ["" if size is None else size.params, "" if size is None or size.gflops is None else repr(size.gflops)]
+        values += ["" if size is None else size.params, "" if size is None or size.gmacs is None else repr(size.gmacs)]
         values += [int(part in row.off) for part in summary.parts]
         for metric in summary.metrics:
             stats = row.stats.get(metric)

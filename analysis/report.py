@@ -10,7 +10,7 @@ the per-variant means and interval bounds as metrics (:mod:`orchestrator.trackin
 
 The table's settings (:class:`analysis.settings.ReportSettings`) come from the spec's ``report``
 block (metric columns, a paper's reference numbers). At summarize time the orchestrator reads
-them from the study folder's copy of the spec (:func:`orchestrator.study_files.read_report_settings`).
+them from the study folder's copy of the spec (:func:`orchestrator.report_settings.read_report_settings`).
 
 Nothing here imports Ray, torch or MLflow: the launch hands its tracker to
 :func:`publish_study_report`, which only calls its logging methods.

@@ -86,11 +86,11 @@ class Report(_Block):
 @dataclass(frozen=True)
 class ModelSize:
     """A row's built model at the study's input size: parameters without the identity
-    classifier (whose size depends on the dataset), and GFLOPs of one forward pass (None where
-    they could not be counted)."""
+    classifier (whose size depends on the dataset), and billions of multiply-adds of one
+    forward pass (what papers quote as FLOPs; None where they could not be counted)."""
 
     params: int
-    gflops: float | None = None
+    gmacs: float | None = None
 
 
 @dataclass(frozen=True)

@@ -96,13 +96,13 @@ def _size_text(summary: AblationSummary, variant: str) -> str:
     return "-" if size is None else f"{size.params / 1e6:.2f}"
 
 
-def _flops_text(summary: AblationSummary, variant: str) -> str:
+def _macs_text(summary: AblationSummary, variant: str) -> str:
     size = summary.model_sizes.get(variant)
-    return "-" if size is None or size.gflops is None else f"{size.gflops:.2f}"
+    return "-" if size is None or size.gmacs is None else f"{size.gmacs:.2f}"
 
 
-def _with_flops(summary: AblationSummary) -> bool:
-    return any(size.gflops is not None for size in summary.model_sizes.values())
+def _with_macs(summary: AblationSummary) -> bool:
+    return any(size.gmacs is not None for size in summary.model_sizes.values())
 
 
 def _groups(summary: AblationSummary, leading: int) -> list[tuple[str, int]]:
@@ -122,7 +122,7 @@ def _variant_rows_table(summary: AblationSummary) -> Table:
     versus = summary.single_contrast is None and any(row.contrast for row in summary.rows)
     lead = ["variant", *(["vs"] if versus else []), "seeds"]
     if summary.model_sizes:
-        lead += ["params (M)", *(["GFLOPs"] if _with_flops(summary) else [])]
+        lead += ["params (M)", *(["GMACs"] if _with_macs(summary) else [])]
     body = []
     for row in summary.rows:
         cells = [Cell(row.variant)]
@@ -131,8 +131,8 @@ def _variant_rows_table(summary: AblationSummary) -> Table:
         cells.append(Cell(_seeds(row)))
         if summary.model_sizes:
             cells.append(Cell(_size_text(summary, row.variant)))
-            if _with_flops(summary):
-                cells.append(Cell(_flops_text(summary, row.variant)))
+            if _with_macs(summary):
+                cells.append(Cell(_macs_text(summary, row.variant)))
         cells += [_metric_cell(summary, row, m) for m, _ in headers]
         body.append(cells)
     header = [*lead, *(h for _, h in headers)]
@@ -149,8 +149,8 @@ def _checkmark_table(summary: AblationSummary) -> Table:
     metrics.append([Cell("seeds"), *(Cell(_seeds(row)) for row in columns)])
     if summary.model_sizes:
         metrics.append([Cell("params (M)"), *(Cell(_size_text(summary, row.variant)) for row in columns)])
-        if _with_flops(summary):
-            metrics.append([Cell("GFLOPs"), *(Cell(_flops_text(summary, row.variant)) for row in columns)])
+        if _with_macs(summary):
+            metrics.append([Cell("GMACs"), *(Cell(_macs_text(summary, row.variant)) for row in columns)])
     metrics += [[Cell(header), *(_metric_cell(summary, row, m) for row in columns)] for m, header in summary.headers()]
     return Table(["", *(row.variant for row in columns)], "l" + "c" * len(columns), [parts, metrics])
 
@@ -254,8 +254,8 @@ def notes(summary: AblationSummary, bold: str = "{}") -> list[str]:
     spread = "mean ± std over seeds" if summary.with_std else "one seed per variant"
     out.append(f"Metrics in %, {spread}; bold: the single best value of a column, and only where it is significantly above its contrast.")
     if summary.model_sizes:
-        flops = " and GFLOPs of one forward pass" if _with_flops(summary) else ""
-        out.append(f"params: each row's model at the study's input size, in millions, without its identity classifier{flops}.")
+        macs = "; GMACs: billions of multiply-adds of one forward pass (what papers quote as FLOPs)" if _with_macs(summary) else ""
+        out.append(f"params: each row's model at the study's input size, in millions, without its identity classifier{macs}.")
     effects = [e for m in summary.metrics for e in summary.effects(m)]
     single = summary.single_contrast
     compared_with = f"{bold.format(single)}" if single else "the row named under vs (its contrast)"

@@ -237,7 +237,7 @@ def summarize(
     from orchestrator.errors import StudyNotFoundError
     from analysis.formats import FORMATS, seeds_needed_text
     from analysis.report import parse_formats, study_summary, write_study_report
-    from orchestrator.study_files import read_report_settings
+    from orchestrator.report_settings import read_report_settings
     from orchestrator.study_files import locate_study
     from storage import ResultStore
 
@@ -249,7 +249,7 @@ def summarize(
     name, store_uri = location.name, location.store_uri(store)
     # The table's settings: the spec's report block (the study folder's copy of the spec).
     spec_file = Path(study) if Path(study).suffix in (".yaml", ".yml") and Path(study).is_file() else location.spec_copy
-    settings = read_report_settings(spec_file)
+    settings = _with_plan_if_it_loads(read_report_settings(spec_file), location, spec_file)
     if reference and settings.reference is None:
         where = spec_file or f"the study folder of '{name}' (no spec copy)"
         raise InputError(f"--reference: no report.reference block in {where}; add the paper's numbers to the spec's report block")
@@ -271,6 +271,21 @@ def summarize(
             echo(str(path))
     if seeds_needed is not None:
         echo(seeds_needed_text(summary, seeds_needed))
+
+
+def _with_plan_if_it_loads(settings, location, spec_file: Path | None):
+    """The report settings with the plan's contrasts and model sizes when the study's spec still
+    loads; as they are (the stored rows' contrasts, no sizes) when it does not, e.g. a spec
+    written for an older version of the tool."""
+    from orchestrator.launch import load_for_resume
+    from orchestrator.report_settings import with_plan
+    from orchestrator.spec import load_spec
+
+    try:
+        loaded = load_spec(spec_file) if spec_file is not None and location.spec_copy != spec_file else load_for_resume(location)
+    except (OrchestratorError, OSError):
+        return settings
+    return with_plan(settings, loaded)
 
 
 @app.command()

@@ -186,9 +186,14 @@ def _run_locked(loaded: LoadedSpec, ray: RaySession, store: ResultStore, uri: st
     # analysis.report), written in a thread while Ray shuts down (~1 s) in this one.
     from analysis.report import publish_study_report
     from analysis.settings import ReportSettings
+    from orchestrator.report_settings import with_plan
+
+    def report() -> str | None:
+        settings = with_plan(ReportSettings.from_report(spec.report, spec.baseline.dataset.name, spec.study.metric), loaded)
+        return publish_study_report(study, store, study_dir / "report", tracker, settings, echo)
 
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="study-report") as pool:
-        reporting = pool.submit(publish_study_report, study, store, study_dir / "report", tracker, ReportSettings.from_report(spec.report, spec.baseline.dataset.name), echo)
+        reporting = pool.submit(report)
         ray.close()
         table = reporting.result() or ""
     return LaunchResult(study, len(loaded.trials), len(loaded.trials) - len(todo), tally.ran, tally.failed, table, study_dir, store.uri, uri)

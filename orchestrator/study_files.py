@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from analysis.settings import ReportSettings
 from orchestrator.errors import StudyNotFoundError
 from orchestrator.redact import has_credentials
 
@@ -90,33 +89,3 @@ def _location(name: str, study_dir: Path) -> StudyLocation:
             raise StudyNotFoundError(f"{record_file}: unreadable launch record ({err})") from None
     return StudyLocation(name, study_dir if study_dir.exists() else None, record)
 
-
-DEFAULT_DATASET = "synthetic"  # the trial config's default dataset.name
-
-
-def read_report_settings(spec_file: Path | None) -> ReportSettings:
-    """The ``report`` block and dataset name of a spec file (the study folder's copy); the
-    defaults when there is none. Only those are read, so a study stays summarizable after the
-    spec schema moves on. A malformed block is a :class:`SpecError` naming key and line."""
-    if spec_file is None:
-        return ReportSettings()
-    from pydantic import ValidationError
-
-    from analysis.settings import Report
-    from orchestrator.errors import SpecError
-    from orchestrator.spec import spec_error
-    from orchestrator.yaml_source import YamlSyntaxError, load_yaml
-
-    try:
-        source = load_yaml(spec_file)
-    except YamlSyntaxError as err:
-        raise SpecError(str(err), file=str(spec_file), line=err.line) from None
-    data = source.data if isinstance(source.data, dict) else {}
-    try:
-        report = Report.model_validate(data.get("report") or {})
-    except ValidationError as err:
-        first = err.errors()[0]
-        message = first["msg"].removeprefix("Value error, ")
-        raise spec_error(source, ("report", *first["loc"]), message) from None
-    dataset = ((data.get("baseline") or {}).get("dataset") or {}).get("name") or DEFAULT_DATASET
-    return ReportSettings.from_report(report, str(dataset))

@@ -56,8 +56,8 @@ def test_launch_prints_progress_and_the_ablation_table(finished_study):
     out = result.stdout
     assert "2 trials planned, 0 already completed, 2 to run" in out
     assert out.count("finished ") == 2
-    assert "| variant | seeds | rank-1 | mAP |" in out
-    assert "| **baseline** | 1 |" in out and "| +erasing | 1 |" in out
+    assert "| variant | seeds | params (M) | GMACs | rank-1 | mAP |" in out
+    assert "| baseline | 1 |" in out and "| +erasing | 1 |" in out
 
 
 def test_parquet_tables_hold_one_row_per_trial_camera_and_epoch(finished_study):
