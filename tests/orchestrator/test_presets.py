@@ -22,8 +22,8 @@ EXPECTED = {
     "apra_explore_market_to_duke": ("list", 2, 6),
     "dranet_table4": ("list", 4, 12),
     "dranet_explore_alpha": ("list", 10, 30),
-    "robust_reid_table2": ("leave_one_out", 11, 22),
-    "robust_reid_table3": ("leave_one_out", 9, 18),
+    "robust_reid_table2": ("leave_one_out", 11, 33),
+    "robust_reid_table3": ("leave_one_out", 9, 27),
     "implicit_attention_table1": ("list", 6, 18),
     "implicit_attention_fig3": ("list", 8, 24),
     "implicit_attention_explore_full_body_p": ("grid", 1 + 5, (1 + 5) * 3),
@@ -97,13 +97,19 @@ def test_robust_reid_table_2_columns_in_the_papers_check_mark_layout():
     assert config["c"].model.neck == "none" and config["f"].model.pooling == "avg"
     assert config["g"].model.backbone == "robust_reid_1x" and not config["g"].train.swa.enabled
     assert config["h"].model.backbone == "robust_reid_1x" and config["h"].train.swa.swag  # g continued with SWAG
+    # a: what its check marks say, the Bag of Tricks alone on HA-CNN ("these tricks alone")
     a = config["a"]
-    assert (a.model.backbone, a.model.shuffle_blocks, a.model.neck, a.model.pooling) == ("robust_reid_1x", False, "none", "avg")
+    assert (a.model.backbone, a.loss.triplet.kind, a.model.neck, a.model.pooling) == ("hacnn", "none", "none", "avg")
     assert a.augment.random_erasing.p == 0.5 and a.train.warmup_epochs == 10 and not a.model.classifier_bias
     hacnn = config["HA-CNN"]
     assert hacnn.model.backbone == "hacnn" and hacnn.loss.triplet.kind == "none" and hacnn.augment.random_erasing.p == 0.0
     assert hacnn.train.warmup_epochs == 0 and hacnn.model.classifier_bias and hacnn.loss.label_smoothing == 0.0
     assert set(loaded.spec.report.reference.rows) == set(TABLE_2_OFF) and loaded.spec.report.metrics == ("rank1", "mAP")
+    # Each column against the column the text compares it with (section 4.1).
+    contrasts = {name: trial.contrast for name, trial in rows.items()}
+    assert contrasts == {
+        "HA-CNN": None, "a": "HA-CNN", **{column: "i" for column in "bcdefg"}, "h": "g", "i": "Robust-ReID", "Robust-ReID": None,
+    }
 
 
 def test_robust_reid_table_3_setups_are_table_2_columns_continued():
@@ -127,6 +133,10 @@ def test_robust_reid_table_3_setups_are_table_2_columns_continued():
     assert lr_only.enabled and not lr_only.average and not lr_only.swag and (lr_only.cycles, lr_only.cycle_epochs, lr_only.decay) == (15, 35, 0.7)
     one = t3["1 -"].config.model
     assert (one.backbone, one.shuffle_blocks, one.pooling, one.neck) == ("robust_reid_1x", False, "avg", "l2norm")
+    # Within each setup: the "+" rows against their own "-" row, which is a reference of its own.
+    assert {name: trial.contrast for name, trial in t3.items()} == {
+        f"{setup} {row}": (None if row == "-" else f"{setup} -") for setup in "123" for row in ("-", "+LR scheme", "+SWAG")
+    }
 
 
 def test_bag_of_tricks_baselines_have_the_papers_tricks():
@@ -152,6 +162,15 @@ def test_implicit_attention_presets_follow_table_1_and_figure_3():
     full = sorted(t.config.augment.implicit_attention.p for t in fig3.values() if t.config.augment.implicit_attention.roi == "full_body" and t.config.augment.implicit_attention.enabled)
     assert upper == [0.1, 0.3, 0.5, 0.7, 0.9] and full == [0.3, 0.5]
     assert "rank50" in loaded.spec.report.metrics
+    # Each augmentation against the baseline of its own loss; the triplet baseline against softmax's.
+    assert {name: trial.contrast for name, trial in t1.items()} == {
+        "Luo et al. (softmax)": None,
+        "Upper Body (softmax)": "Luo et al. (softmax)",
+        "Full Body (softmax)": "Luo et al. (softmax)",
+        "Luo et al. (triplet)": "Luo et al. (softmax)",
+        "Upper Body (triplet)": "Luo et al. (triplet)",
+        "Full Body (triplet)": "Luo et al. (triplet)",
+    }
 
 
 @pytest.mark.parametrize("name", PAPER_PRESETS)
@@ -164,6 +183,47 @@ def test_paper_presets_name_their_table_and_carry_its_numbers(name):
     assert reference is not None and reference.rows and reference.source
     for row in reference.rows.values():
         assert set(row) <= set(loaded.spec.report.metrics)  # every reference number has its column
+    # A reproduction states the recipe the paper reports and where this preset departs from it.
+    assert reference.recipe is not None and reference.recipe.seeds == 1
+    assert loaded.spec.report.deviations and all(d.strip().endswith(".") for d in loaded.spec.report.deviations)
+
+
+def readme_deviations() -> dict[str, list[str]]:
+    """The README's "What the presets change" list: preset -> its sentences."""
+    text = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    section = text.split("### What each preset changes from its paper", 1)[1].split("\n## ", 1)[0].split("\n### ", 1)[0]
+    found: dict[str, list[str]] = {}
+    current = None
+    for line in section.splitlines():
+        if line.startswith("- `"):
+            current = line[3 : line.index("`", 3)]
+            found[current] = []
+        elif line.startswith("  - ") and current is not None:
+            found[current].append(line[4:])
+        elif line.startswith("    ") and current is not None and found[current]:
+            found[current][-1] += " " + line.strip()
+    return found
+
+
+def test_the_readme_lists_every_presets_deviations_word_for_word():
+    listed = readme_deviations()
+    for name in EXPECTED:
+        loaded, _ = _rows(name)
+        assert listed.get(name, []) == list(loaded.spec.report.deviations), name
+    assert set(listed) <= set(EXPECTED)
+
+
+def test_a_presets_deviations_reach_preset_show_and_the_tables_footnote():
+    from analysis.summary import summarize
+    from analysis.tables import notes
+
+    shown = CliRunner().invoke(app, ["preset", "show", "dranet_table4"])
+    loaded, _ = _rows("dranet_table4")
+    first = loaded.spec.report.deviations[0]
+    assert first in shown.stdout.replace("\n    ", " ")
+    summary = summarize("s", [{"study": "s", "variant": "Baseline", "seed": 0, "config_hash": "h", "status": "completed", "mAP": 0.5}], metrics=("mAP",))
+    summary.deviations = loaded.spec.report.deviations
+    assert "Departures from the paper: " + first in " ".join(notes(summary))
 
 
 def test_cli_preset_list_and_show(tiny_market):
