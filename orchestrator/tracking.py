@@ -165,6 +165,8 @@ class StudyTracker:
             "reid.variant": trial.variant,
             "reid.seed": str(trial.seed),
             "reid.config_hash": trial.config_hash,
+            # The row its table compares it with (search_spaces.contrasts); "" for a reference row.
+            "reid.compare_to": trial.contrast or "",
         }
         # Axes as tags too, so the runs table can be grouped and filtered by them.
         flat = flat_config(trial.config)

@@ -149,3 +149,11 @@ def test_the_parent_run_carries_per_variant_means_and_interval_bounds(tmp_path):
     assert metrics["plus_apra/mAP/delta"] == effect.mean
     assert (metrics["plus_apra/mAP/delta_low"], metrics["plus_apra/mAP/delta_high"]) == (effect.low, effect.high)
     assert "baseline/mAP/delta" not in metrics
+
+
+def test_a_trial_run_names_the_row_its_table_compares_it_with(tmp_path):
+    t = tracker(tmp_path)
+    trials = expand(Recipe(), AblationSpec(design="list", variants=[{"name": "a"}, {"name": "b", "set": {"loss.triplet.margin": 0.5}}]))
+    runs = {trial.variant: t.start_trial(trial, axes=[]) for trial in trials}
+    assert t.client.get_run(runs["b"]).data.tags["reid.compare_to"] == "a"
+    assert t.client.get_run(runs["a"]).data.tags["reid.compare_to"] == ""
