@@ -38,6 +38,7 @@ RUN pip install --no-cache-dir \
 WORKDIR /opt/reid-orchestrator
 COPY pyproject.toml README.md ./
 COPY orchestrator ./orchestrator
+COPY analysis ./analysis
 COPY search_spaces ./search_spaces
 COPY trainables ./trainables
 COPY storage ./storage
