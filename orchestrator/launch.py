@@ -152,6 +152,8 @@ def _run_locked(loaded: LoadedSpec, ray: RaySession, store: ResultStore, uri: st
         if todo or searching:
             ray.connect()
         tracker = opening.result()
+        if datasets:  # the view's per-camera charts follow the decoded data
+            tracker.save_variant_view(spec.study.metric, dataset_cameras(datasets))
         run = StudyRun(loaded, store, tracker, ray, study_axes(loaded), echo, fresh=force)
         if searching:
             tally = _run_search(run, force, datasets)
@@ -290,6 +292,15 @@ def _decode_datasets(trials: list[PlannedTrial], echo: Echo, datasets: dict | No
         )
         datasets[key] = data
     return datasets
+
+
+def dataset_cameras(datasets: dict) -> list[int]:
+    """Every camera id of the decoded query and gallery splits (what per-camera metrics name)."""
+    cameras: set[int] = set()
+    for data in datasets.values():
+        for split in (data.query, data.gallery):
+            cameras.update(int(c) for c in set(split.camids.tolist()))
+    return sorted(cameras)
 
 
 def search_history(store: ResultStore, study: str, metric: str, seed: int) -> list[tuple[dict[str, Any], float]]:
