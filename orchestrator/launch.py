@@ -32,6 +32,7 @@ from orchestrator.study_files import LAUNCH_RECORD, SPEC_COPY, StudyLocation, re
 from orchestrator.spec import LoadedSpec
 from orchestrator.tracking import StudyTracker, resolve_tracking_uri
 from orchestrator.phases import run_waves
+from orchestrator.progress import CountedProgress
 from orchestrator import tune_runner
 from orchestrator.tune_runner import PLUGIN_STAGING, RaySession, StudyRun, Tally, check_ray_address, run_search
 from search_spaces import PlannedTrial, resolve_sample
@@ -282,12 +283,13 @@ def _decode_datasets(trials: list[PlannedTrial], echo: Echo, datasets: dict | No
         if key in datasets:
             continue
         echo(f"decoding dataset {key} ...")
+        progress = CountedProgress(echo)  # one line for the splits' counts, not one per 10% of each
         try:
-            data = load_reid_data(trial.config.dataset, progress=lambda msg: echo(f"  {msg}"), augment=trial.config.augment)
+            data = load_reid_data(trial.config.dataset, progress=progress, augment=trial.config.augment)
         except DatasetError as err:
             raise DataError(str(err)) from None
         echo(
-            f"  {len(data.train.images)} train ({len(set(data.train.pids.tolist()))} ids), "
+            f"  {progress.summary()}: {len(data.train.images)} train ({len(set(data.train.pids.tolist()))} ids), "
             f"{len(data.query.images)} query, {len(data.gallery.images)} gallery images"
         )
         datasets[key] = data

@@ -21,6 +21,7 @@ the first trial and then jumped):
 from __future__ import annotations
 
 import os
+import re
 import time
 from dataclasses import dataclass
 from typing import Callable, Mapping
@@ -152,3 +153,43 @@ class StudyProgress:
         epochs_left = sum(max(0, t.epochs - t.epoch) for t in live) + pending
         slowest = max((self.trial_seconds_left(key) or 0.0 for key, t in self.trials.items() if not t.done), default=0.0)
         return max(slowest, epochs_left * pace / max(1, self.most_running))
+
+
+_COUNT = re.compile(r"^(?P<what>.*?)(?P<done>\d+)/(?P<total>\d+) (?P<noun>\w+)$")
+
+
+class CountedProgress:
+    """A ``progress`` callback for long steps that report ``decoded 80/800 images`` per split:
+    the counts of the splits are added up and printed as one line when the step ends
+    (:meth:`summary`); a step that runs long prints its running count at most once per
+    ``min_interval`` seconds. Other messages pass through."""
+
+    def __init__(self, echo: Callable[[str], None], *, min_interval: float = 30.0, clock: Callable[[], float] = time.monotonic):
+        self.echo = echo
+        self.min_interval = min_interval
+        self.clock = clock
+        self.started = self.printed = clock()
+        self.counts: dict[tuple[str, str], list[int]] = {}  # (what, noun) -> [done in finished splits, done, total]
+
+    def __call__(self, message: str) -> None:
+        match = _COUNT.match(message)
+        if match is None:
+            self.echo(f"  {message}")
+            return
+        key = (match["what"], match["noun"])
+        done, total = int(match["done"]), int(match["total"])
+        count = self.counts.setdefault(key, [0, 0, 0])
+        if done <= count[1] or total != count[2]:  # the next split
+            count[0] += count[1]
+        count[1], count[2] = done, total
+        now = self.clock()
+        if now - self.printed >= self.min_interval:
+            self.printed = now
+            self.echo(f"  {self._counts()} ...")
+
+    def _counts(self) -> str:
+        return ", ".join(f"{what}{finished + done} {noun}" for (what, noun), (finished, done, _) in self.counts.items())
+
+    def summary(self) -> str:
+        """What the step did and how long it took, e.g. ``decoded 1680 images in 2.1 s``."""
+        return f"{self._counts() or 'done'} in {self.clock() - self.started:.1f} s"

@@ -137,3 +137,34 @@ def test_the_recorder_prints_a_line_per_epoch(tmp_path, monkeypatch):
     assert "rank-1 61.2% mAP 40.3%" in epoch_lines[2]
     # The finish line: one of two trials done, the other's 3 epochs left at this one's pace.
     assert re.match(r"\[1/2 done, ~\d+ s left\] finished a seed=0", lines[-1]), lines[-1]
+
+
+def test_decoding_a_dataset_prints_one_line(tiny_market):
+    """The driver decodes the three splits of a real dataset folder: one line for all of them
+    (it printed one per 10% of each split, 30 in all), naming every image decoded."""
+    from orchestrator.launch import _decode_datasets
+    from search_spaces import AblationSpec, Recipe, expand
+
+    recipe = Recipe.model_validate({"dataset": {"name": "market1501", "root": str(tiny_market), "height": 64, "width": 32}})
+    trials = expand(recipe, AblationSpec(design="list", variants=[{"name": "a"}]))
+    lines: list[str] = []
+    datasets = _decode_datasets(trials, lines.append)
+    (data,) = datasets.values()
+    images = len(data.train.images) + len(data.query.images) + len(data.gallery.images)
+    assert len(lines) == 2 and lines[0].startswith("decoding dataset "), lines
+    assert re.match(rf"  decoded {images} images in \d+\.\d s: {len(data.train.images)} train \(12 ids\), ", lines[1]), lines[1]
+
+
+def test_a_long_step_prints_its_running_count_at_most_once_per_interval():
+    from orchestrator.progress import CountedProgress
+
+    clock = Clock()
+    lines: list[str] = []
+    progress = CountedProgress(lines.append, min_interval=30.0, clock=clock)
+    for split_total in (1000, 500):  # two splits, each reporting every 10%
+        for done in range(split_total // 10, split_total + 1, split_total // 10):
+            clock.now += 4.0  # 4 s apart: a line at 32 s (800 of the first split) and 64 s (300 of the second)
+            progress(f"decoded {done}/{split_total} images")
+    progress("inpainting 3 backgrounds")  # other messages pass through
+    assert lines == ["  decoded 800 images ...", "  decoded 1300 images ...", "  inpainting 3 backgrounds"]
+    assert progress.summary() == "decoded 1500 images in 80.0 s"
