@@ -31,6 +31,7 @@ from orchestrator.redact import redact_text, redact_uri
 from orchestrator.study_files import LAUNCH_RECORD, SPEC_COPY, StudyLocation, record_launch
 from orchestrator.spec import LoadedSpec
 from orchestrator.tracking import StudyTracker, resolve_tracking_uri
+from orchestrator.overrides import spec_text_with_overrides
 from orchestrator.phases import run_waves
 from orchestrator.progress import CountedProgress
 from orchestrator import tune_runner
@@ -140,8 +141,8 @@ def _run_locked(loaded: LoadedSpec, ray: RaySession, store: ResultStore, uri: st
     # Decode before anything is recorded: a broken dataset launches nothing, not even a run.
     datasets: dict = {}
     _decode_datasets(todo if not searching else [resolve_sample(spec.baseline, {}, spec.ablation.seeds[0])], echo, datasets)
-    if loaded.source.path.resolve() != (study_dir / SPEC_COPY).resolve():
-        spec_text = loaded.source.path.read_text(encoding="utf-8")
+    if loaded.source.overrides or loaded.source.path.resolve() != (study_dir / SPEC_COPY).resolve():
+        spec_text = spec_text_with_overrides(loaded.source) if loaded.source.overrides else loaded.source.path.read_text(encoding="utf-8")
         record_launch(study_dir, spec_text, store_uri=store.uri, tracking_uri=uri, address=ray.address, spec_dir=str(loaded.source.path.resolve().parent))
     # MLflow's store opens (schema set-up and the parent run: ~2 s on a new SQLite file) in a
     # thread while Ray starts in this one (ray.init belongs on the main thread): the two waits
