@@ -165,13 +165,21 @@ def _first_validation_error(source: YamlSource, err: ValidationError) -> SpecErr
 
 
 def _plugin_hint(loc: tuple[Any, ...]) -> str:
-    """For an unknown key right under a recipe section (``model.se``): plugins add such
-    sections (an insert named N gets ``model.N``), but only when the spec lists them."""
-    from orchestrator.overrides import RECIPE_SECTIONS
+    """For an unknown key right under a recipe section (``model.se``): the built-in key it
+    resembles, or else that plugins add such sections (an insert named N gets ``model.N``) only
+    when the spec lists them."""
+    import difflib
 
-    if len(loc) == 3 and loc[0] == "baseline" and loc[1] in RECIPE_SECTIONS:
-        return f"; if '{loc[-1]}' is a plugin's section, list the plugin under the spec's top-level plugins:"
-    return ""
+    from search_spaces.trial_config import section_fields
+
+    if not (len(loc) == 3 and loc[0] == "baseline" and loc[1] in Recipe.model_fields):
+        return ""
+    section = Recipe.model_fields[loc[1]].annotation
+    known = sorted(section_fields(section)) if isinstance(section, type) and issubclass(section, BaseModel) else []
+    close = difflib.get_close_matches(str(loc[-1]), known, n=1)
+    if close:
+        return f"; did you mean '{loc[1]}.{close[0]}'?"
+    return f"; if '{loc[-1]}' is a plugin's section, list the plugin under the spec's top-level plugins:"
 
 
 def load_spec_plugins(source: YamlSource, base_dir: Path | None = None) -> tuple[LoadedPlugin, ...]:

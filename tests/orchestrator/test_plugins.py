@@ -188,5 +188,5 @@ def test_a_plugin_section_without_its_plugin_says_to_list_the_plugin(plugin_dir,
     assert where in message and message.endswith("if 'gate' is a plugin's section, list the plugin under the spec's top-level plugins:"), message
     # A misspelt built-in section gets its correction instead.
     spec.write_text("study: {name: s}\nbaseline:\n  model: {dranett: {stages: [1]}}\n", encoding="utf-8")
-    with pytest.raises(SpecError, match="unknown key 'dranett'") as caught:
+    with pytest.raises(SpecError, match=r"unknown key 'dranett'; did you mean 'model.dranet'\?$"):
         load_spec(spec)
