@@ -160,10 +160,14 @@ def _print_warnings(loaded) -> None:
 
 
 def _plan_json(loaded) -> str:
-    """The planned trials as JSON: variant, seed, config hash, changed keys, resolved config."""
+    """The planned trials as JSON: variant, seed, config hash, changed keys, resolved config,
+    and the torch threads a trial runs with (what `python -m trainables` needs to reproduce it)."""
     import json
 
+    from trainables.trial_input import study_threads
+
     search = loaded.spec.ablation.search
+    threads = study_threads(loaded.spec.resources.cpus_per_trial)
     payload = {
         "study": loaded.name,
         "design": loaded.spec.ablation.design,
@@ -175,6 +179,7 @@ def _plan_json(loaded) -> str:
                 "config_hash": trial.config_hash,
                 "changes": trial.changes,
                 "variant_meta": trial.variant_meta,
+                "threads": threads,
                 "config": trial.config.model_dump(mode="json"),
             }
             for trial in loaded.trials

@@ -22,6 +22,7 @@ from orchestrator.errors import SpecError
 from orchestrator.redact import has_credentials, redact_uri
 from orchestrator.yaml_source import YamlSource, YamlSyntaxError, load_yaml
 from search_spaces import AblationSpec, ChangeError, DesignError, PlannedTrial, Recipe, expand
+from search_spaces.designs import DEFAULT_ABLATION
 from search_spaces.trial_config import schedule_problem
 from search_spaces.plugins import LoadedPlugin, PluginError, load_plugin
 
@@ -102,7 +103,7 @@ class StudySpec(_Block):
     )
     study: StudyInfo
     baseline: Recipe = Recipe()
-    ablation: AblationSpec = AblationSpec(design="list", variants=[{"name": "baseline"}])
+    ablation: AblationSpec = DEFAULT_ABLATION
     resources: Resources = Resources()
     output: Output = Output()
     report: Report = Report()

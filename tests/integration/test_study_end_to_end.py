@@ -137,6 +137,23 @@ def test_mlflow_has_a_parent_run_and_one_child_per_trial(finished_study):
     assert "ablation.md" in artifacts
 
 
+def test_python_dash_m_trainables_reproduces_a_stored_trial_from_the_spec_and_its_hash(finished_study):
+    # Alone, without Ray, with the threads the study's trials had (cpus_per_trial: 1), not
+    # torch's default of one per core.
+    import sys
+
+    from storage import ResultStore
+
+    workdir, spec, _ = finished_study
+    row = next(r for r in ResultStore(str(workdir / "studies" / "e2e" / "results")).read_rows("trials", "e2e") if r["variant"] == "+erasing")
+    command = [sys.executable, "-m", "trainables", str(spec), "--hash", row["config_hash"][:12]]
+    result = subprocess.run(command, capture_output=True, text=True, cwd=workdir, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.startswith(f"trial +erasing seed=0 [{row['config_hash'][:8]}], 1 thread(s)")
+    final = [line for line in result.stdout.splitlines() if "mAP=" in line][-1]
+    assert f"mAP={row['mAP']:.4g}" in final.split() and f"rank1={row['rank1']:.4g}" in final.split(), (final, row["mAP"], row["rank1"])
+
+
 def test_relaunch_runs_nothing_and_summarize_prints_the_same_table(finished_study):
     workdir, spec, first = finished_study
     again = orchestrator("launch", str(spec), cwd=workdir)
