@@ -17,9 +17,13 @@ from pathlib import Path
 import yaml
 from pydantic import ValidationError
 
+from search_spaces.metrics import LOSS, MAP, RANK1
 from search_spaces.plugins import PluginError
 from trainables.trial import RuntimeOptions, run_trial
 from trainables.trial_input import ChosenTrial, TrialInputError, choose_trial, read_file
+
+
+FINAL_KEYS = (RANK1, MAP, LOSS)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -60,7 +64,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{chosen.label}: {threads} thread(s), device {args.device}")
         return 0
     print(f"trial {chosen.label}, {threads} thread(s)", flush=True)
-    run_trial(chosen.config, runtime=RuntimeOptions(device=args.device, threads=threads))
+    final = run_trial(chosen.config, runtime=RuntimeOptions(device=args.device, threads=threads))
+    # Full precision, to compare with the study's stored row (the epoch lines round to 4 digits).
+    print("final: " + " ".join(f"{key}={final[key]!r}" for key in FINAL_KEYS if key in final), flush=True)
     return 0
 
 
