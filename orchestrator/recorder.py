@@ -217,7 +217,7 @@ class StudyRecorder(Callback):
         started = {state.planned.config_hash for state in self.states.values()}
         return float(sum(t.config.train.total_epochs for h, t in self.by_hash.items() if h not in started))
 
-    def _done(self, state: TrialState, trial: Any) -> None:
+    def _done(self, trial: Any) -> None:
         self.finished += 1
         self.progress.finish(trial.trial_id)
 
@@ -297,7 +297,7 @@ class StudyRecorder(Callback):
         )
         self._write(state.planned, {"trials": [row], "cameras": camera_rows(self.study, state.planned, final), "curves": state.curves})
         self.tracker.finish_trial(state.run_id, "FINISHED", outcome=status)
-        self._done(state, trial)
+        self._done(trial)
         self.pruned += status == PRUNED
         verb = "finished" if status == COMPLETED else f"pruned at epoch {epochs_done}"
         self.echo(
@@ -322,7 +322,7 @@ class StudyRecorder(Callback):
         )
         self._write(state.planned, {"trials": [row], "curves": state.curves})
         self.tracker.finish_trial(state.run_id, "FAILED", error=summary, outcome=FAILED)
-        self._done(state, trial)
+        self._done(trial)
         self.failed += 1
         self.echo(f"{self._progress()} FAILED {self._label(state.planned)}: {summary}")
 
