@@ -66,8 +66,14 @@ class _Trial:
 class StudyProgress:
     """Per-trial epoch lines and the study's time left; ``clock`` is injectable for tests."""
 
-    def __init__(self, total_trials: int, pending_epochs: Callable[[], float] | None = None, *, min_interval: float | None = None,
-                 clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self,
+        total_trials: int,
+        pending_epochs: Callable[[], float] | None = None,
+        *,
+        min_interval: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ):
         self.total_trials = total_trials
         # Epochs of the trials not started yet (None: as many per trial as the started ones).
         self.pending_epochs = pending_epochs

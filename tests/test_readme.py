@@ -54,7 +54,11 @@ def workspace(tmp_path) -> Path:
 def run_block(block: str, cwd: Path, **env: str) -> subprocess.CompletedProcess:
     path = f"{Path(sys.executable).parent}:{orchestrator_env()['PATH']}"  # .venv/bin first, as after `source .venv/bin/activate`
     return subprocess.run(
-        ["bash", "-e", "-o", "pipefail", "-c", block], cwd=cwd, capture_output=True, text=True, timeout=900,
+        ["bash", "-e", "-o", "pipefail", "-c", block],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=900,
         env=orchestrator_env(PATH=path, **env),
     )
 
@@ -70,7 +74,11 @@ def test_the_readmes_examples_that_read_a_study_run_as_written(workspace):
         assert result.returncode == 0, f"{block}\n{result.stdout[-2000:]}\n{result.stderr[-2000:]}"
         if "duckdb" in block:
             # The query's percent: the fake study's mean mAP of the baseline, from the store itself.
-            rows = [r for r in ResultStore(str(workspace / "studies" / "quickstart" / "results")).read_rows("trials", "quickstart") if r["variant"] == "baseline"]
+            rows = [
+                r
+                for r in ResultStore(str(workspace / "studies" / "quickstart" / "results")).read_rows("trials", "quickstart")
+                if r["variant"] == "baseline"
+            ]
             expected = round(100 * sum(r["mAP"] for r in rows) / len(rows), 1)
             assert re.search(rf"baseline\s*│\s*3\s*│\s*{expected}\b", result.stdout), result.stdout
     assert (workspace / "quickstart-report" / "ablation.html").is_file()

@@ -28,12 +28,16 @@ FINAL_KEYS = (RANK1, MAP, LOSS)
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m trainables", description=__doc__.splitlines()[0])
-    parser.add_argument("file", type=Path, help="a trial config, a trial or the whole plan from `orchestrator plan --format json`, or a spec (YAML or JSON)")
+    parser.add_argument(
+        "file", type=Path, help="a trial config, a trial or the whole plan from `orchestrator plan --format json`, or a spec (YAML or JSON)"
+    )
     parser.add_argument("--hash", dest="config_hash", default=None, help="the trial's config hash (or a prefix), in a plan or a spec")
     parser.add_argument("--variant", default=None, help="the trial's variant, in a plan or a spec")
     parser.add_argument("--seed", type=int, default=None, help="the trial's seed, in a plan or a spec")
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda[:N]")
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: as the study's trials, resources.cpus_per_trial)")
+    parser.add_argument(
+        "--threads", type=int, default=None, help="torch CPU threads (default: as the study's trials, resources.cpus_per_trial)"
+    )
     parser.add_argument("--show", action="store_true", help="print the chosen trial and its thread count, and exit")
     return parser
 

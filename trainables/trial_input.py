@@ -54,7 +54,9 @@ def read_file(path: Path) -> Any:
     return (json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)) or {}
 
 
-def choose_trial(path: Path, raw: Any, *, variant: str | None = None, seed: int | None = None, config_hash: str | None = None) -> ChosenTrial:
+def choose_trial(
+    path: Path, raw: Any, *, variant: str | None = None, seed: int | None = None, config_hash: str | None = None
+) -> ChosenTrial:
     """The trial ``raw`` (read from ``path``) describes, with the threads its study used."""
     if not isinstance(raw, dict):
         raise TrialInputError("expected a mapping: a trial config, a trial or plan from `orchestrator plan --format json`, or a spec")
@@ -66,8 +68,7 @@ def choose_trial(path: Path, raw: Any, *, variant: str | None = None, seed: int 
     if selecting:
         raise TrialInputError("--variant, --seed and --hash choose among the trials of a plan or a spec; this file is one trial")
     if "config" in raw and "config_hash" in raw:
-        entry = _plan_entry(raw, path)
-        return entry
+        return _plan_entry(raw, path)
     _load_trial_plugins(raw, path.resolve().parent)
     return ChosenTrial(TrialConfig.model_validate(raw), study_threads(DEFAULT_CPUS_PER_TRIAL), path.name)
 
@@ -106,7 +107,9 @@ def _spec_entries(spec: dict, path: Path) -> list[tuple[dict, Any]]:
     entries = []
     for trial in expand(recipe, ablation):
         entry = {"variant": trial.variant, "seed": trial.seed, "config_hash": trial.config_hash}
-        entries.append((entry, lambda trial=trial: ChosenTrial(trial.config, threads, _label(trial.variant, trial.seed, trial.config_hash))))
+        entries.append(
+            (entry, lambda trial=trial: ChosenTrial(trial.config, threads, _label(trial.variant, trial.seed, trial.config_hash)))
+        )
     return entries
 
 

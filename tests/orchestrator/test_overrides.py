@@ -46,7 +46,9 @@ def test_an_override_plans_what_the_edited_file_plans(spec, tmp_path):
     code, out, err = run("plan", str(spec), "--format", "json", "train.epochs=10", "ablation.seeds=[0, 1]", "baseline.train.lr_steps=[6]")
     assert code == 0, err
     edited = tmp_path / "edited.yaml"
-    edited.write_text(SPEC.replace("epochs: 12, lr_steps: [8]", "epochs: 10, lr_steps: [6]").replace("seeds: [0]", "seeds: [0, 1]"), encoding="utf-8")
+    edited.write_text(
+        SPEC.replace("epochs: 12, lr_steps: [8]", "epochs: 10, lr_steps: [6]").replace("seeds: [0]", "seeds: [0, 1]"), encoding="utf-8"
+    )
     expected = [(t.variant, t.seed, t.config_hash) for t in load_spec(edited).trials]
     planned = [(t["variant"], t["seed"], t["config_hash"]) for t in json.loads(out)["trials"]]
     assert planned == expected and len(planned) == 4
@@ -81,7 +83,10 @@ def test_an_error_elsewhere_names_the_file_and_the_overrides_in_force(spec):
     spec.write_text(SPEC.replace("design: list", "design: lst"), encoding="utf-8")
     with pytest.raises(SpecError) as caught:
         load_spec(spec, overrides=["train.epochs=10"])
-    assert re.match(rf"{re.escape(str(spec))}:5: ablation.design: .* \(in {re.escape(str(spec))} with the overrides train.epochs=10\)", str(caught.value))
+    assert re.match(
+        rf"{re.escape(str(spec))}:5: ablation.design: .* \(in {re.escape(str(spec))} with the overrides train.epochs=10\)",
+        str(caught.value),
+    )
 
 
 def test_a_number_in_the_key_indexes_a_list(spec):

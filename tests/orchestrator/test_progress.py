@@ -123,8 +123,15 @@ def test_the_recorder_prints_a_line_per_epoch(tmp_path, monkeypatch):
     tracker = StudyTracker(f"sqlite:///{tmp_path / 'mlflow.db'}", "s", artifact_location=(tmp_path / "art").as_uri())
     tracker.start_study(params={}, tags={})
     lines: list[str] = []
-    recorder = StudyRecorder(study="s", trials=trials, variant_order=["a", "b"], axes=[], store=ResultStore(str(tmp_path / "store")),
-                             tracker=tracker, echo=lines.append)
+    recorder = StudyRecorder(
+        study="s",
+        trials=trials,
+        variant_order=["a", "b"],
+        axes=[],
+        store=ResultStore(str(tmp_path / "store")),
+        tracker=tracker,
+        echo=lines.append,
+    )
     tune_trial = SimpleNamespace(trial_id="t0", config={"trial": {"hash": trials[0].config_hash}})
     recorder.on_trial_start(0, [], tune_trial)
     for epoch in (1, 2, 3):

@@ -75,7 +75,9 @@ def test_an_ambiguous_or_empty_choice_lists_the_trials(files):
 def test_the_command_says_what_it_would_run_and_refuses_bad_input_with_exit_2(files, tmp_path):
     spec, plan, planned = files
     want = planned[("a", 0)]
-    shown = subprocess.run([sys.executable, "-m", "trainables", str(plan), "--hash", want.config_hash[:8], "--show"], capture_output=True, text=True)
+    shown = subprocess.run(
+        [sys.executable, "-m", "trainables", str(plan), "--hash", want.config_hash[:8], "--show"], capture_output=True, text=True
+    )
     assert shown.returncode == 0 and shown.stdout.strip() == f"a seed=0 [{want.config_hash[:8]}]: 3 thread(s), device auto", shown.stderr
     bad = subprocess.run([sys.executable, "-m", "trainables", str(plan), "--seed", "7"], capture_output=True, text=True)
     lines = bad.stderr.strip().splitlines()
