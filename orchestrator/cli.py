@@ -36,8 +36,26 @@ app.add_typer(k8s_app, name="k8s")
 _debug = {"on": False}
 
 
+PACKAGE = "reid-ablation-orchestrator"
+
+
+def _print_version(value: bool) -> None:
+    if not value:
+        return
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        echo(f"orchestrator {version(PACKAGE)}")
+    except PackageNotFoundError:  # run from a checkout that was never installed
+        echo("orchestrator (not installed: version unknown)")
+    raise typer.Exit()
+
+
 @app.callback()
-def _main(debug: bool = typer.Option(False, "--debug", help="Show full tracebacks on errors.")) -> None:
+def _main(
+    debug: bool = typer.Option(False, "--debug", help="Show full tracebacks on errors."),
+    version: bool = typer.Option(False, "--version", is_eager=True, callback=_print_version, help="Print the version and exit."),
+) -> None:
     _debug["on"] = debug
 
 
@@ -94,6 +112,16 @@ def _max_trials_option():
     )
 
 
+def _overrides_argument():
+    return typer.Argument(
+        None,
+        metavar="KEY=VALUE",
+        help="Override spec values: a dotted key and a YAML value, e.g. baseline.train.epochs=2 or "
+        "ablation.seeds=[0,1,2]; a recipe section may drop the 'baseline.' (train.epochs=2).",
+        show_default=False,
+    )
+
+
 def _out_folder(out: Path, option: str = "--out") -> Path:
     """An output folder argument: refused (one line, exit 2) where a file is in the way."""
     blocker = next((p for p in (out, *out.parents) if p.exists()), None)
@@ -104,12 +132,16 @@ def _out_folder(out: Path, option: str = "--out") -> Path:
 
 @app.command()
 @handle_errors
-def validate(spec: Path = typer.Argument(..., help="Study spec (YAML)."), max_trials: int = _max_trials_option()) -> None:
+def validate(
+    spec: Path = typer.Argument(..., help="Study spec (YAML)."),
+    overrides: Optional[list[str]] = _overrides_argument(),
+    max_trials: int = _max_trials_option(),
+) -> None:
     """Check a spec without starting Ray: schema, axes, backbones, dataset folders."""
     from orchestrator.checks import check_spec
     from orchestrator.spec import load_spec
 
-    loaded = load_spec(spec, max_trials=max_trials)
+    loaded = load_spec(spec, max_trials=max_trials, overrides=overrides or ())
     check_spec(loaded)
     _print_warnings(loaded)
     search = loaded.spec.ablation.search
@@ -129,10 +161,14 @@ def _print_warnings(loaded) -> None:
 
 def _plan_json(loaded) -> str:
     """The planned trials as JSON: variant, seed, config hash, the row the variant is compared
-    with (``compare_to``, null for a reference row), changed keys, resolved config."""
+    with (``compare_to``, null for a reference row), changed keys, resolved config, and the torch
+    threads a trial runs with (what `python -m trainables` needs to reproduce it)."""
     import json
 
+    from trainables.trial_input import study_threads
+
     search = loaded.spec.ablation.search
+    threads = study_threads(loaded.spec.resources.cpus_per_trial)
     payload = {
         "study": loaded.name,
         "design": loaded.spec.ablation.design,
@@ -145,6 +181,7 @@ def _plan_json(loaded) -> str:
                 "compare_to": trial.contrast,
                 "changes": trial.changes,
                 "variant_meta": trial.variant_meta,
+                "threads": threads,
                 "config": trial.config.model_dump(mode="json"),
             }
             for trial in loaded.trials
@@ -157,6 +194,7 @@ def _plan_json(loaded) -> str:
 @handle_errors
 def plan(
     spec: Path = typer.Argument(..., help="Study spec (YAML)."),
+    overrides: Optional[list[str]] = _overrides_argument(),
     output_format: str = typer.Option("text", "--format", help="text (a table) or json (every trial with its resolved config)."),
     max_trials: int = _max_trials_option(),
 ) -> None:
@@ -165,7 +203,7 @@ def plan(
 
     if output_format not in ("text", "json"):
         raise InputError(f"--format must be text or json, got '{output_format}'")
-    loaded = load_spec(spec, max_trials=max_trials)
+    loaded = load_spec(spec, max_trials=max_trials, overrides=overrides or ())
     if output_format == "json":
         echo(_plan_json(loaded))
         return
@@ -193,21 +231,32 @@ def plan(
 @handle_errors
 def launch(
     spec: Path = typer.Argument(..., help="Study spec (YAML)."),
+    overrides: Optional[list[str]] = _overrides_argument(),
     tracking_uri: Optional[str] = typer.Option(None, "--tracking-uri", help="MLflow tracking URI (default: MLFLOW_TRACKING_URI, the spec, or a SQLite file in the study folder)."),
     address: Optional[str] = typer.Option(None, "--address", help="Address of an existing Ray cluster (default: start Ray on this machine)."),
     force: bool = typer.Option(False, "--force", help="Rerun trials that already completed."),
     max_trials: int = _max_trials_option(),
 ) -> None:
-    """Run a study: every trial not yet completed, then print the ablation table."""
+    """Run a study: every trial not yet completed, then print the ablation table.
+
+    KEY=VALUE overrides are recorded in the study folder's copy of the spec, which resume and summarize read."""
     from orchestrator.launch import launch_study
     from orchestrator.spec import load_spec
 
-    loaded = load_spec(spec, max_trials=max_trials)
+    loaded = load_spec(spec, max_trials=max_trials, overrides=overrides or ())
     _print_warnings(loaded)
     result = launch_study(loaded, tracking_uri=tracking_uri, force=force, address=address, echo=echo)
+    _closing_lines(result)
+
+
+def _closing_lines(result) -> None:
+    """The table, then where everything went: results, the report folder, MLflow."""
     echo("")
     echo(result.table)
     echo(f"results: {redact_uri(result.store_uri)}")
+    report = result.study_dir / "report"
+    if report.is_dir():
+        echo(f"report:  {report}/  (the table as .md, .tex, .csv, .html; figures/)")
     if result.tracking_uri.startswith("sqlite:"):
         echo(f"MLflow:  mlflow ui --backend-store-uri {result.tracking_uri}")
     else:
@@ -341,11 +390,7 @@ def resume(
     result = launch_study(
         loaded, tracking_uri=tracking_uri, address=address or location.record.get("address"), echo=echo
     )
-    echo("")
-    echo(result.table)
-    if result.failed:
-        echo(f"{result.failed} trial(s) failed; see the 'error' column of the trials table")
-        raise typer.Exit(1)
+    _closing_lines(result)
 
 
 @app.command()

@@ -31,7 +31,9 @@ from orchestrator.redact import redact_text, redact_uri
 from orchestrator.study_files import LAUNCH_RECORD, SPEC_COPY, StudyLocation, record_launch
 from orchestrator.spec import LoadedSpec
 from orchestrator.tracking import StudyTracker, resolve_tracking_uri
+from orchestrator.overrides import spec_text_with_overrides
 from orchestrator.phases import run_waves
+from orchestrator.progress import CountedProgress
 from orchestrator import tune_runner
 from orchestrator.tune_runner import PLUGIN_STAGING, RaySession, StudyRun, Tally, check_ray_address, run_search
 from search_spaces import PlannedTrial, resolve_sample
@@ -139,8 +141,8 @@ def _run_locked(loaded: LoadedSpec, ray: RaySession, store: ResultStore, uri: st
     # Decode before anything is recorded: a broken dataset launches nothing, not even a run.
     datasets: dict = {}
     _decode_datasets(todo if not searching else [resolve_sample(spec.baseline, {}, spec.ablation.seeds[0])], echo, datasets)
-    if loaded.source.path.resolve() != (study_dir / SPEC_COPY).resolve():
-        spec_text = loaded.source.path.read_text(encoding="utf-8")
+    if loaded.source.overrides or loaded.source.path.resolve() != (study_dir / SPEC_COPY).resolve():
+        spec_text = spec_text_with_overrides(loaded.source) if loaded.source.overrides else loaded.source.path.read_text(encoding="utf-8")
         record_launch(study_dir, spec_text, store_uri=store.uri, tracking_uri=uri, address=ray.address, spec_dir=str(loaded.source.path.resolve().parent))
     # MLflow's store opens (schema set-up and the parent run: ~2 s on a new SQLite file) in a
     # thread while Ray starts in this one (ray.init belongs on the main thread): the two waits
@@ -152,6 +154,8 @@ def _run_locked(loaded: LoadedSpec, ray: RaySession, store: ResultStore, uri: st
         if todo or searching:
             ray.connect()
         tracker = opening.result()
+        if datasets:  # the view's per-camera charts follow the decoded data
+            tracker.save_variant_view(spec.study.metric, dataset_cameras(datasets))
         run = StudyRun(loaded, store, tracker, ray, study_axes(loaded), echo, fresh=force)
         if searching:
             tally = _run_search(run, force, datasets)
@@ -286,18 +290,28 @@ def _decode_datasets(trials: list[PlannedTrial], echo: Echo, datasets: dict | No
         if key in datasets:
             continue
         echo(f"decoding dataset {key} ...")
+        progress = CountedProgress(echo)  # one line for the splits' counts, not one per 10% of each
         try:
-            data = load_reid_data(trial.config.dataset, progress=lambda msg: echo(f"  {msg}"), augment=trial.config.augment)
+            data = load_reid_data(trial.config.dataset, progress=progress, augment=trial.config.augment)
         except DatasetError as err:
             raise DataError(str(err)) from None
         echo(
-            f"  {len(data.train.images)} train ({len(set(data.train.pids.tolist()))} ids), "
+            f"  {progress.summary()}: {len(data.train.images)} train ({len(set(data.train.pids.tolist()))} ids), "
             f"{len(data.query.images)} query, {len(data.gallery.images)} gallery images"
         )
         datasets[key] = data
     from orchestrator.eval_targets import decode_targets
 
     return decode_targets(trials, echo, datasets)
+
+
+def dataset_cameras(datasets: dict) -> list[int]:
+    """Every camera id of the decoded query and gallery splits (what per-camera metrics name)."""
+    cameras: set[int] = set()
+    for data in datasets.values():
+        for split in (data.query, data.gallery):
+            cameras.update(int(c) for c in set(split.camids.tolist()))
+    return sorted(cameras)
 
 
 def search_history(store: ResultStore, study: str, metric: str, seed: int) -> list[tuple[dict[str, Any], float]]:

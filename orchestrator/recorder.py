@@ -26,8 +26,10 @@ from typing import Any, Callable, Mapping
 from ray.tune import Callback
 from ray.tune.result import AUTO_RESULT_KEYS
 
+from orchestrator.progress import StudyProgress
 from orchestrator.resume_points import ResumePoint
 from orchestrator.rows import camera_rows, curve_row, trial_row
+from orchestrator.status import format_duration
 from orchestrator.tracking import StudyTracker
 from search_spaces import PlannedTrial
 from search_spaces.metrics import (
@@ -37,8 +39,6 @@ from search_spaces.metrics import (
     EVAL_SECONDS,
     EVALUATION_MARKER,
     FAILED,
-    IMAGES_PER_SECOND,
-    LOSS,
     MAP,
     NODE_ID,
     NODE_IP,
@@ -149,9 +149,9 @@ class StudyRecorder(Callback):
         self.finished = 0
         self.failed = 0
         self.pruned = 0
-        self.durations: list[float] = []
         self.started = time.monotonic()
         self.resumed = dict(resumed or {})  # by config hash: where an interrupted trial resumes
+        self.progress = StudyProgress(self.total, self._pending_epochs if self.by_hash else None)
 
     # -- helpers --------------------------------------------------------------------------
     def _label(self, planned: PlannedTrial) -> str:
@@ -208,24 +208,24 @@ class StudyRecorder(Callback):
         return f"[{self.finished}/{self.total} done{extra}{f', ~{eta} left' if eta else ''}]"
 
     def _eta(self) -> str | None:
-        """Time left: mean trial duration x remaining trials / trials running at once."""
-        from orchestrator.status import format_duration
+        """The study's time left: epochs left at the pace measured so far (:mod:`orchestrator.progress`)."""
+        seconds = self.progress.seconds_left() if self.finished < self.total else None
+        return None if seconds is None else format_duration(seconds)
 
-        running = len(self.states) - self.finished
-        remaining = self.total - self.finished
-        if not self.durations or remaining <= 0:
-            return None
-        seconds = sum(self.durations) / len(self.durations) * max(remaining - 0.5 * running, 0.5) / max(running, 1)
-        return format_duration(seconds)
+    def _pending_epochs(self) -> float:
+        """Epochs of the planned trials that have not started."""
+        started = {state.planned.config_hash for state in self.states.values()}
+        return float(sum(t.config.train.total_epochs for h, t in self.by_hash.items() if h not in started))
 
-    def _done(self, state: TrialState) -> None:
-        self.durations.append(time.monotonic() - state.started_monotonic)
+    def _done(self, trial: Any) -> None:
         self.finished += 1
+        self.progress.finish(trial.trial_id)
 
     # -- Tune callback hooks --------------------------------------------------------------
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         state = self._state(trial)
         resumed = self.resumed.get(state.planned.config_hash)
+        self.progress.start(trial.trial_id, state.planned.config.train.total_epochs, resumed.epoch if resumed else 0)
         where = f" from its checkpoint at epoch {resumed.epoch} (an earlier launch's)" if resumed else ""
         self.echo(f"{self._progress()} started {self._label(state.planned)}{where}")
 
@@ -233,6 +233,7 @@ class StudyRecorder(Callback):
         state = self._state(trial)
         # The curve stays: the next results rewind it to the epoch they resume at.
         where = f" from its checkpoint at epoch {state.checkpoint_epoch}" if state.checkpoint_epoch else ""
+        self.progress.restart(trial.trial_id, state.checkpoint_epoch)
         summary = error_summary(trial_error_text(trial))
         if len(summary) > 200:  # Ray's lost-worker messages run to a paragraph
             summary = summary[:197] + "..."
@@ -248,13 +249,9 @@ class StudyRecorder(Callback):
             state.checkpoint_epoch = epoch
         self._rewind(state, epoch)
         self._take(state, metrics, epoch)
-        if EVALUATION_MARKER in metrics:
-            epochs = state.planned.config.train.total_epochs
-            self.echo(
-                f"  {self._label(state.planned)} epoch {epoch}/{epochs}: loss {metrics.get(LOSS, float('nan')):.3f} "
-                f"rank-1 {100 * metrics[RANK1]:.1f}% mAP {100 * metrics[MAP]:.1f}% "
-                f"({metrics.get(IMAGES_PER_SECOND, 0):.0f} img/s)"
-            )
+        line = self.progress.epoch_line(trial.trial_id, self._label(state.planned), epoch, metrics)
+        if line is not None:
+            self.echo(line)
 
     def _take(self, state: TrialState, metrics: dict[str, float], epoch: int) -> None:
         """Add one epoch's report to the trial's curve, timings and evaluations; MLflow gets it
@@ -300,7 +297,7 @@ class StudyRecorder(Callback):
         )
         self._write(state.planned, {"trials": [row], "cameras": camera_rows(self.study, state.planned, final), "curves": state.curves})
         self.tracker.finish_trial(state.run_id, "FINISHED", outcome=status)
-        self._done(state)
+        self._done(trial)
         self.pruned += status == PRUNED
         verb = "finished" if status == COMPLETED else f"pruned at epoch {epochs_done}"
         self.echo(
@@ -325,7 +322,7 @@ class StudyRecorder(Callback):
         )
         self._write(state.planned, {"trials": [row], "curves": state.curves})
         self.tracker.finish_trial(state.run_id, "FAILED", error=summary, outcome=FAILED)
-        self._done(state)
+        self._done(trial)
         self.failed += 1
         self.echo(f"{self._progress()} FAILED {self._label(state.planned)}: {summary}")
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Sequence
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -22,6 +22,7 @@ from orchestrator.errors import SpecError
 from orchestrator.redact import has_credentials, redact_uri
 from orchestrator.yaml_source import YamlSource, YamlSyntaxError, load_yaml
 from search_spaces import AblationSpec, ChangeError, DesignError, PlannedTrial, Recipe, expand
+from search_spaces.designs import DEFAULT_ABLATION
 from search_spaces.trial_config import schedule_problem
 from search_spaces.plugins import LoadedPlugin, PluginError, load_plugin
 
@@ -102,7 +103,7 @@ class StudySpec(_Block):
     )
     study: StudyInfo
     baseline: Recipe = Recipe()
-    ablation: AblationSpec = AblationSpec(design="list", variants=[{"name": "baseline"}])
+    ablation: AblationSpec = DEFAULT_ABLATION
     resources: Resources = Resources()
     output: Output = Output()
     report: Report = Report()
@@ -141,7 +142,13 @@ def _dotted(key_path: tuple[Any, ...]) -> str:
 
 
 def spec_error(source: YamlSource, key_path: tuple[Any, ...], message: str) -> SpecError:
-    """A :class:`SpecError` located at ``key_path`` of ``source``."""
+    """A :class:`SpecError` located at ``key_path`` of ``source``, or at the command-line
+    override that set it (:mod:`orchestrator.overrides`)."""
+    override = source.override_for(key_path)
+    if override is not None:
+        return SpecError(message, file=f"override '{override}'", key=_dotted(key_path) or None)
+    if source.overrides:
+        message += f" (in {source.path} with the overrides {' '.join(source.overrides.values())})"
     return SpecError(message, file=str(source.path), line=source.line_of(key_path), key=_dotted(key_path) or None)
 
 
@@ -150,12 +157,30 @@ def _first_validation_error(source: YamlSource, err: ValidationError) -> SpecErr
     loc = tuple(first["loc"])
     message = first["msg"]
     if first["type"] == "extra_forbidden":
-        message = f"unknown key '{loc[-1]}'"
+        message = f"unknown key '{loc[-1]}'" + _plugin_hint(loc)
     elif first["type"] == "missing":
         message = "required key is missing"
     if message.startswith("Value error, "):
         message = message[len("Value error, ") :]
     return spec_error(source, loc, message)
+
+
+def _plugin_hint(loc: tuple[Any, ...]) -> str:
+    """For an unknown key right under a recipe section (``model.se``): the built-in key it
+    resembles, or else that plugins add such sections (an insert named N gets ``model.N``) only
+    when the spec lists them."""
+    import difflib
+
+    from search_spaces.trial_config import section_fields
+
+    if not (len(loc) == 3 and loc[0] == "baseline" and loc[1] in Recipe.model_fields):
+        return ""
+    section = Recipe.model_fields[loc[1]].annotation
+    known = sorted(section_fields(section)) if isinstance(section, type) and issubclass(section, BaseModel) else []
+    close = difflib.get_close_matches(str(loc[-1]), known, n=1)
+    if close:
+        return f"; did you mean '{loc[1]}.{close[0]}'?"
+    return f"; if '{loc[-1]}' is a plugin's section, list the plugin under the spec's top-level plugins:"
 
 
 def load_spec_plugins(source: YamlSource, base_dir: Path | None = None) -> tuple[LoadedPlugin, ...]:
@@ -240,12 +265,17 @@ def _check_target_columns(source: YamlSource, spec: StudySpec, trials: list[Plan
             raise spec_error(source, origin, f"column '{name}' is of evaluation target '{label}', which this study does not evaluate ({known})")
 
 
-def load_spec(path: str | Path, plugin_dir: str | Path | None = None, *, max_trials: int | None = None) -> LoadedSpec:
+def load_spec(
+    path: str | Path, plugin_dir: str | Path | None = None, *, max_trials: int | None = None, overrides: Sequence[str] = ()
+) -> LoadedSpec:
     """Read, validate and expand the spec at ``path``; its file plugins are relative to its
-    folder, or to ``plugin_dir`` (a copy of the spec in a study folder). See :func:`parse_spec`
-    for ``max_trials``."""
+    folder, or to ``plugin_dir`` (a copy of the spec in a study folder). ``overrides`` are
+    ``key=value`` texts set into the spec before it is validated (:mod:`orchestrator.overrides`).
+    See :func:`parse_spec` for ``max_trials``."""
+    from orchestrator.overrides import apply_overrides
+
     try:
         source = load_yaml(path)
     except YamlSyntaxError as err:
         raise SpecError(str(err), file=str(path), line=err.line) from None
-    return parse_spec(source, Path(plugin_dir) if plugin_dir else None, max_trials=max_trials)
+    return parse_spec(apply_overrides(source, overrides), Path(plugin_dir) if plugin_dir else None, max_trials=max_trials)

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from orchestrator.spec import LoadedSpec
-from search_spaces.metrics import COMPLETED, DONE_STATUSES, FAILED, MAP, PRUNED
+from search_spaces.metrics import COMPLETED, DONE_STATUSES, EPOCH, FAILED, MAP, PRUNED
 from storage import ResultStore, latest_per_config
 from storage.lock import LockHolder
 
@@ -98,14 +98,25 @@ def study_status(
         if kind == COMPLETED and value is not None and (status.best is None or value > status.best[1]):
             status.best = (f"{row['variant']} seed={row['seed']}", float(value))
     recorded = {row["config_hash"] for row in rows}
+    epochs = {trial.config_hash: trial.config.train.total_epochs for trial in loaded.trials}
     for run in running_runs or []:
         if run.info.status == "RUNNING" and run.data.tags.get("reid.config_hash") not in recorded:
             name = run.info.run_name or run.data.tags.get("reid.variant", "?")
-            (status.running if status.driver_alive else status.interrupted).append(name)
+            (status.running if status.driver_alive else status.interrupted).append(name + _epoch_note(run, epochs))
     durations = [d for d in (_duration(r) for r in rows if r.get("status") in DONE_STATUSES) if d is not None]
     if durations:
         status.seconds_per_trial = statistics.fmean(durations)
     return status
+
+
+def _epoch_note(run: Any, epochs: dict[str, int]) -> str:
+    """`` (epoch 7/15)``: the run's latest logged epoch (the recorder logs every epoch's report)
+    and the trial's total where the plan knows it (a search sample's is the run's parameter)."""
+    epoch = run.data.metrics.get(EPOCH)
+    if epoch is None:
+        return " (starting)"
+    total = epochs.get(run.data.tags.get("reid.config_hash", "")) or run.data.params.get("train.epochs")
+    return f" (epoch {int(epoch)}{f'/{total}' if total else ''})"
 
 
 def format_status(status: StudyStatus) -> str:

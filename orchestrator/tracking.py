@@ -15,60 +15,51 @@ How the study opens in the MLflow UI (MLflow 3):
   from the ``workflowType`` URL parameter (else the user's last choice), so every link this
   project prints carries ``workflowType=machine_learning``;
 * a *shared view* (the UI's saved-view state, stored as the experiment tag
-  ``mlflow.sharedViewState.<key>``) shows only the trial runs, grouped by the ``reid.variant``
-  tag with the seeds averaged, in the chart view; :meth:`StudyTracker.view_path` is its link
+  ``mlflow.sharedViewState.<key>``; :mod:`orchestrator.mlflow_view`) shows only the trial
+  runs, grouped by the ``reid.variant`` tag with the seeds averaged, in the chart view, its
+  first section the study metric and rank-1, then the weakest camera and each camera;
+  :meth:`StudyTracker.view_path` is its link
   (``#/experiments/<id>/runs?workflowType=machine_learning&viewStateShareKey=<key>&compareRunsMode=CHART``);
-* the parent run carries the summary: the tables and figures as artifacts, and per variant and
-  table metric the mean over seeds and the paired difference to the reference with its interval
-  bounds as metrics (:meth:`StudyTracker.log_summary`).
+* the parent run carries the summary as artifacts: the tables and figures, and the numbers per
+  variant and table metric (mean over seeds, the paired difference to the row's contrast with
+  its interval) as a CSV table (:meth:`StudyTracker.log_summary`); none of them is a metric, so
+  the chart view, which also draws the parent run, charts trials only.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
+import csv
+import tempfile
 import logging
 import os
-import re
 import time
 import uuid
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping
 
+from orchestrator import mlflow_view
 from search_spaces import PlannedTrial, flat_config
+from search_spaces.metrics import G_MAP, Q_MAP, WEAKEST_G_MAP, WEAKEST_Q_MAP
 
 PARENT, CHILD = "study", "trial"
 MAX_PARAM_LENGTH = 6000
 EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
 MODEL_TRAINING_KIND = "custom_model_development"  # MLflow 3's ExperimentKind for model training
 SHARED_VIEW_PREFIX = "mlflow.sharedViewState."
-VARIANT_VIEW_NAME = "Trials grouped by variant (seeds averaged)"
+SUMMARY_TABLE = "summary/variant_numbers.csv"  # the parent run's per-variant numbers
 MODEL_TRAINING_MODE = "workflowType=machine_learning"  # the UI's model-training mode, as a URL parameter
 
 
-def variant_view_state() -> dict[str, Any]:
+def variant_view_state(study_metric: str = "mAP", cameras: Iterable[int] = ()) -> dict[str, Any]:
     """The runs page state of the shared view: the trial runs only (so none hides under a
-    collapsed parent), grouped by the ``reid.variant`` tag, seeds averaged in the charts."""
-    return {
-        "searchFilter": f"tags.`reid.role` = '{CHILD}'",
-        "orderByKey": "attributes.start_time",
-        "orderByAsc": True,
-        "groupBy": {"aggregateFunction": "average", "groupByKeys": [{"mode": "tag", "groupByData": "reid.variant"}]},
-        "groupsExpanded": {},
-        "useGroupedValuesInCharts": True,
-        "hideEmptyCharts": True,
-    }
+    collapsed parent), grouped by the ``reid.variant`` tag, seeds averaged in the charts, the
+    chart sections in reading order (:func:`orchestrator.mlflow_view.variant_view_state`)."""
+    return mlflow_view.variant_view_state(CHILD, study_metric, cameras)
 
 
 def variant_view_key() -> str:
-    """A stable share key: the hash of the view's state (as MLflow's own share keys are)."""
-    return hashlib.sha256(json.dumps(variant_view_state(), sort_keys=True).encode()).hexdigest()[:32]
-
-
-def mlflow_name(text: str) -> str:
-    """``text`` as a metric-name segment MLflow accepts (letters, digits, ``_ - . :`` and
-    spaces): ``+`` becomes ``plus_``, ``/`` and anything else becomes ``_``."""
-    return re.sub(r"[^\w.\- :]", "_", text.replace("+", "plus_"))
+    """A stable share key: the same link for every launch of every study."""
+    return mlflow_view.view_key(CHILD)
 
 
 def default_tracking_uri(study_dir: Path) -> str:
@@ -110,11 +101,15 @@ class StudyTracker:
         self.launch_id = uuid.uuid4().hex[:12]
 
     def _tag_experiment(self) -> None:
-        """Open in the model-training view, with the grouped-by-variant view saved."""
+        """Open in the model-training view."""
         self.client.set_experiment_tag(self.experiment_id, EXPERIMENT_KIND_TAG, MODEL_TRAINING_KIND)
-        now = int(time.time() * 1000)
-        envelope = {"name": VARIANT_VIEW_NAME, "createdAt": now, "updatedAt": now, "state": json.dumps(variant_view_state())}
-        self.client.set_experiment_tag(self.experiment_id, SHARED_VIEW_PREFIX + variant_view_key(), json.dumps(envelope))
+
+    def save_variant_view(self, study_metric: str, cameras: Iterable[int]) -> None:
+        """Save (or update) the grouped-by-variant view: its charts name the study metric and
+        the dataset's ``cameras``, so a launch writes it once the data is decoded."""
+        state = variant_view_state(study_metric, cameras)
+        envelope = mlflow_view.view_envelope(state, int(time.time() * 1000))
+        self.client.set_experiment_tag(self.experiment_id, SHARED_VIEW_PREFIX + variant_view_key(), envelope)
 
     def view_path(self) -> str:
         """The UI path (after the server's address) of the runs grouped by variant, chart view."""
@@ -240,28 +235,21 @@ class StudyTracker:
             self.client.log_artifact(self.parent_run_id, str(path), artifact_path)
 
     def log_summary(self, summary) -> None:
-        """Per-variant numbers of an :class:`analysis.summary.AblationSummary` on the parent
-        run, in the store's units: ``<variant>/<metric>/mean`` and ``/std`` over seeds and, for
-        every row but the reference, ``/delta`` (mean paired difference), ``/delta_low`` and
-        ``/delta_high`` (its 95% interval) and ``/p_holm``; the weakest camera (the summary's one
-        definition) as the tag ``reid.weakest_camera``."""
+        """The numbers of an :class:`analysis.summary.AblationSummary` on the parent run, in the
+        store's units, as the CSV table :data:`SUMMARY_TABLE` (MLflow's artifact view shows it as
+        a table): a row per variant and table metric with the seeds, the mean and std over them
+        and, for every row with a contrast, the mean paired difference to it, its 95% interval
+        and the Holm-adjusted p-value. The weakest camera (the summary's one definition) becomes
+        the tag ``reid.weakest_camera`` and each trial run's ``weakest_camera/<m>``. The numbers
+        are not run metrics: the chart view draws the parent run too, as an "Unassigned" group."""
         if not self.parent_run_id:
             return
-        metrics: dict[str, float] = {}
-        for row in summary.rows:
-            for metric, stats in row.stats.items():
-                prefix = f"{mlflow_name(row.variant)}/{metric}"
-                metrics[f"{prefix}/mean"] = stats.mean
-                metrics[f"{prefix}/std"] = stats.std
-                effect = stats.effect
-                if effect is None:
-                    continue
-                metrics[f"{prefix}/delta"] = effect.mean
-                if effect.has_interval:
-                    metrics[f"{prefix}/delta_low"], metrics[f"{prefix}/delta_high"] = effect.low, effect.high
-                if effect.p_adjusted is not None:
-                    metrics[f"{prefix}/p_holm"] = effect.p_adjusted
-        self.log_metrics(self.parent_run_id, metrics, step=0)
+        with tempfile.TemporaryDirectory(prefix="reid-summary-") as folder:
+            path = Path(folder) / Path(SUMMARY_TABLE).name
+            with open(path, "w", newline="", encoding="utf-8") as handle:
+                writer = csv.writer(handle)
+                writer.writerows(summary_table(summary))
+            self.client.log_artifact(self.parent_run_id, str(path), str(Path(SUMMARY_TABLE).parent))
         if summary.weakest_camera is not None:
             self.client.set_tag(self.parent_run_id, "reid.weakest_camera", f"c{summary.weakest_camera}")
             self._log_study_weakest_camera(summary)
@@ -269,7 +257,7 @@ class StudyTracker:
     def _log_study_weakest_camera(self, summary) -> None:
         """Each finished trial run gets ``weakest_camera/q_mAP`` and ``/g_mAP``: its values at the
         study's weakest camera (the summary's one definition), beside the trial's own
-        ``weakest_*`` (its own lowest camera), so the grouped charts compare one camera."""
+        ``lowest_*`` (its own lowest camera), so the grouped charts compare one camera."""
         runs = {
             (run.data.tags.get("reid.variant"), run.data.tags.get("reid.seed")): run.info.run_id
             for run in self.child_runs()
@@ -277,9 +265,9 @@ class StudyTracker:
         }
         for row in summary.rows:
             per_seed: dict[int, dict[str, float]] = {}
-            for metric, camera_metric in (("weakest_q_mAP", "q_mAP"), ("weakest_g_mAP", "g_mAP")):
+            for metric, camera_metric in ((WEAKEST_Q_MAP, Q_MAP), (WEAKEST_G_MAP, G_MAP)):
                 for seed, value in getattr(row.stats.get(metric), "values", {}).items():
-                    per_seed.setdefault(seed, {})[f"weakest_camera/{camera_metric}"] = value
+                    per_seed.setdefault(seed, {})[mlflow_view.weakest_camera_key(camera_metric)] = value
             for seed, values in per_seed.items():
                 run_id = runs.get((row.variant, str(seed)))
                 if run_id:
@@ -302,3 +290,22 @@ class StudyTracker:
     def child_runs(self) -> list[Any]:
         """Live child runs of this study (for tests and status views)."""
         return self._search(f"tags.`reid.role` = '{CHILD}' and tags.`reid.study` = '{self.study}'")
+
+
+SUMMARY_COLUMNS = ("variant", "metric", "seeds", "mean", "std", "contrast", "delta", "delta_low", "delta_high", "p_holm")
+
+
+def summary_table(summary) -> list[list[Any]]:
+    """:meth:`StudyTracker.log_summary`'s table: a header and one row per variant and table
+    metric (fractions, as in the store); the effect columns stay empty where a row has no
+    contrast, the interval where it has one seed."""
+    rows: list[list[Any]] = [list(SUMMARY_COLUMNS)]
+    for row in summary.rows:
+        contrast = row.contrast or ""
+        for metric, stats in row.stats.items():
+            effect = stats.effect
+            interval = (effect.low, effect.high) if effect is not None and effect.has_interval else ("", "")
+            p_holm = effect.p_adjusted if effect is not None and effect.p_adjusted is not None else ""
+            effect_columns = [contrast, effect.mean, *interval, p_holm] if effect is not None else ["", "", "", "", ""]
+            rows.append([row.variant, metric, stats.count, stats.mean, stats.std, *effect_columns])
+    return rows

@@ -212,10 +212,11 @@ def checkpoint_folder(loaded: LoadedSpec) -> Path | None:
 def _trainable(loaded: LoadedSpec, datasets: dict, **parameters: Any):
     from ray import tune
 
+    from trainables.trial_input import study_threads
     from trainables.tune_entry import tune_trainable
 
     resources = loaded.spec.resources
-    runtime: dict[str, Any] = {"threads": max(1, int(resources.cpus_per_trial))}
+    runtime: dict[str, Any] = {"threads": study_threads(resources.cpus_per_trial)}  # python -m trainables uses the same
     folder = checkpoint_folder(loaded)
     if folder is not None:
         runtime["checkpoint_path"] = str(folder / "{hash}.pt")

@@ -39,6 +39,16 @@ class YamlSource:
     path: Path
     data: Any
     lines: dict[tuple[str | int, ...], int] = field(default_factory=dict)
+    # Command-line overrides set into ``data`` (orchestrator.overrides): key path -> "key=value".
+    overrides: dict[tuple[str | int, ...], str] = field(default_factory=dict)
+
+    def override_for(self, key_path: tuple[str | int, ...]) -> str | None:
+        """The override that set ``key_path``, a value under it or the section it is in."""
+        for path, text in self.overrides.items():
+            shorter = min(len(path), len(key_path))
+            if shorter and tuple(path[:shorter]) == tuple(key_path[:shorter]):
+                return text
+        return None
 
     def line_of(self, key_path: tuple[str | int, ...]) -> int | None:
         """Line of the deepest prefix of ``key_path`` present in the file (None if none)."""

@@ -364,3 +364,7 @@ def _part_set_rows(spec: AblationSpec) -> list[VariantPlan]:
         meta = {"design": "leave_one_out", "parts": parts, "off": off}
         plans.append(VariantPlan(variant.name, tuple(changes.values()), meta=meta, **continuation(variant, index)))
     return plans
+
+
+#: The ``ablation:`` block of a spec that has none: the baseline recipe alone.
+DEFAULT_ABLATION = AblationSpec(design="list", variants=[{"name": "baseline"}])

@@ -73,6 +73,8 @@ def check_path(path: str, origin: tuple[str | int, ...]) -> None:
             hint = difflib.get_close_matches(part, known, n=1)
             where = ".".join(walked) or "the recipe"
             suggestion = f"; did you mean '{'.'.join([*walked, hint[0]])}'?" if hint else ""
+            if not hint and len(walked) == 1:  # a section of a recipe section: perhaps a plugin's
+                suggestion = f"; if '{part}' is a plugin's section, list the plugin under the spec's top-level plugins:"
             raise ChangeError(
                 f"unknown axis '{path}': {where} has no field '{part}' "
                 f"(fields: {', '.join(known)}){suggestion}",

@@ -1,58 +1,76 @@
-"""Run one trial alone, without Ray: ``python -m trainables trial.yaml [--device cpu]``.
+"""Run one trial alone, without Ray: ``python -m trainables FILE [--hash H | --variant V --seed S]``.
 
-The file holds a trial config (the ``baseline:`` block of a spec plus an optional ``seed``, and
-the ``plugins`` it uses: a list of files as in a spec, or the record of a dumped config);
-metrics are printed once per epoch. Useful to debug a single configuration.
+FILE is a trial config (a recipe plus ``seed``), one trial or the whole plan as
+``orchestrator plan SPEC --format json`` prints it, or a study spec; a plan or a spec needs
+``--hash`` (a prefix will do) or ``--variant``/``--seed`` to choose its trial
+(:mod:`trainables.trial_input`). The trial runs with the torch threads its study's trials
+use (``resources.cpus_per_trial``), so on the same device it reproduces the study's numbers;
+``--threads`` overrides. Metrics are printed once per epoch. Useful to debug one configuration.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
 import yaml
 from pydantic import ValidationError
 
-from search_spaces.plugins import PluginError, load_plugins, load_recorded
-from search_spaces.trial_config import TrialConfig
+from search_spaces.metrics import LOSS, MAP, RANK1
+from search_spaces.plugins import PluginError
 from trainables.trial import RuntimeOptions, run_trial
+from trainables.trial_input import ChosenTrial, TrialInputError, choose_trial, read_file
 
 
-def load_trial_plugins(raw: dict, folder: Path) -> None:
-    """Load the plugins a trial file names: a ``plugins:`` list of files/modules (relative to the
-    file, as in a spec; replaced by the computed record), or the ``{name: identity}`` record of
-    a dumped trial config, whose files are looked for beside the trial file and in the cwd."""
-    named = raw.get("plugins")
-    if isinstance(named, list):
-        load_plugins(named, folder)
-        raw.pop("plugins")
-    elif isinstance(named, dict):
-        load_recorded(named, [folder, Path.cwd()])
+FINAL_KEYS = (RANK1, MAP, LOSS)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m trainables", description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "file", type=Path, help="a trial config, a trial or the whole plan from `orchestrator plan --format json`, or a spec (YAML or JSON)"
+    )
+    parser.add_argument("--hash", dest="config_hash", default=None, help="the trial's config hash (or a prefix), in a plan or a spec")
+    parser.add_argument("--variant", default=None, help="the trial's variant, in a plan or a spec")
+    parser.add_argument("--seed", type=int, default=None, help="the trial's seed, in a plan or a spec")
+    parser.add_argument("--device", default="auto", help="auto, cpu or cuda[:N]")
+    parser.add_argument(
+        "--threads", type=int, default=None, help="torch CPU threads (default: as the study's trials, resources.cpus_per_trial)"
+    )
+    parser.add_argument("--show", action="store_true", help="print the chosen trial and its thread count, and exit")
+    return parser
+
+
+def _chosen(args: argparse.Namespace) -> ChosenTrial | str:
+    """The chosen trial, or the one-line error to print."""
+    try:
+        raw = read_file(args.file)
+        return choose_trial(args.file, raw, variant=args.variant, seed=args.seed, config_hash=args.config_hash)
+    except PluginError as err:
+        where = ":".join(str(p) for p in (err.file, err.line) if p is not None) or str(args.file)
+        return f"{where}: {err}"
+    except TrialInputError as err:
+        return f"{args.file}: {err}"
+    except (OSError, ValueError, yaml.YAMLError) as err:
+        detail = err.errors()[0] if isinstance(err, ValidationError) else None
+        return f"{args.file}: " + (".".join(str(p) for p in detail["loc"]) + ": " + detail["msg"] if detail else str(err))
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m trainables", description=__doc__.splitlines()[0])
-    parser.add_argument("config", type=Path, help="trial config as YAML or JSON")
-    parser.add_argument("--device", default="auto", help="auto, cpu or cuda[:N]")
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
-    args = parser.parse_args(argv)
-    try:
-        text = args.config.read_text(encoding="utf-8")
-        raw = (json.loads(text) if args.config.suffix == ".json" else yaml.safe_load(text)) or {}
-        load_trial_plugins(raw, args.config.resolve().parent)
-        config = TrialConfig.model_validate(raw)
-    except PluginError as err:
-        where = ":".join(str(p) for p in (err.file, err.line) if p is not None) or str(args.config)
-        print(f"error: {where}: {err}", file=sys.stderr)
+    args = _parser().parse_args(argv)
+    chosen = _chosen(args)
+    if isinstance(chosen, str):
+        print(f"error: {chosen}", file=sys.stderr)
         return 2
-    except (OSError, ValueError, yaml.YAMLError) as err:
-        detail = err.errors()[0] if isinstance(err, ValidationError) else None
-        where = ".".join(str(p) for p in detail["loc"]) + ": " + detail["msg"] if detail else str(err)
-        print(f"error: {args.config}: {where}", file=sys.stderr)
-        return 2
-    run_trial(config, runtime=RuntimeOptions(device=args.device, threads=args.threads))
+    threads = args.threads or chosen.threads
+    if args.show:
+        print(f"{chosen.label}: {threads} thread(s), device {args.device}")
+        return 0
+    print(f"trial {chosen.label}, {threads} thread(s)", flush=True)
+    final = run_trial(chosen.config, runtime=RuntimeOptions(device=args.device, threads=threads))
+    # Full precision, to compare with the study's stored row (the epoch lines round to 4 digits).
+    print("final: " + " ".join(f"{key}={final[key]!r}" for key in FINAL_KEYS if key in final), flush=True)
     return 0
 
 

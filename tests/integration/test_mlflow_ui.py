@@ -203,19 +203,41 @@ def test_the_mlflow_ui_shows_the_study_runs_and_per_camera_charts(stack, study, 
     assert "full seed=0" in charts and "cam/c01" in charts and "(cam/c01/q_mAP)" in charts
 
 
-def test_the_parent_run_carries_the_summary_and_the_experiment_its_views(study):
-    from orchestrator.tracking import EXPERIMENT_KIND_TAG, SHARED_VIEW_PREFIX, variant_view_key
+def test_the_parent_run_carries_the_summary_and_the_experiment_its_views(study, tmp_path):
+    import csv
 
-    metrics = study["parent"].data.metrics
-    # Per variant: mean over seeds; the difference to the reference (one seed: no interval).
-    assert {"full/mAP/mean", "w_o erasing/mAP/mean", "w_o erasing/mAP/delta"} <= set(metrics)
-    assert metrics["w_o erasing/mAP/delta"] == pytest.approx(metrics["w_o erasing/mAP/mean"] - metrics["full/mAP/mean"])
-    assert study["parent"].data.tags["reid.weakest_camera"].startswith("c")
+    from orchestrator.tracking import EXPERIMENT_KIND_TAG, SHARED_VIEW_PREFIX, SUMMARY_TABLE, variant_view_key
+
+    parent = study["parent"]
+    # The per-variant numbers are a table among the parent's artifacts, not metrics (the chart
+    # view draws the parent run too, as an "Unassigned" group).
+    assert parent.data.metrics == {}
+    local = study["client"].download_artifacts(parent.info.run_id, SUMMARY_TABLE, str(tmp_path))
+    with open(local, encoding="utf-8") as handle:
+        table = {(row["variant"], row["metric"]): row for row in csv.DictReader(handle)}
+    full, without = table[("full", "mAP")], table[("w/o erasing", "mAP")]
+    # One seed: the difference to the reference, without an interval.
+    assert without["contrast"] == "full" and without["delta_low"] == ""
+    assert float(without["delta"]) == pytest.approx(float(without["mean"]) - float(full["mean"]))
+    # The trial runs' final mAP is what the table averages.
+    by_name = {c.info.run_name: c.data.metrics["mAP"] for c in study["children"]}
+    assert float(full["mean"]) == pytest.approx(by_name["full seed=0"])
+    assert parent.data.tags["reid.weakest_camera"].startswith("c")
+    for child in study["children"]:
+        assert {"weakest_camera/q_mAP", "weakest_camera/g_mAP"} <= set(child.data.metrics)
     tags = study["client"].get_experiment(study["experiment"]).tags
     assert tags[EXPERIMENT_KIND_TAG] == "custom_model_development"
     assert SHARED_VIEW_PREFIX + variant_view_key() in tags
     view = f"#/experiments/{study['experiment']}/runs?workflowType=machine_learning&viewStateShareKey={variant_view_key()}&compareRunsMode=CHART"
     assert view in study["stdout"]
+
+
+SECTION_HEADER = re.compile(r'data-testid="experiment-view-compare-runs-section-header"[^>]*>(?:\s*<[^>]+>)*\s*([^<]+?)\s*<')
+
+
+def chart_sections(html: str) -> list[str]:
+    """The chart view's section names, in the order the page shows them."""
+    return [unescape(name) for name in SECTION_HEADER.findall(html)]
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (apt-get install chromium); .ci/run installs it")
@@ -224,15 +246,24 @@ def test_the_shared_view_groups_the_trials_by_variant_in_the_chart_view(stack, s
 
     OUTPUT.mkdir(parents=True, exist_ok=True)
     url = f"{stack['url']}/#/experiments/{study['experiment']}/runs?workflowType=machine_learning&viewStateShareKey={variant_view_key()}&compareRunsMode=CHART"
-    page = open_page(url, "grouped_by_variant_charts", tmp_path, ["Group by: reid.variant", "w/o erasing (cam/c01/q_mAP)"])
-    # The chart view, grouped by the variant tag: one group per variant, charts of the trial
-    # metrics (not "Model metrics (0)" under a collapsed parent run), no view-state error.
+    page = open_page(url, "grouped_by_variant_charts", tmp_path, ["Group by: reid.variant", "Model metrics"])
+    # The chart view, grouped by the variant tag: one group per variant, no view-state error.
     assert "share key" not in page, "the shared view state was not found or not readable"
     for fragment in ("Trials grouped by variant (seeds averaged)", "Group by: reid.variant", "Group: full", "Group: w/o erasing"):
         assert fragment in page, fragment
-    # One line per variant in the charts (seeds aggregated into their group), per-camera metrics included.
-    for fragment in ("full (cam/c01/q_mAP)", "w/o erasing (cam/c01/q_mAP)"):
-        assert fragment in page, fragment
+    # The sections in reading order: the answer first, then the weakest camera and each camera,
+    # MLflow's catch-all sections last; none of the parent run's summary numbers.
+    sections = chart_sections(page)
+    assert sections == [
+        "Study metric: mAP, with rank1", "weakest_camera",
+        "cam/c01", "cam/c02", "cam/c03", "cam/c04", "cam/c05", "cam/c06",
+        "Model metrics", "System metrics",
+    ], sections
+    # The first section charts mAP and rank-1 per variant (seeds averaged into their group):
+    # bars of the final values, then the curves with one line per variant.
+    first = page[page.index("Study metric: mAP, with rank1"): page.index("weakest_camera")]
+    for fragment in ("full (mAP)", "w/o erasing (mAP)", "full (rank1)", "w/o erasing (rank1)"):
+        assert fragment in first, fragment
     assert "Model metrics (0)" not in page
 
 
@@ -244,3 +275,4 @@ def test_the_experiment_opens_in_the_model_training_view(stack, study, tmp_path)
     # model registry), not on the GenAI overview of traces and token usage.
     assert "Runs - Experiment" in page and "Model registry" in page and STUDY in page
     assert "Observability" not in page and "Token Usage" not in page
+

@@ -46,7 +46,8 @@ def finished_study(tiny_market, tiny_duke, tmp_path_factory):
         ),
         encoding="utf-8",
     )
-    result = orchestrator("launch", str(spec), cwd=workdir)
+    # A command-line override (not of the trial configs: the relaunch below runs nothing).
+    result = orchestrator("launch", str(spec), "resources.retries=1", cwd=workdir)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return workdir, spec, result
 
@@ -58,6 +59,28 @@ def test_launch_prints_progress_and_the_ablation_table(finished_study):
     assert out.count("finished ") == 2
     assert "| variant | seeds | params (M) | GMACs | rank-1 | mAP |" in out
     assert "| baseline | 1 |" in out and "| +erasing | 1 |" in out
+    # Decoding is one line; each trial prints each epoch, its evaluation epoch with rank-1 and mAP.
+    assert out.count("decoded ") == 1 and " images in " in out
+    for label in ("baseline seed=0", "+erasing seed=0"):
+        lines = [line for line in out.splitlines() if line.startswith(f"  {label} [") and " epoch " in line]
+        assert [line.split(" epoch ")[1].split(":")[0] for line in lines] == ["1/2", "2/2"], lines
+        assert "loss " in lines[0] and " img/s" in lines[0] and "rank-1 " in lines[1] and "study ~" in lines[0]
+    # The closing lines name where everything went.
+    workdir = finished_study[0]
+    assert f"report:  {workdir / 'studies' / 'e2e' / 'report'}/" in out
+
+
+def test_overrides_reach_the_study_folders_spec_copy_that_resume_reads(finished_study):
+    from orchestrator.launch import load_for_resume
+    from orchestrator.study_files import locate_study
+
+    workdir, spec, _ = finished_study
+    copy = workdir / "studies" / "e2e" / "spec.yaml"
+    assert "resources.retries=1" in copy.read_text(encoding="utf-8").splitlines()[0]
+    location = locate_study(str(workdir / "studies" / "e2e"))
+    resumed = load_for_resume(location)
+    assert resumed.spec.resources.retries == 1  # the file says nothing: the default is 2
+    assert resumed.spec.baseline.train.epochs == 2 and resumed.name == "e2e"
 
 
 def test_parquet_tables_hold_one_row_per_trial_camera_and_epoch(finished_study):
@@ -115,6 +138,23 @@ def test_mlflow_has_a_parent_run_and_one_child_per_trial(finished_study):
         assert [m.step for m in client.get_metric_history(child.info.run_id, "loss")] == [1, 2]
     artifacts = [a.path for a in client.list_artifacts(parent_id)]
     assert "ablation.md" in artifacts
+
+
+def test_python_dash_m_trainables_reproduces_a_stored_trial_from_the_spec_and_its_hash(finished_study):
+    # Alone, without Ray, with the threads the study's trials had (cpus_per_trial: 1), not
+    # torch's default of one per core.
+    import sys
+
+    from storage import ResultStore
+
+    workdir, spec, _ = finished_study
+    row = next(r for r in ResultStore(str(workdir / "studies" / "e2e" / "results")).read_rows("trials", "e2e") if r["variant"] == "+erasing")
+    command = [sys.executable, "-m", "trainables", str(spec), "--hash", row["config_hash"][:12]]
+    result = subprocess.run(command, capture_output=True, text=True, cwd=workdir, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.startswith(f"trial +erasing seed=0 [{row['config_hash'][:8]}], 1 thread(s)")
+    # To the last digit: the loss at two torch threads differs from one thread's in the 6th digit here.
+    assert result.stdout.splitlines()[-1] == f"final: rank1={row['rank1']!r} mAP={row['mAP']!r} loss={row['loss']!r}", result.stdout[-500:]
 
 
 def test_relaunch_runs_nothing_and_summarize_prints_the_same_table(finished_study):

@@ -168,3 +168,25 @@ def test_resume_finds_file_plugins_beside_the_original_spec(plugin_dir):
     record_launch(study_dir, spec.read_text(), store_uri=str(study_dir / "results"), tracking_uri="sqlite:///x.db", address=None, spec_dir=str(plugin_dir))
     resumed = load_for_resume(locate_study(str(study_dir)))
     assert {t.config_hash for t in resumed.trials} == planned
+
+
+@pytest.mark.parametrize(
+    ("drop", "where"),
+    [
+        # the section in the baseline (the spec's schema) and as an axis (a variant's change)
+        ("", "baseline.model.gate: unknown key 'gate'"),
+        ("baseline:\n  model: {gate: {stages: [], width: 4}}\n", "ablation.axes['model.gate.stages'][0]: unknown axis 'model.gate.stages'"),
+    ],
+)
+def test_a_plugin_section_without_its_plugin_says_to_list_the_plugin(plugin_dir, drop, where):
+    spec = write_study(plugin_dir)
+    text = spec.read_text(encoding="utf-8").replace("plugins: [gate_plugin.py]\n", "")
+    spec.write_text(text.replace(drop, "") if drop else text, encoding="utf-8")
+    with pytest.raises(SpecError) as caught:
+        load_spec(spec)
+    message = str(caught.value)
+    assert where in message and message.endswith("if 'gate' is a plugin's section, list the plugin under the spec's top-level plugins:"), message
+    # A misspelt built-in section gets its correction instead.
+    spec.write_text("study: {name: s}\nbaseline:\n  model: {dranett: {stages: [1]}}\n", encoding="utf-8")
+    with pytest.raises(SpecError, match=r"unknown key 'dranett'; did you mean 'model.dranet'\?$"):
+        load_spec(spec)

@@ -38,7 +38,9 @@ def launched_study(tmp_path_factory) -> Path:
     loaded = load_spec(study_dir / SPEC_COPY)
     tracker = StudyTracker(uri, "s")
     tracker.start_study(params={}, tags={})
-    tracker.start_trial(loaded.trials[0], [])
+    running = tracker.start_trial(loaded.trials[0], [])
+    for epoch in range(1, 8):  # the recorder logs every epoch's report
+        tracker.log_metrics(running, {"epoch": epoch, "loss": 3.0 / epoch}, step=epoch)
     return store
 
 
@@ -65,7 +67,8 @@ def test_a_live_driver_shows_its_running_trials(launched):
     assert code == 0, err
     assert "done 0, running 1, failed 0, pruned 0, pending 1" in out
     assert f"driver: running (pid {os.getpid()} on host {socket.gethostname()}" in out
-    assert "running: a seed=0" in out and "resume" not in out
+    # Each running trial with its latest epoch, of the 30 the recipe trains by default.
+    assert "running: a seed=0 (epoch 7/30)" in out and "resume" not in out
 
 
 def test_a_dead_driver_leaves_interrupted_trials_and_names_resume(launched):

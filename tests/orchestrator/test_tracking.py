@@ -99,25 +99,46 @@ def test_the_experiment_opens_in_the_model_training_view_with_a_grouped_by_varia
     t = tracker(tmp_path)
     tags = t.client.get_experiment(t.experiment_id).tags
     assert tags[EXPERIMENT_KIND_TAG] == "custom_model_development"
+    t.save_variant_view("mAP", cameras=[3, 1, 2])
     # The saved-view envelope MLflow 3's runs page reads for ?viewStateShareKey=<key>.
-    envelope = json.loads(tags[SHARED_VIEW_PREFIX + variant_view_key()])
+    envelope = json.loads(t.client.get_experiment(t.experiment_id).tags[SHARED_VIEW_PREFIX + variant_view_key()])
     assert isinstance(envelope["name"], str) and isinstance(envelope["createdAt"], int)
     state = json.loads(envelope["state"])
     assert state["groupBy"] == {"aggregateFunction": "average", "groupByKeys": [{"mode": "tag", "groupByData": "reid.variant"}]}
     assert state["useGroupedValuesInCharts"] is True and state["searchFilter"] == "tags.`reid.role` = 'trial'"
+    assert state["runsHiddenMode"] == "SHOW_ALL"  # not only the first 10 groups
+    # The sections in reading order, kept as given (not re-sorted by name)...
+    assert state["isAccordionReordered"] is True
+    names = [section["name"] for section in state["compareRunSections"]]
+    assert names == ["Study metric: mAP, with rank1", "weakest_camera", "cam/c01", "cam/c02", "cam/c03", "Model metrics", "System metrics"]
+    # ... each chart in its section: the answer first, as bars (the final value) and curves.
+    by_section = {s["uuid"]: s["name"] for s in state["compareRunSections"]}
+    charts = [(by_section[c["metricSectionId"]], c["type"], c["metricKey"]) for c in state["compareRunCharts"]]
+    assert charts[:6] == [
+        ("Study metric: mAP, with rank1", "BAR", "mAP"), ("Study metric: mAP, with rank1", "BAR", "rank1"),
+        ("Study metric: mAP, with rank1", "LINE", "mAP"), ("Study metric: mAP, with rank1", "LINE", "rank1"),
+        ("weakest_camera", "BAR", "weakest_camera/q_mAP"), ("weakest_camera", "BAR", "weakest_camera/g_mAP"),
+    ]
+    assert ("cam/c02", "LINE", "cam/c02/g_mAP") in charts and len(charts) == 6 + 3 * 3
+    assert len({c["uuid"] for c in state["compareRunCharts"]}) == len(charts)
     # The filter is one MLflow's search accepts, and it finds the trial runs only.
     run = t.start_trial(trial(), axes=[])
     found = t.client.search_runs([t.experiment_id], filter_string=state["searchFilter"])
     assert [r.info.run_id for r in found] == [run]
     assert t.view_path() == f"#/experiments/{t.experiment_id}/runs?workflowType=machine_learning&viewStateShareKey={variant_view_key()}&compareRunsMode=CHART"
     assert t.experiment_path() == f"#/experiments/{t.experiment_id}?workflowType=machine_learning"
-    again = tracker(tmp_path)  # a relaunch keeps one view, under the same key
-    assert [k for k in again.client.get_experiment(again.experiment_id).tags if k.startswith(SHARED_VIEW_PREFIX)] == [SHARED_VIEW_PREFIX + variant_view_key()]
+    again = tracker(tmp_path)  # a relaunch (or `status`) keeps the view and its key
+    again.save_variant_view("rank1", cameras=[1])
+    views = {k: v for k, v in again.client.get_experiment(again.experiment_id).tags.items() if k.startswith(SHARED_VIEW_PREFIX)}
+    assert list(views) == [SHARED_VIEW_PREFIX + variant_view_key()]
+    state = json.loads(json.loads(views[SHARED_VIEW_PREFIX + variant_view_key()])["state"])
+    assert state["compareRunSections"][0]["name"] == "Study metric: rank1, with mAP"
 
 
-def test_the_parent_run_carries_per_variant_means_and_interval_bounds(tmp_path):
+def test_the_parent_run_carries_per_variant_numbers_as_a_table_not_as_metrics(tmp_path):
+    import csv
+
     from analysis.summary import summarize
-    from orchestrator.tracking import mlflow_name
 
     def row(variant, seed, index, value):
         return {"study": "s", "variant": variant, "variant_index": index, "seed": seed, "config_hash": f"{variant}{seed}",
@@ -139,16 +160,23 @@ def test_the_parent_run_carries_per_variant_means_and_interval_bounds(tmp_path):
         t.client.set_terminated(run.info.run_id, "FINISHED")
         children[r["config_hash"]] = run.info.run_id
     t.log_summary(summary)
+    t.log_summary(summary)  # a relaunch's summary replaces the table, it does not append to it
     # Each trial run gets its value at the study's weakest camera (c2), whatever its own weakest.
     assert t.client.get_run(children["+apra1"]).data.metrics["weakest_camera/q_mAP"] == pytest.approx(0.31)
     assert t.client.get_run(children["baseline0"]).data.tags["reid.weakest_camera"] == "c2"
-    metrics = t.client.get_run(t.parent_run_id).data.metrics
-    effect = summary.rows[1].stats["mAP"].effect
-    assert mlflow_name("+apra") == "plus_apra" and mlflow_name("w/o GeM") == "w_o GeM"
-    assert metrics["baseline/mAP/mean"] == summary.rows[0].stats["mAP"].mean
-    assert metrics["plus_apra/mAP/delta"] == effect.mean
-    assert (metrics["plus_apra/mAP/delta_low"], metrics["plus_apra/mAP/delta_high"]) == (effect.low, effect.high)
-    assert "baseline/mAP/delta" not in metrics
+    # The parent run has no metrics (the chart view would draw them as an "Unassigned" group) ...
+    assert t.client.get_run(t.parent_run_id).data.metrics == {}
+    # ... but the numbers as a CSV table among its artifacts.
+    folder = t.client.download_artifacts(t.parent_run_id, "summary", str(tmp_path / "down"))
+    with open(f"{folder}/variant_numbers.csv", encoding="utf-8") as handle:
+        table = list(csv.DictReader(handle))
+    assert [(r["variant"], r["metric"]) for r in table] == [("baseline", "mAP"), ("baseline", "weakest_q_mAP"), ("+apra", "mAP"), ("+apra", "weakest_q_mAP")]
+    baseline_map, apra_map = table[0], table[2]
+    assert float(baseline_map["mean"]) == pytest.approx(0.31) and baseline_map["delta"] == "" and baseline_map["seeds"] == "3"
+    # +apra - baseline, seed by seed: 0.05, 0.052, 0.054.
+    assert apra_map["contrast"] == "baseline" and float(apra_map["delta"]) == pytest.approx(0.052)
+    assert float(apra_map["delta_low"]) < 0.052 < float(apra_map["delta_high"])
+    assert 0 <= float(apra_map["p_holm"]) < 0.05
 
 
 def test_a_trial_run_names_the_row_its_table_compares_it_with(tmp_path):
