@@ -35,6 +35,7 @@ import uuid
 from pathlib import Path
 from typing import Any, Mapping
 
+from orchestrator.redact import has_credentials, redact_uri
 from search_spaces import PlannedTrial, flat_config
 
 PARENT, CHILD = "study", "trial"
@@ -96,6 +97,10 @@ class StudyTracker:
 
         self.tracking_uri = tracking_uri
         self.study = study
+        if has_credentials(tracking_uri):
+            # MLflow prints "View run ... at: <the tracking URI>/#/..." when a run ends, password
+            # included; the only switch for it is this documented variable.
+            os.environ["MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT"] = "true"
         self.client = MlflowClient(tracking_uri=tracking_uri)
         experiment = self.client.get_experiment_by_name(study)
         if experiment is None:
@@ -116,6 +121,15 @@ class StudyTracker:
         envelope = {"name": VARIANT_VIEW_NAME, "createdAt": now, "updatedAt": now, "state": json.dumps(variant_view_state())}
         self.client.set_experiment_tag(self.experiment_id, SHARED_VIEW_PREFIX + variant_view_key(), json.dumps(envelope))
 
+    def __getstate__(self) -> dict[str, Any]:
+        """What a pickle of the tracker holds: no client and the URI's password masked. Ray Tune
+        pickles its run configuration, whose callback (the recorder) holds this tracker, into
+        ``tuner.pkl`` in the study folder; the tracker is never unpickled to log again."""
+        state = self.__dict__.copy()
+        state.pop("client", None)
+        state["tracking_uri"] = redact_uri(self.tracking_uri)
+        return state
+
     def view_path(self) -> str:
         """The UI path (after the server's address) of the runs grouped by variant, chart view."""
         return f"#/experiments/{self.experiment_id}/runs?{MODEL_TRAINING_MODE}&viewStateShareKey={variant_view_key()}&compareRunsMode=CHART"
@@ -127,7 +141,7 @@ class StudyTracker:
     def view_url(self) -> str:
         """:meth:`view_path` on the tracking server, or on ``mlflow ui``'s default address for a
         local store."""
-        base = self.tracking_uri if self.tracking_uri.startswith(("http://", "https://")) else "http://127.0.0.1:5000"
+        base = redact_uri(self.tracking_uri) if self.tracking_uri.startswith(("http://", "https://")) else "http://127.0.0.1:5000"
         return f"{base.rstrip('/')}/{self.view_path()}"
 
     # -- runs -----------------------------------------------------------------------------

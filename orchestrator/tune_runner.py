@@ -198,6 +198,22 @@ def _quiet_tune_output() -> None:
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
 
 
+# Ray Tune copies these from the driver's environment into the runtime environment of every
+# trial's actor (``ENV_VARS_TO_PROPAGATE`` in ray/tune/execution/class_cache.py), and Ray's
+# runtime-env agent writes that environment in clear to ``runtime_env_agent.log`` in the
+# session folder. Trials need no copy: on this machine the workers inherit the environment Ray
+# was started with, and on a cluster each node takes credentials from its own environment (the
+# RayJob's pods from a Kubernetes Secret).
+CREDENTIAL_VARIABLES = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SECURITY_TOKEN", "AWS_SESSION_TOKEN")
+
+
+def withhold_credentials_from_trials() -> None:
+    """Stop Ray Tune from putting the driver's AWS credentials in the trials' runtime environment."""
+    from ray.tune.execution import class_cache
+
+    class_cache.ENV_VARS_TO_PROPAGATE.difference_update(CREDENTIAL_VARIABLES)
+
+
 def checkpoint_folder(loaded: LoadedSpec) -> Path | None:
     """Where each trial's final model is saved as ``<config hash>.pt``: ``output.checkpoints``;
     when unset and a trial continues another (``train.init_from``, whose parent's model it
@@ -320,6 +336,7 @@ def run_trials(run: StudyRun, trials: list[PlannedTrial], datasets: dict, varian
     recorder = _recorder(run, trials, variant_order, resumed=resume)
     run.ray.connect()
     _quiet_tune_output()
+    withhold_credentials_from_trials()
     from ray import tune
 
     loaded = run.loaded
@@ -404,6 +421,7 @@ def run_search(
     recorder = _recorder(run, [], variant_order, resolve_sample=functools.partial(resolve_sample, recipe, seed=seed), total=num_samples)
     run.ray.connect()
     _quiet_tune_output()
+    withhold_credentials_from_trials()
     # Trials report every epoch but evaluate only every few; Tune must not demand the metric
     # in every result (the last epoch always evaluates, so the searcher sees it).
     os.environ["TUNE_DISABLE_STRICT_METRIC_CHECKING"] = "1"
