@@ -148,6 +148,9 @@ def start_ray(address: str | None, echo: Echo, runtime_env: dict[str, Any] | Non
         # instead would not reach Ray's configuration if an earlier call had read it already.)
         logging.getLogger(RAY_TOKEN_NOTICE_LOGGER).setLevel(logging.ERROR)
         ray.init(num_cpus=int(os.environ.get("REID_ORCH_NUM_CPUS", os.cpu_count() or 1)), **kwargs)
+    from orchestrator.signals import take_back_sigterm
+
+    take_back_sigterm()  # ray.init put Ray's SIGTERM handler in place of the command's
     return True
 
 
