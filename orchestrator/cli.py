@@ -37,8 +37,24 @@ _debug = {"on": False}
 
 
 @app.callback()
-def _main(debug: bool = typer.Option(False, "--debug", help="Show full tracebacks on errors.")) -> None:
+def _main(debug: bool = typer.Option(False, "--debug", help="Show full tracebacks on errors (and of each failed trial attempt).")) -> None:
     _debug["on"] = debug
+    if debug:
+        _show_debug_logs()
+
+
+def _show_debug_logs() -> None:
+    """The ``orchestrator.*`` loggers' debug records on stderr (e.g. each failed trial attempt's
+    traceback, :data:`orchestrator.recorder.TRIAL_TRACEBACKS`)."""
+    import logging
+
+    logger = logging.getLogger("orchestrator")
+    if not logger.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG)
+    logger.propagate = False  # not twice where Ray has configured the root logger
 
 
 def echo(message: str) -> None:

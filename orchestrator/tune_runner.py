@@ -196,6 +196,16 @@ def _quiet_tune_output() -> None:
     # to `orchestrator resume`), not be swallowed by Tune's handler, which ends the run as if it
     # had finished and suggests Tuner.restore.
     os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"
+    # Tune logs every failed attempt of a trial at ERROR with its whole traceback (tens of lines
+    # each); the recorder prints one line per attempt instead, the traceback behind --debug.
+    os.environ["TUNE_PRINT_ALL_TRIAL_ERRORS"] = "0"
+    # ... and at the end of a run "Trials did not complete: [<Tune's trial names>]" (the launch
+    # says how many failed, and the recorder which).
+    logging.getLogger("ray.tune.tune").addFilter(_not_the_failed_trials_list)
+
+
+def _not_the_failed_trials_list(record: logging.LogRecord) -> bool:
+    return not str(record.msg).startswith("Trials did not complete")
     # Keeping one checkpoint per trial makes Tune save its experiment state at each trial
     # checkpoint; with several trials it warns each time. The state is Tune's, not the study's.
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
