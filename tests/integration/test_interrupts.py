@@ -130,6 +130,44 @@ def test_ctrl_c_stops_within_seconds_marks_runs_killed_and_the_study_resumes(tin
     assert sorted(r.info.status for r in children) == ["FINISHED"] * 2
 
 
+def test_sigterm_mid_trial_stops_like_ctrl_c_and_the_study_resumes(tiny_market, tmp_path):
+    # SIGTERM to the driver alone: what `kill PID` sends, and what Kubernetes sends a pod's main
+    # process before evicting it. Ray's handler (installed by ray.init) used to tear Ray down
+    # under Tune: exit 134 with a crash dump, the parent run FAILED.
+    spec = write_spec(tmp_path / "spec.yaml", "sigterm", tiny_market, [0.2, 0.3], epochs=4)
+    driver = Driver("launch", str(spec), cwd=tmp_path)
+    try:
+        driver.wait_for("started ")
+        time.sleep(2)
+        driver.process.send_signal(signal.SIGTERM)
+        terminated = time.monotonic()
+        code = driver.finish(timeout=60)
+        stopped_in = time.monotonic() - terminated
+    finally:
+        driver.kill()
+    assert code == 143, driver.text()
+    assert stopped_in < 30, stopped_in
+    out, err = "".join(driver.out), "".join(driver.err)
+    assert err.strip().splitlines() == [
+        "error: terminated (SIGTERM): study 'sigterm' stopped; finished trials are kept, the rest run on `orchestrator resume sigterm`"
+    ], err
+    assert "| variant" not in out
+    parent, children = mlflow_runs(tmp_path, "sigterm")
+    assert parent.info.status == "KILLED"
+    assert children and not [r for r in children if r.info.status == "RUNNING"]
+    assert any(r.info.status == "KILLED" for r in children)
+
+    status = run_orchestrator("status", "sigterm", cwd=tmp_path)
+    assert status.returncode == 0, status.stderr
+    assert "driver: none running" in status.stdout  # the lock was released
+
+    resumed = run_orchestrator("resume", "sigterm", cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
+    parent, children = mlflow_runs(tmp_path, "sigterm")
+    assert parent.info.status == "FINISHED"
+    assert sorted(r.info.status for r in children) == ["FINISHED"] * 2
+
+
 def test_a_second_driver_is_refused_and_the_first_finishes_untouched(tiny_market, tmp_path):
     # Enough trials (one at a time) that the first driver still runs while the second one, a
     # resume and a status come and go: workers are reused, so trials follow each other quickly.
