@@ -88,12 +88,9 @@ def trial_error_text(trial: Any) -> str:
 
 
 def _raw_error_text(trial: Any) -> str:
-    try:
-        error = trial.get_error()
-    except Exception:  # noqa: BLE001 - Ray may not have stored a pickled error
-        error = None
-    if error is not None:
-        return str(error)
+    # The driver's own error log first: Tune appends each failure to it before it calls the
+    # callbacks. The copy in the trial's storage (``get_error``) is synced later, so after a
+    # retried attempt it may still end with the attempt before.
     path = getattr(trial, "error_file", None)
     if path:
         try:
@@ -101,6 +98,12 @@ def _raw_error_text(trial: Any) -> str:
                 return handle.read()
         except OSError:
             pass
+    try:
+        error = trial.get_error()
+    except Exception:  # noqa: BLE001 - Ray may not have stored a pickled error
+        error = None
+    if error is not None:
+        return str(error)
     return "trial failed without an error message"
 
 
