@@ -107,6 +107,7 @@ def mlflow_runs(workdir: Path, study: str) -> tuple[object, list]:
         # Ray down under Tune: exit 134 with a crash dump, the parent run FAILED.
         ("sigterm", 143, "terminated (SIGTERM)"),
     ],
+    ids=["ctrl-c", "sigterm"],
 )
 def test_a_stop_mid_trial_ends_within_seconds_marks_runs_killed_and_the_study_resumes(stop, exit_code, said, tiny_market, tmp_path):
     study = stop.replace("-", "")
