@@ -202,13 +202,13 @@ def _quiet_tune_output() -> None:
     # ... and at the end of a run "Trials did not complete: [<Tune's trial names>]" (the launch
     # says how many failed, and the recorder which).
     logging.getLogger("ray.tune.tune").addFilter(_not_the_failed_trials_list)
+    # Keeping one checkpoint per trial makes Tune save its experiment state at each trial
+    # checkpoint; with several trials it warns each time. The state is Tune's, not the study's.
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
 
 
 def _not_the_failed_trials_list(record: logging.LogRecord) -> bool:
     return not str(record.msg).startswith("Trials did not complete")
-    # Keeping one checkpoint per trial makes Tune save its experiment state at each trial
-    # checkpoint; with several trials it warns each time. The state is Tune's, not the study's.
-    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
 
 
 # Ray Tune copies these from the driver's environment into the runtime environment of every
