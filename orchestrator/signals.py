@@ -10,10 +10,10 @@ launch then ended with Ray's crash dump (exit 134) and its MLflow runs FAILED.
 
 Here the first SIGTERM raises :class:`Terminated` (a ``KeyboardInterrupt``) in the main
 thread, so every path that handles Ctrl-C handles it too (:func:`received_sigterm` tells the
-two apart): runs marked KILLED, the study lock
-released, Ray shut down, one line, and exit status 143 (128 + 15, what a shell reports for a
-process ended by SIGTERM). A second SIGTERM ends the process at once (the signal's default
-action), for a user who does not want to wait for the clean-up.
+two apart): runs marked KILLED, the study lock released, Ray shut down, one line, and exit
+status 143 (128 + 15, what a shell reports for a process ended by SIGTERM). A second SIGTERM
+ends the process at once (the signal's default action), for a user who does not want to wait
+for the clean-up.
 """
 
 from __future__ import annotations
