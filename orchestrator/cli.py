@@ -53,10 +53,26 @@ def _print_version(value: bool) -> None:
 
 @app.callback()
 def _main(
-    debug: bool = typer.Option(False, "--debug", help="Show full tracebacks on errors."),
+    debug: bool = typer.Option(False, "--debug", help="Show full tracebacks on errors (and of each failed trial attempt)."),
     version: bool = typer.Option(False, "--version", is_eager=True, callback=_print_version, help="Print the version and exit."),
 ) -> None:
     _debug["on"] = debug
+    if debug:
+        _show_debug_logs()
+
+
+def _show_debug_logs() -> None:
+    """The ``orchestrator.*`` loggers' debug records on stderr (e.g. each failed trial attempt's
+    traceback, :data:`orchestrator.recorder.TRIAL_TRACEBACKS`)."""
+    import logging
+
+    logger = logging.getLogger("orchestrator")
+    if not logger.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG)
+    logger.propagate = False  # not twice where Ray has configured the root logger
 
 
 def echo(message: str) -> None:
@@ -68,17 +84,20 @@ INTERRUPTED = 130  # the shell's status for a process ended by SIGINT
 
 def handle_errors(command: Callable) -> Callable:
     """Map the exception hierarchy to one stderr line and an exit status: 2 for bad input,
-    1 for any other failure (its traceback behind ``--debug``), 130 for Ctrl-C."""
+    1 for any other failure (its traceback behind ``--debug``), 130 for Ctrl-C, 143 for SIGTERM
+    (which stops a command as Ctrl-C does: :mod:`orchestrator.signals`)."""
 
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
         import signal
 
+        from orchestrator.signals import TERMINATED_EXIT, Terminated, received_sigterm, sigterm_as_interrupt
         from storage import StoreUnavailableError
         from trainables.data.errors import DatasetError
 
         try:
-            return command(*args, **kwargs)
+            with sigterm_as_interrupt():
+                return command(*args, **kwargs)
         except typer.Exit:
             raise
         except (OrchestratorError, DatasetError, StoreUnavailableError) as err:
@@ -87,7 +106,10 @@ def handle_errors(command: Callable) -> Callable:
             print(f"error: {err}", file=sys.stderr)
             code = err.exit_code if isinstance(err, OrchestratorError) else InputError.exit_code
             raise typer.Exit(code) from None
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as interrupt:
+            if isinstance(interrupt, Terminated) or received_sigterm():
+                print("terminated (SIGTERM)", file=sys.stderr)
+                raise typer.Exit(TERMINATED_EXIT) from None
             print("interrupted", file=sys.stderr)
             raise typer.Exit(INTERRUPTED) from None
         except Exception as err:  # noqa: BLE001 - a runtime failure: one line, traceback on --debug

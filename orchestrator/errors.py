@@ -49,3 +49,9 @@ class StudyInterrupted(OrchestratorError):
     """The user interrupted a running study (Ctrl-C); it can be resumed."""
 
     exit_code = 130
+
+
+class StudyTerminated(StudyInterrupted):
+    """The study was stopped by SIGTERM (``kill``, a Kubernetes pod eviction); it can be resumed."""
+
+    exit_code = 143

@@ -26,8 +26,9 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from orchestrator.checks import check_resources, check_spec, check_store, check_tracking
-from orchestrator.errors import DataError, StoreError, StudyBusyError, StudyInterrupted
+from orchestrator.errors import DataError, StoreError, StudyBusyError, StudyInterrupted, StudyTerminated
 from orchestrator.redact import redact_text, redact_uri
+from orchestrator.signals import Terminated, received_sigterm
 from orchestrator.study_files import LAUNCH_RECORD, SPEC_COPY, StudyLocation, record_launch
 from orchestrator.spec import LoadedSpec
 from orchestrator.tracking import StudyTracker, resolve_tracking_uri
@@ -161,15 +162,16 @@ def _run_locked(loaded: LoadedSpec, ray: RaySession, store: ResultStore, uri: st
             tally = _run_search(run, force, datasets)
         else:  # continued trials after their parents
             tally = run_waves(run, todo, datasets, Tally(variant_order=_planned_variants(loaded)))
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as interrupt:  # Ctrl-C, or SIGTERM (orchestrator.signals)
         status = "KILLED"
         _ignore_further_interrupts()  # the clean-up below takes seconds; let it finish
         tracker = tracker or opening.settled()
         if tracker is not None:
             _kill_live_runs(tracker)
-        raise StudyInterrupted(
-            f"interrupted: study '{study}' stopped; finished trials are kept, the rest run on "
-            f"`orchestrator resume {study}`"
+        stopped = StudyTerminated if isinstance(interrupt, Terminated) or received_sigterm() else StudyInterrupted
+        raise stopped(
+            f"{'terminated (SIGTERM)' if stopped is StudyTerminated else 'interrupted'}: study '{study}' stopped; "
+            f"finished trials are kept, the rest run on `orchestrator resume {study}`"
         ) from None
     except BaseException as err:
         status = "FAILED"

@@ -18,9 +18,12 @@ is reopened and its curve up to the checkpoint is rebuilt from the reports the c
 from __future__ import annotations
 
 import datetime as dt
+import logging
+import os
 import re
 import time
 from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
 from typing import Any, Callable, Mapping
 
 from ray.tune import Callback
@@ -85,12 +88,9 @@ def trial_error_text(trial: Any) -> str:
 
 
 def _raw_error_text(trial: Any) -> str:
-    try:
-        error = trial.get_error()
-    except Exception:  # noqa: BLE001 - Ray may not have stored a pickled error
-        error = None
-    if error is not None:
-        return str(error)
+    # The driver's own error log first: Tune appends each failure to it before it calls the
+    # callbacks. The copy in the trial's storage (``get_error``) is synced later, so after a
+    # retried attempt it may still end with the attempt before.
     path = getattr(trial, "error_file", None)
     if path:
         try:
@@ -98,7 +98,44 @@ def _raw_error_text(trial: Any) -> str:
                 return handle.read()
         except OSError:
             pass
+    try:
+        error = trial.get_error()
+    except Exception:  # noqa: BLE001 - Ray may not have stored a pickled error
+        error = None
+    if error is not None:
+        return str(error)
     return "trial failed without an error message"
+
+
+# Each failed attempt is one line; its traceback goes here, shown by ``orchestrator --debug``.
+TRIAL_TRACEBACKS = logging.getLogger("orchestrator.trial_tracebacks")
+TUNE_ERROR_FILE = "error.txt"  # Ray Tune's name for a trial's error log, one section per failure
+
+
+def traceback_hint(trial: Any) -> str:
+    """Where a failed attempt's traceback is: Ray Tune appends every failure of a trial to
+    ``error.txt`` in the trial's folder, under the study's ``ray/`` folder (or beside an S3
+    store). The folder's name is long (it spells out the config), so it is shown as a pattern
+    that matches only it (Tune's trial folder names contain the trial id)."""
+    path = getattr(trial, "path", None)
+    trial_id = getattr(trial, "trial_id", None)
+    if not isinstance(path, str) or not trial_id:
+        return "traceback: orchestrator --debug"
+    folder = PurePosixPath(path).parent
+    filesystem = getattr(getattr(trial, "storage", None), "storage_filesystem", None)
+    if getattr(filesystem, "type_name", "local") == "s3":  # Tune's S3 paths are bucket/key
+        shown = f"s3://{folder}"
+    elif Path(folder).is_relative_to(Path.cwd()):
+        shown = os.path.relpath(folder)
+    else:
+        shown = str(folder)
+    return f"traceback: {shown}/*{trial_id}*/{TUNE_ERROR_FILE}"
+
+
+def last_failure(text: str) -> str:
+    """The last failure of a trial's error log (Tune starts each with ``Failure # N``)."""
+    start = text.rfind("Failure # ")
+    return text[start:].strip() if start >= 0 else text.strip()
 
 
 @dataclass
@@ -234,10 +271,14 @@ class StudyRecorder(Callback):
         # The curve stays: the next results rewind it to the epoch they resume at.
         where = f" from its checkpoint at epoch {state.checkpoint_epoch}" if state.checkpoint_epoch else ""
         self.progress.restart(trial.trial_id, state.checkpoint_epoch)
-        summary = error_summary(trial_error_text(trial))
+        text = trial_error_text(trial)
+        summary = error_summary(text)
         if len(summary) > 200:  # Ray's lost-worker messages run to a paragraph
             summary = summary[:197] + "..."
-        self.echo(f"  retrying {self._label(state.planned)}{where} after: {summary}")
+        failures, attempts = getattr(trial, "num_failures", None), getattr(trial, "max_failures", None)
+        attempt = f"attempt {failures} of {attempts + 1}; " if isinstance(failures, int) and isinstance(attempts, int) else ""
+        self.echo(f"  retrying {self._label(state.planned)}{where} after: {summary} ({attempt}{traceback_hint(trial)})")
+        TRIAL_TRACEBACKS.debug("%s", last_failure(text))
 
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
         state = self._state(trial)
@@ -324,7 +365,10 @@ class StudyRecorder(Callback):
         self.tracker.finish_trial(state.run_id, "FAILED", error=summary, outcome=FAILED)
         self._done(trial)
         self.failed += 1
-        self.echo(f"{self._progress()} FAILED {self._label(state.planned)}: {summary}")
+        failures = getattr(trial, "num_failures", None)
+        attempts = f" after {failures} attempt{'s' if failures != 1 else ''}" if isinstance(failures, int) and failures else ""
+        self.echo(f"{self._progress()} FAILED {self._label(state.planned)}{attempts}: {summary} ({traceback_hint(trial)})")
+        TRIAL_TRACEBACKS.debug("%s", last_failure(text))
 
     def _variant_index(self, planned: PlannedTrial) -> int:
         return self.variant_order.index(planned.variant) if planned.variant in self.variant_order else -1

@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from orchestrator import mlflow_view
+from orchestrator.redact import has_credentials, redact_uri
 from search_spaces import PlannedTrial, flat_config
 from search_spaces.metrics import G_MAP, Q_MAP, WEAKEST_G_MAP, WEAKEST_Q_MAP
 
@@ -87,6 +88,10 @@ class StudyTracker:
 
         self.tracking_uri = tracking_uri
         self.study = study
+        if has_credentials(tracking_uri):
+            # MLflow prints "View run ... at: <the tracking URI>/#/..." when a run ends, password
+            # included; the only switch for it is this documented variable.
+            os.environ["MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT"] = "true"
         self.client = MlflowClient(tracking_uri=tracking_uri)
         experiment = self.client.get_experiment_by_name(study)
         if experiment is None:
@@ -111,6 +116,15 @@ class StudyTracker:
         envelope = mlflow_view.view_envelope(state, int(time.time() * 1000))
         self.client.set_experiment_tag(self.experiment_id, SHARED_VIEW_PREFIX + variant_view_key(), envelope)
 
+    def __getstate__(self) -> dict[str, Any]:
+        """What a pickle of the tracker holds: no client and the URI's password masked. Ray Tune
+        pickles its run configuration, whose callback (the recorder) holds this tracker, into
+        ``tuner.pkl`` in the study folder; the tracker is never unpickled to log again."""
+        state = self.__dict__.copy()
+        state.pop("client", None)
+        state["tracking_uri"] = redact_uri(self.tracking_uri)
+        return state
+
     def view_path(self) -> str:
         """The UI path (after the server's address) of the runs grouped by variant, chart view."""
         return f"#/experiments/{self.experiment_id}/runs?{MODEL_TRAINING_MODE}&viewStateShareKey={variant_view_key()}&compareRunsMode=CHART"
@@ -122,7 +136,7 @@ class StudyTracker:
     def view_url(self) -> str:
         """:meth:`view_path` on the tracking server, or on ``mlflow ui``'s default address for a
         local store."""
-        base = self.tracking_uri if self.tracking_uri.startswith(("http://", "https://")) else "http://127.0.0.1:5000"
+        base = redact_uri(self.tracking_uri) if self.tracking_uri.startswith(("http://", "https://")) else "http://127.0.0.1:5000"
         return f"{base.rstrip('/')}/{self.view_path()}"
 
     # -- runs -----------------------------------------------------------------------------

@@ -148,6 +148,9 @@ def start_ray(address: str | None, echo: Echo, runtime_env: dict[str, Any] | Non
         # instead would not reach Ray's configuration if an earlier call had read it already.)
         logging.getLogger(RAY_TOKEN_NOTICE_LOGGER).setLevel(logging.ERROR)
         ray.init(num_cpus=int(os.environ.get("REID_ORCH_NUM_CPUS", os.cpu_count() or 1)), **kwargs)
+    from orchestrator.signals import take_back_sigterm
+
+    take_back_sigterm()  # ray.init put Ray's SIGTERM handler in place of the command's
     return True
 
 
@@ -193,9 +196,35 @@ def _quiet_tune_output() -> None:
     # to `orchestrator resume`), not be swallowed by Tune's handler, which ends the run as if it
     # had finished and suggests Tuner.restore.
     os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"
+    # Tune logs every failed attempt of a trial at ERROR with its whole traceback (tens of lines
+    # each); the recorder prints one line per attempt instead, the traceback behind --debug.
+    os.environ["TUNE_PRINT_ALL_TRIAL_ERRORS"] = "0"
+    # ... and at the end of a run "Trials did not complete: [<Tune's trial names>]" (the launch
+    # says how many failed, and the recorder which).
+    logging.getLogger("ray.tune.tune").addFilter(_not_the_failed_trials_list)
     # Keeping one checkpoint per trial makes Tune save its experiment state at each trial
     # checkpoint; with several trials it warns each time. The state is Tune's, not the study's.
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+
+
+def _not_the_failed_trials_list(record: logging.LogRecord) -> bool:
+    return not str(record.msg).startswith("Trials did not complete")
+
+
+# Ray Tune copies these from the driver's environment into the runtime environment of every
+# trial's actor (``ENV_VARS_TO_PROPAGATE`` in ray/tune/execution/class_cache.py), and Ray's
+# runtime-env agent writes that environment in clear to ``runtime_env_agent.log`` in the
+# session folder. Trials need no copy: on this machine the workers inherit the environment Ray
+# was started with, and on a cluster each node takes credentials from its own environment (the
+# RayJob's pods from a Kubernetes Secret).
+CREDENTIAL_VARIABLES = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SECURITY_TOKEN", "AWS_SESSION_TOKEN")
+
+
+def withhold_credentials_from_trials() -> None:
+    """Stop Ray Tune from putting the driver's AWS credentials in the trials' runtime environment."""
+    from ray.tune.execution import class_cache
+
+    class_cache.ENV_VARS_TO_PROPAGATE.difference_update(CREDENTIAL_VARIABLES)
 
 
 def checkpoint_folder(loaded: LoadedSpec) -> Path | None:
@@ -321,6 +350,7 @@ def run_trials(run: StudyRun, trials: list[PlannedTrial], datasets: dict, varian
     recorder = _recorder(run, trials, variant_order, resumed=resume)
     run.ray.connect()
     _quiet_tune_output()
+    withhold_credentials_from_trials()
     from ray import tune
 
     loaded = run.loaded
@@ -405,6 +435,7 @@ def run_search(
     recorder = _recorder(run, [], variant_order, resolve_sample=functools.partial(resolve_sample, recipe, seed=seed), total=num_samples)
     run.ray.connect()
     _quiet_tune_output()
+    withhold_credentials_from_trials()
     # Trials report every epoch but evaluate only every few; Tune must not demand the metric
     # in every result (the last epoch always evaluates, so the searcher sees it).
     os.environ["TUNE_DISABLE_STRICT_METRIC_CHECKING"] = "1"

@@ -79,6 +79,20 @@ def test_failing_trials_are_recorded_with_their_error_and_the_study_finishes(tin
     assert runs["diverges"].info.status == "FAILED" and "NonFiniteLossError" in runs["diverges"].data.tags["reid.error"]
     assert "| diverges | 0 (1 failed) |" in result.stdout
 
+    # One line per failed attempt (trial, attempt, cause, where the traceback is), no traceback
+    # on the terminal: Ray Tune's ERROR line with the traceback of every attempt is silenced.
+    assert "Traceback" not in result.stdout + result.stderr and "ERROR" not in result.stderr, result.stderr[-3000:]
+    diverges = [line for line in result.stdout.splitlines() if "diverges seed=0" in line and "NonFiniteLossError" in line]
+    assert len(diverges) == 2, diverges
+    retry, failed = diverges
+    assert "retrying diverges seed=0" in retry and "(attempt 1 of 2; traceback: " in retry
+    assert "FAILED diverges seed=0" in failed and " after 2 attempts: " in failed
+    pattern = failed.rsplit("traceback: ", 1)[1].rstrip(")")
+    assert retry.endswith(f"traceback: {pattern})")
+    (log,) = tmp_path.glob(pattern)  # relative to the folder the command ran in
+    text = log.read_text(encoding="utf-8")
+    assert text.count("Failure # ") == 2 and "NonFiniteLossError: loss became" in text  # both attempts
+
 
 def test_a_driver_killed_mid_study_is_finished_by_resume_without_duplicates(tiny_market, tmp_path):
     spec = write_spec(
@@ -129,3 +143,37 @@ def test_a_driver_killed_mid_study_is_finished_by_resume_without_duplicates(tiny
 
     done = orchestrator("status", "killme", cwd=tmp_path)
     assert "done 4, running 0, failed 0, pruned 0, pending 0" in done.stdout and "finished" in done.stdout
+
+
+@pytest.mark.slow
+def test_each_failed_attempt_is_one_line_and_debug_shows_its_traceback(tiny_market, tmp_path):
+    # The issue's case: 2 diverging trials, 2 retries each, printed 320 lines of Ray tracebacks.
+    spec = write_spec(
+        tmp_path / "nan.yaml",
+        f"""
+        study: {{name: nan}}
+        baseline:
+          dataset: {{name: market1501, root: "{tiny_market}", height: 64, width: 32}}
+          train: {{epochs: 1, ids_per_batch: 4, images_per_id: 4, warmup_epochs: 0, lr_steps: [], optimizer: sgd, lr: 1.0e+6}}
+        ablation:
+          design: grid
+          axes: {{loss.triplet.margin: [0.2, 0.3]}}
+        resources: {{cpus_per_trial: 1, retries: 2}}
+        """,
+    )
+    result = run_orchestrator("--debug", "launch", str(spec), cwd=tmp_path)
+    assert result.returncode == 1, result.stdout[-2000:] + result.stderr[-2000:]
+    failures = [line for line in result.stdout.splitlines() if "NonFiniteLossError" in line]
+    assert len(failures) == 6, failures  # 3 attempts of 2 trials, one line each
+    for margin in ("0.2", "0.3"):
+        mine = [line for line in failures if f"margin={margin} seed=0" in line]
+        assert [line.split("(")[-1].split(";")[0] for line in mine[:2]] == ["attempt 1 of 3", "attempt 2 of 3"], mine
+        assert "FAILED" in mine[2] and "after 3 attempts" in mine[2]
+    assert "Traceback" not in result.stdout
+    # --debug: each attempt's traceback on stderr, once; Ray Tune's own copies stay silent.
+    assert sorted(line.split(" (")[0] for line in result.stderr.splitlines() if line.startswith("Failure # ")) == [
+        "Failure # 1", "Failure # 1", "Failure # 2", "Failure # 2", "Failure # 3", "Failure # 3"
+    ], result.stderr[-3000:]
+    for traceback in result.stderr.split("Failure # ")[1:]:  # the frames down to the raise
+        assert 'trainables/engine.py", line' in traceback and "NonFiniteLossError: loss became nan" in traceback
+    assert "Trial task failed" not in result.stderr and "Trials did not complete" not in result.stderr

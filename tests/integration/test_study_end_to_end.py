@@ -15,9 +15,10 @@ pytestmark = pytest.mark.integration
 SECRETS = {"AWS_SECRET_ACCESS_KEY": "e2e-secret-key-value", "MLFLOW_TRACKING_PASSWORD": "e2e-mlflow-password"}
 
 
-def orchestrator(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    # Credentials in the environment must never reach output, MLflow or Parquet (checked below).
-    return run_orchestrator(*args, cwd=cwd, **SECRETS)
+def orchestrator(*args: str, cwd: Path, **env: str) -> subprocess.CompletedProcess:
+    # Credentials in the environment must never reach output, MLflow, Parquet or Ray's logs
+    # (checked below).
+    return run_orchestrator(*args, cwd=cwd, **SECRETS, **env)
 
 
 @pytest.fixture(scope="module")
@@ -46,14 +47,17 @@ def finished_study(tiny_market, tiny_duke, tmp_path_factory):
         ),
         encoding="utf-8",
     )
-    # A command-line override (not of the trial configs: the relaunch below runs nothing).
-    result = orchestrator("launch", str(spec), "resources.retries=1", cwd=workdir)
+    # Ray's session folder (its logs) where the test can search it; a short path, as Ray's
+    # sockets live there and a socket path may not exceed 107 characters. A command-line
+    # override (not of the trial configs: the relaunch below runs nothing).
+    ray_tmp = tmp_path_factory.mktemp("r")
+    result = orchestrator("launch", str(spec), "resources.retries=1", cwd=workdir, RAY_TMPDIR=str(ray_tmp))
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    return workdir, spec, result
+    return workdir, spec, result, ray_tmp
 
 
 def test_launch_prints_progress_and_the_ablation_table(finished_study):
-    _, _, result = finished_study
+    _, _, result, _ = finished_study
     out = result.stdout
     assert "2 trials planned, 0 already completed, 2 to run" in out
     assert out.count("finished ") == 2
@@ -74,7 +78,7 @@ def test_overrides_reach_the_study_folders_spec_copy_that_resume_reads(finished_
     from orchestrator.launch import load_for_resume
     from orchestrator.study_files import locate_study
 
-    workdir, spec, _ = finished_study
+    workdir, spec, _, _ = finished_study
     copy = workdir / "studies" / "e2e" / "spec.yaml"
     assert "resources.retries=1" in copy.read_text(encoding="utf-8").splitlines()[0]
     location = locate_study(str(workdir / "studies" / "e2e"))
@@ -86,7 +90,7 @@ def test_overrides_reach_the_study_folders_spec_copy_that_resume_reads(finished_
 def test_parquet_tables_hold_one_row_per_trial_camera_and_epoch(finished_study):
     import pyarrow.parquet as pq
 
-    workdir, _, _ = finished_study
+    workdir, _, _, _ = finished_study
     results = workdir / "studies" / "e2e" / "results"
     trial_files = sorted((results / "trials" / "e2e").glob("part-*.parquet"))
     assert len(trial_files) == 2  # one part file per finished trial
@@ -116,7 +120,7 @@ def test_parquet_tables_hold_one_row_per_trial_camera_and_epoch(finished_study):
 def test_mlflow_has_a_parent_run_and_one_child_per_trial(finished_study):
     from mlflow.tracking import MlflowClient
 
-    workdir, _, _ = finished_study
+    workdir, _, _, _ = finished_study
     client = MlflowClient(tracking_uri=f"sqlite:///{workdir / 'studies' / 'e2e' / 'mlflow.db'}")
     experiment = client.get_experiment_by_name("e2e")
     runs = client.search_runs([experiment.experiment_id])
@@ -147,7 +151,7 @@ def test_python_dash_m_trainables_reproduces_a_stored_trial_from_the_spec_and_it
 
     from storage import ResultStore
 
-    workdir, spec, _ = finished_study
+    workdir, spec, _, _ = finished_study
     row = next(r for r in ResultStore(str(workdir / "studies" / "e2e" / "results")).read_rows("trials", "e2e") if r["variant"] == "+erasing")
     command = [sys.executable, "-m", "trainables", str(spec), "--hash", row["config_hash"][:12]]
     result = subprocess.run(command, capture_output=True, text=True, cwd=workdir, timeout=600)
@@ -158,7 +162,7 @@ def test_python_dash_m_trainables_reproduces_a_stored_trial_from_the_spec_and_it
 
 
 def test_relaunch_runs_nothing_and_summarize_prints_the_same_table(finished_study):
-    workdir, spec, first = finished_study
+    workdir, spec, first, _ = finished_study
     again = orchestrator("launch", str(spec), cwd=workdir)
     assert again.returncode == 0, again.stderr
     assert "2 already completed, 0 to run" in again.stdout
@@ -168,12 +172,15 @@ def test_relaunch_runs_nothing_and_summarize_prints_the_same_table(finished_stud
     assert table and table in first.stdout
 
 
-def test_no_credential_reaches_output_mlflow_or_parquet(finished_study):
-    workdir, _, result = finished_study
+def test_no_credential_reaches_output_mlflow_parquet_or_ray_logs(finished_study):
+    workdir, _, result, ray_tmp = finished_study
     study_dir = workdir / "studies" / "e2e"
+    # Ray Tune would copy AWS_SECRET_ACCESS_KEY into the trials' runtime environment, which
+    # Ray's runtime-env agent logs in clear.
+    assert list(ray_tmp.glob("ray/session_*/logs/runtime_env_agent.log"))
     haystacks = [result.stdout, result.stderr]
-    for path in study_dir.rglob("*"):
-        if path.is_file():
+    for path in [*study_dir.rglob("*"), *ray_tmp.rglob("*")]:
+        if path.is_file() and not path.is_symlink():
             haystacks.append(path.read_bytes().decode("latin-1"))
     for secret in SECRETS.values():
         assert not any(secret in text for text in haystacks), f"{secret} leaked"
@@ -183,7 +190,7 @@ def test_each_trial_saves_a_checkpoint_that_reloads_strictly(finished_study):
     from trainables.models.checkpoint import load_checkpoint
     from storage import ResultStore
 
-    workdir, _, _ = finished_study
+    workdir, _, _, _ = finished_study
     rows = ResultStore(str(workdir / "studies" / "e2e" / "results")).read_rows("trials", "e2e")
     for row in rows:
         model, kwargs = load_checkpoint(workdir / "checkpoints" / f"{row['config_hash']}.pt")
