@@ -59,6 +59,7 @@ def check_targets(loaded: LoadedSpec, trials: list[PlannedTrial]) -> None:
 def decode_targets(trials: list[PlannedTrial], echo: Callable[[str], None], datasets: dict) -> dict:
     """Decode the query and gallery of each distinct target of ``trials`` once into
     ``datasets`` (which caches earlier ones)."""
+    from orchestrator.progress import CountedProgress
     from trainables.data.datasets import eval_key, load_eval_splits
     from trainables.data.errors import DatasetError
 
@@ -69,10 +70,11 @@ def decode_targets(trials: list[PlannedTrial], echo: Callable[[str], None], data
             if key in datasets:
                 continue
             echo(f"decoding evaluation target '{target.label}' ({dataset.name}, query and gallery) ...")
+            progress = CountedProgress(echo)  # one line, as for the training dataset
             try:
-                splits = load_eval_splits(dataset, progress=lambda msg: echo(f"  {msg}"))
+                splits = load_eval_splits(dataset, progress=progress)
             except DatasetError as err:
                 raise DataError(f"evaluation target '{target.label}': {err}") from None
-            echo(f"  {len(splits.query.images)} query, {len(splits.gallery.images)} gallery images")
+            echo(f"  {progress.summary()}: {len(splits.query.images)} query, {len(splits.gallery.images)} gallery images")
             datasets[key] = splits
     return datasets

@@ -308,9 +308,14 @@ def _decode_datasets(trials: list[PlannedTrial], echo: Echo, datasets: dict | No
 
 
 def dataset_cameras(datasets: dict) -> list[int]:
-    """Every camera id of the decoded query and gallery splits (what per-camera metrics name)."""
+    """Every camera id of the decoded training datasets' query and gallery splits (what the
+    per-camera metrics ``cam/cNN/...`` name; an evaluation target's are ``<label>/cam/...``)."""
+    from trainables.data.datasets import EVAL_KEY_PREFIX
+
     cameras: set[int] = set()
-    for data in datasets.values():
+    for key, data in datasets.items():
+        if str(key).startswith(EVAL_KEY_PREFIX):
+            continue
         for split in (data.query, data.gallery):
             cameras.update(int(c) for c in set(split.camids.tolist()))
     return sorted(cameras)

@@ -63,8 +63,9 @@ def test_launch_prints_progress_and_the_ablation_table(finished_study):
     assert out.count("finished ") == 2
     assert "| variant | seeds | params (M) | GMACs | rank-1 | mAP |" in out
     assert "| baseline | 1 |" in out and "| +erasing | 1 |" in out
-    # Decoding is one line; each trial prints each epoch, its evaluation epoch with rank-1 and mAP.
-    assert out.count("decoded ") == 1 and " images in " in out
+    # Decoding is one line per dataset (the training set, the evaluation target); each trial
+    # prints each epoch, its evaluation epoch with rank-1 and mAP.
+    assert out.count("decoded ") == 2 and " images in " in out
     for label in ("baseline seed=0", "+erasing seed=0"):
         lines = [line for line in out.splitlines() if line.startswith(f"  {label} [") and " epoch " in line]
         assert [line.split(" epoch ")[1].split(":")[0] for line in lines] == ["1/2", "2/2"], lines

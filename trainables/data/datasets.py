@@ -229,9 +229,12 @@ class EvalSplits:
     gallery: SplitArrays
 
 
+EVAL_KEY_PREFIX = "eval|"
+
+
 def eval_key(config: DatasetConfig) -> str:
     """Identifies a decoded evaluation target (query and gallery only) in the datasets dict."""
-    return "eval|" + dataset_key(config)
+    return EVAL_KEY_PREFIX + dataset_key(config)
 
 
 def load_eval_splits(config: DatasetConfig, progress: Progress = None) -> EvalSplits:
