@@ -50,14 +50,19 @@ def variant_order(kept: pd.DataFrame) -> list[str]:
     return list(dict.fromkeys(ordered["variant"]))
 
 
-def camera_stats(kept: pd.DataFrame, cameras: Sequence[dict[str, Any]]) -> pd.DataFrame:
-    """Mean and std over seeds of each variant x camera x metric (values in %)."""
+def camera_stats(kept: pd.DataFrame, cameras: Sequence[dict[str, Any]], target: str | None = None) -> pd.DataFrame:
+    """Mean and std over seeds of each variant x camera x metric (values in %), of the trial's
+    own test set, or of the evaluation target ``target`` (its rows' metrics ``<label>/q_mAP``,
+    returned without the label: a target's cameras are its own)."""
     frame = pd.DataFrame(list(cameras))
     if frame.empty or kept.empty or not {"config_hash", "camera", "metric", "value"} <= set(frame.columns):
         return pd.DataFrame(columns=["variant", "camera", "metric", "mean", "std", "n"])
     frame = frame[frame["config_hash"].isin(kept["config_hash"])]
-    # The trial's own cameras only: an evaluation target's rows (metric "duke/q_mAP") have cameras of their own.
-    frame = frame[~frame["metric"].astype(str).str.contains("/", regex=False)]
+    metric = frame["metric"].astype(str)
+    if target is None:
+        frame = frame[~metric.str.contains("/", regex=False)]
+    else:
+        frame = frame[metric.str.startswith(f"{target}/")].assign(metric=lambda f: f["metric"].str.slice(len(target) + 1))
     frame = frame.drop_duplicates(["config_hash", "camera", "metric"], keep="last")
     frame = frame.drop(columns=["variant"], errors="ignore").merge(kept[["config_hash", "variant"]], on="config_hash")
     frame["value"] = 100 * frame["value"].astype(float)
@@ -90,9 +95,10 @@ def _camera_label(camera: Any) -> str:
     return f"c{int(camera)}"
 
 
-def camera_bars(stats: pd.DataFrame, variants: list[str], path: Path, weakest: int | None = None) -> Path | None:
+def camera_bars(stats: pd.DataFrame, variants: list[str], path: Path, weakest: int | None = None, test_set: str | None = None) -> Path | None:
     """APRA Fig. 1: per camera, q-mAP and g-mAP bars; the study's ``weakest`` camera is
-    outlined in red in every panel and the dashed line is the average camera q-mAP."""
+    outlined in red in every panel and the dashed line is the average camera q-mAP;
+    ``test_set`` names an evaluation target the bars are of."""
     variants = [v for v in variants if v in set(stats["variant"])]
     if not variants:
         return None
@@ -129,7 +135,7 @@ def camera_bars(stats: pd.DataFrame, variants: list[str], path: Path, weakest: i
     for ax in axes[::columns]:
         ax.set_ylabel("mAP (%)")
     axes[0].legend(loc="upper right", fontsize=8)
-    title = "Per-camera query-mAP and gallery-mAP"
+    title = "Per-camera query-mAP and gallery-mAP" + (f" on evaluation target '{test_set}'" if test_set else "")
     if weakest is not None:
         title += f" (weakest camera c{int(weakest)}, the reference row's lowest q-mAP, outlined in red)"
     fig.suptitle(title, fontsize=11)
@@ -142,8 +148,9 @@ def _outline(index: int, height: float):
     return Rectangle((index - 0.45, 0), 0.9, height + 2, fill=False, edgecolor="red", linewidth=2, zorder=3)
 
 
-def camera_heatmap(stats: pd.DataFrame, variants: list[str], path: Path) -> Path | None:
-    """Camera x variant heat maps of q-mAP and g-mAP (mean over seeds, in %)."""
+def camera_heatmap(stats: pd.DataFrame, variants: list[str], path: Path, test_set: str | None = None) -> Path | None:
+    """Camera x variant heat maps of q-mAP and g-mAP (mean over seeds, in %); ``test_set``
+    names an evaluation target they are of."""
     variants = [v for v in variants if v in set(stats["variant"])]
     metrics = [m for m in ("q_mAP", "g_mAP") if m in set(stats["metric"])]
     if not variants or not metrics:
@@ -168,7 +175,7 @@ def camera_heatmap(stats: pd.DataFrame, variants: list[str], path: Path) -> Path
                 ax.text(col, row, f"{value:.1f}", ha="center", va="center", fontsize=8, color="black" if shade > 0.6 else "white")
         ax.set_xticks(range(len(cameras)), [_camera_label(c) for c in cameras])
         ax.set_yticks(range(len(variants)), variants if ax is axes[0] else [""] * len(variants))
-        ax.set_title(METRIC_LABELS[metric] + " (%)", fontsize=10)
+        ax.set_title(METRIC_LABELS[metric] + " (%)" + (f", target '{test_set}'" if test_set else ""), fontsize=10)
         ax.set_xlabel("camera")
     fig.colorbar(image, ax=list(axes), shrink=0.9, label="mAP (%)")
     return _save(fig, path)
@@ -294,4 +301,10 @@ def write_figures(
         camera_heatmap(per_camera, variants, out_dir / "camera_heatmap.png"),
         learning_curves(curve_stats(kept, curves), variants, out_dir / "learning_curves.png"),
     ]
+    # Each evaluation target (eval.targets) on its own cameras, its weakest camera outlined.
+    for label in sorted(summary.target_weakest):
+        stats = camera_stats(kept, cameras, target=label)
+        weakest = summary.target_weakest[label].camera
+        written.append(camera_bars(stats, variants, out_dir / f"camera_bars_{label}.png", weakest, test_set=label))
+        written.append(camera_heatmap(stats, variants, out_dir / f"camera_heatmap_{label}.png", test_set=label))
     return [path for path in written if path is not None]

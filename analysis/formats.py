@@ -254,6 +254,17 @@ FIGURE_CAPTIONS = {
 }
 
 
+def figure_caption(name: str) -> str:
+    """A figure's caption; ``camera_bars_<label>.png`` is an evaluation target's version."""
+    if name in FIGURE_CAPTIONS:
+        return FIGURE_CAPTIONS[name]
+    for known, caption in FIGURE_CAPTIONS.items():
+        stem = known.removesuffix(".png")
+        if name.startswith(stem + "_"):
+            return f"Evaluation target '{name.removeprefix(stem + '_').removesuffix('.png')}': " + caption[0].lower() + caption[1:]
+    return Path(name).stem.replace("_", " ")
+
+
 def to_html(summary: AblationSummary, figures: Iterable[Path] = ()) -> str:
     """One self-contained page: the tables with their footnotes and ``figures`` (PNG files)
     embedded as data URIs, so it opens offline and travels as a single file."""
@@ -269,7 +280,7 @@ def to_html(summary: AblationSummary, figures: Iterable[Path] = ()) -> str:
     for table, sentences in _tables(summary):
         out += _html_table(table, sentences)
     for path in figures:
-        caption = FIGURE_CAPTIONS.get(Path(path).name, Path(path).stem.replace("_", " "))
+        caption = figure_caption(Path(path).name)
         out.append(f'<figure><img alt="{html.escape(caption)}" src="{data_uri(path)}"><figcaption>{html.escape(caption)}</figcaption></figure>')
     out.append("</body></html>")
     return "\n".join(out) + "\n"

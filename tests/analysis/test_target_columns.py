@@ -78,3 +78,16 @@ def test_the_camera_figures_draw_the_own_cameras_only():
 
     stats = camera_stats(completed_trials("s", TRIALS), CAMERAS)
     assert set(stats["camera"]) == {1, 2, 3} and set(stats["metric"]) == {"q_mAP"}
+
+
+def test_each_evaluation_target_gets_its_own_camera_figures(summary, tmp_path):
+    from analysis.figures import camera_stats, completed_trials, write_figures
+
+    kept = completed_trials("s", TRIALS)
+    duke = camera_stats(kept, CAMERAS, target="duke")
+    assert set(duke["camera"]) == {1, 2, 3, 4, 5} and set(duke["metric"]) == {"q_mAP"}
+    # The target's camera 4 of +apra, mean over its seeds, in %: 0.10, 0.20, 0.09.
+    cell = duke[(duke["variant"] == "+apra") & (duke["camera"] == 4)]["mean"].item()
+    assert cell == pytest.approx(100 * statistics.fmean([0.10, 0.20, 0.09]))
+    written = {path.name for path in write_figures("s", TRIALS, CAMERAS, [], tmp_path, summary=summary)}
+    assert {"camera_bars.png", "camera_bars_duke.png", "camera_heatmap_duke.png"} <= written
