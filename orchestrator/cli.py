@@ -36,9 +36,19 @@ app.add_typer(k8s_app, name="k8s")
 _debug = {"on": False}
 
 
+PLUGIN_TIMEOUT_ENV = "REID_ORCH_PLUGIN_TIMEOUT"  # search_spaces.plugins.IMPORT_TIMEOUT_ENV, kept here so --help stays fast
+
+
 @app.callback()
-def _main(debug: bool = typer.Option(False, "--debug", help="Show full tracebacks on errors.")) -> None:
+def _main(
+    debug: bool = typer.Option(False, "--debug", help="Show full tracebacks on errors."),
+    plugin_timeout: Optional[float] = typer.Option(
+        None, "--plugin-timeout", min=0, metavar="SECONDS", help="Longest a spec's plugin may take to import (default 120; 0: no limit)."
+    ),
+) -> None:
     _debug["on"] = debug
+    if plugin_timeout is not None:
+        os.environ[PLUGIN_TIMEOUT_ENV] = f"{plugin_timeout:g}"
 
 
 def echo(message: str) -> None:
