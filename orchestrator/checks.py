@@ -7,7 +7,9 @@ exit status 2 and nothing launched.
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
+from typing import Iterator
 
 from orchestrator.errors import StoreError
 from orchestrator.redact import redact_text, redact_uri
@@ -155,29 +157,38 @@ def check_store(uri: str) -> ResultStore:
     return store
 
 
-def check_tracking(uri: str) -> None:
-    """A remote MLflow tracking server answers (local SQLite/file stores are created on use)."""
-    if not uri.startswith(("http://", "https://", "databricks")):
-        return
+@contextlib.contextmanager
+def quick_mlflow_requests(timeout_s: float, retries: int) -> Iterator[None]:
+    """MLflow's HTTP requests within the block give up after ``timeout_s`` and ``retries``
+    retries: its defaults (7 retries with backoff, 120 s per request) keep a user waiting minutes
+    for a server that is down or a typo in its address."""
     import os
 
-    from mlflow.tracking import MlflowClient
-
-    # One quick try: MLflow's default retries would keep a user waiting minutes for a typo.
-    quick = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1", "MLFLOW_HTTP_REQUEST_TIMEOUT": "15"}
+    quick = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": str(retries), "MLFLOW_HTTP_REQUEST_TIMEOUT": f"{timeout_s:g}"}
     saved = {key: os.environ.get(key) for key in quick}
     os.environ.update(quick)
     try:
-        MlflowClient(tracking_uri=uri).search_experiments(max_results=1)
-    except Exception as err:  # noqa: BLE001 - MLflow raises many kinds; all mean "unusable"
-        detail = redact_text(str(err).splitlines()[0] if str(err) else type(err).__name__, uri)
-        raise StoreError(f"MLflow tracking server {redact_uri(uri)} is not usable: {detail[:300]}") from None
+        yield
     finally:
         for key, value in saved.items():
             if value is None:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+
+
+def check_tracking(uri: str) -> None:
+    """A remote MLflow tracking server answers (local SQLite/file stores are created on use)."""
+    if not uri.startswith(("http://", "https://", "databricks")):
+        return
+    from mlflow.tracking import MlflowClient
+
+    try:
+        with quick_mlflow_requests(timeout_s=15, retries=1):
+            MlflowClient(tracking_uri=uri).search_experiments(max_results=1)
+    except Exception as err:  # noqa: BLE001 - MLflow raises many kinds; all mean "unusable"
+        detail = redact_text(str(err).splitlines()[0] if str(err) else type(err).__name__, uri)
+        raise StoreError(f"MLflow tracking server {redact_uri(uri)} is not usable: {detail[:300]}") from None
 
 
 def local_capacity() -> dict[str, float]:

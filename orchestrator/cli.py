@@ -337,6 +337,9 @@ def resume(
         raise typer.Exit(1)
 
 
+STATUS_MLFLOW_TIMEOUT_S = 5.0
+
+
 @app.command()
 @handle_errors
 def status(
@@ -345,6 +348,7 @@ def status(
 ) -> None:
     """Show a study's progress: trials done, running, failed and pending, the best so far, time left,
     and whether its driver is alive. Exits 2 when the result store cannot be read."""
+    from orchestrator.checks import quick_mlflow_requests
     from orchestrator.errors import StoreError
     from orchestrator.launch import load_for_resume
     from orchestrator.status import format_status, study_status
@@ -364,7 +368,8 @@ def status(
     uri = resolve_tracking_uri(tracking_uri, location.record.get("tracking_uri"), loaded.spec.study_dir())
     running = []
     try:
-        running = StudyTracker(uri, loaded.name).child_runs()
+        with quick_mlflow_requests(timeout_s=STATUS_MLFLOW_TIMEOUT_S, retries=0):  # a status is a glance: no minutes of retries
+            running = StudyTracker(uri, loaded.name).child_runs()
     except Exception as err:  # noqa: BLE001 - status still shows what the store knows
         echo(f"(MLflow at {redact_uri(uri)} not readable: {type(err).__name__}; running trials unknown)")
     echo(format_status(study_status(loaded, store, running, driver)))
