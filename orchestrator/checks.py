@@ -147,6 +147,37 @@ def _check_dataset_files(loaded: LoadedSpec, trial: PlannedTrial) -> None:
             raise spec_error(loaded.source, trial.origin_of("augment.implicit_attention.same_viewpoint"), str(err)) from None
 
 
+def train_identities(dataset) -> int:
+    """Identities in a dataset's training split: the synthetic set's from its generator's
+    settings (nothing generated), a real one's from its file names (nothing decoded)."""
+    if dataset.name == "synthetic":
+        from trainables.data.synthetic import SyntheticSpec
+
+        return SyntheticSpec().num_train_ids  # trainables.data.datasets generates the default spec
+    from trainables.data.datasets import read_records
+
+    return len({record.pid for record in read_records(dataset).train})
+
+
+def check_batch_identities(loaded: LoadedSpec) -> None:
+    """A P x K batch takes ``train.ids_per_batch`` distinct identities: a training set with fewer
+    would fail every trial at its first batch (``trainables.data.sampler.PKSampler``)."""
+    counts: dict[str, int] = {}
+    for trial in trials_to_check(loaded):
+        dataset = trial.config.dataset
+        key = dataset.model_dump_json()
+        if key not in counts:
+            counts[key] = train_identities(dataset)
+        need = trial.config.train.ids_per_batch
+        if need > counts[key]:
+            raise spec_error(
+                loaded.source,
+                trial.origin_of("train.ids_per_batch"),
+                f"a batch takes {need} identities (train.ids_per_batch) but the training split of dataset "
+                f"'{dataset.name}' has {counts[key]}: lower train.ids_per_batch to at most {counts[key]}",
+            )
+
+
 def check_store(uri: str) -> ResultStore:
     """The result store is reachable and writable."""
     try:
@@ -283,4 +314,5 @@ def check_spec(loaded: LoadedSpec) -> None:
     """All checks that need no storage: what ``orchestrator validate`` runs."""
     check_output(loaded)
     check_datasets(loaded)
+    check_batch_identities(loaded)
     check_models(loaded)

@@ -114,13 +114,20 @@ def _out_folder(out: Path, option: str = "--out") -> Path:
 
 @app.command()
 @handle_errors
-def validate(spec: Path = typer.Argument(..., help="Study spec (YAML)."), max_trials: int = _max_trials_option()) -> None:
-    """Check a spec without starting Ray: schema, axes, backbones, dataset folders."""
-    from orchestrator.checks import check_spec
+def validate(
+    spec: Path = typer.Argument(..., help="Study spec (YAML)."),
+    max_trials: int = _max_trials_option(),
+    address: Optional[str] = typer.Option(
+        None, "--address", help="The Ray cluster it will run on: its CPUs and GPUs are judged at launch (default: this machine's, now)."
+    ),
+) -> None:
+    """Check a spec without starting Ray: schema, axes, backbones, dataset folders, and the CPUs and GPUs a trial asks for."""
+    from orchestrator.checks import check_resources, check_spec
     from orchestrator.spec import load_spec
 
     loaded = load_spec(spec, max_trials=max_trials)
     check_spec(loaded)
+    check_resources(loaded, address)  # as `launch` without --address judges them
     _print_warnings(loaded)
     search = loaded.spec.ablation.search
     if search is not None:

@@ -101,3 +101,33 @@ def test_the_address_probe_accepts_what_speaks_http2_as_ray_does(monkeypatch):
         thread.join(5)
         server.close()
     assert heard == [HTTP2_PREFACE]
+
+
+def test_validate_refuses_gpus_this_machine_lacks_unless_a_cluster_is_named(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")  # no GPU, whatever the machine has
+    (tmp_path / "spec.yaml").write_text(f"study: {{name: s}}\n{SYNTHETIC}resources: {{gpus_per_trial: 4}}\n", encoding="utf-8")
+    code, lines, _ = invoke("validate", str(tmp_path / "spec.yaml"))
+    assert code == 2 and len(lines) == 1, lines
+    assert "spec.yaml:5: resources.gpus_per_trial: a trial asks for 1 CPU and 4 GPU, more than this machine has" in lines[0]
+    assert "--address" in lines[0]
+    code, _, out = invoke("validate", str(tmp_path / "spec.yaml"), "--address", "10.0.0.1:6379")
+    assert code == 0 and "OK" in out
+
+
+def test_a_batch_wider_than_the_training_identities_is_refused_by_validate(tiny_market, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    # The synthetic set trains on 100 identities; a variant asks for 120.
+    text = f"study: {{name: s}}\n{SYNTHETIC}ablation:\n  variants:\n    - {{name: wide, set: {{train.ids_per_batch: 120}}}}\n"
+    (tmp_path / "spec.yaml").write_text(text, encoding="utf-8")
+    code, lines, _ = invoke("validate", str(tmp_path / "spec.yaml"))
+    assert code == 2 and len(lines) == 1, lines
+    assert "spec.yaml:8: ablation.variants[0].set['train.ids_per_batch']: a batch takes 120 identities" in lines[0]
+    assert "training split of dataset 'synthetic' has 100: lower train.ids_per_batch to at most 100" in lines[0]
+    # The tiny Market copy has 12 training identities; the default batch takes 16.
+    (tmp_path / "spec.yaml").write_text(f"study: {{name: s}}\nbaseline:\n  dataset: {{name: market1501, root: '{tiny_market}'}}\n", encoding="utf-8")
+    code, lines, _ = invoke("launch", str(tmp_path / "spec.yaml"))
+    assert code == 2 and len(lines) == 1, lines
+    assert "baseline.train.ids_per_batch: a batch takes 16 identities" in lines[0] and "has 12" in lines[0]
+    assert_nothing_launched(tmp_path)
+    assert not (tmp_path / "studies").exists()
