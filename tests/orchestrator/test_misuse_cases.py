@@ -131,3 +131,19 @@ def test_a_batch_wider_than_the_training_identities_is_refused_by_validate(tiny_
     assert "baseline.train.ids_per_batch: a batch takes 16 identities" in lines[0] and "has 12" in lines[0]
     assert_nothing_launched(tmp_path)
     assert not (tmp_path / "studies").exists()
+
+
+def test_data_check_names_images_that_are_dangling_or_looping_links(tiny_market, tmp_path):
+    import shutil
+
+    root = tmp_path / "market"
+    shutil.copytree(tiny_market, root)
+    train = root / "bounding_box_train"
+    (train / "0001_c1s1_999999_00.jpg").symlink_to(tmp_path / "gone.jpg")
+    (train / "0002_c2s1_999998_00.jpg").symlink_to(train / "0002_c2s1_999998_00.jpg")
+    code, lines, out = invoke("data", "check", "--dataset", "market1501", "--root", str(root), "--no-decode")
+    assert code == 2 and len(lines) == 1, lines
+    assert f"error: {train}: 2 image(s) are symbolic links to no file: " in lines[0]
+    assert f"0001_c1s1_999999_00.jpg -> {tmp_path / 'gone.jpg'} (missing)" in lines[0]
+    assert "0002_c2s1_999998_00.jpg (a loop of links)" in lines[0]
+    assert "OK" not in out
