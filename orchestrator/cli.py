@@ -56,6 +56,7 @@ def echo(message: str) -> None:
 
 
 INTERRUPTED = 130  # the shell's status for a process ended by SIGINT
+BROKEN_PIPE = 141  # ... and by SIGPIPE
 
 
 def handle_errors(command: Callable) -> Callable:
@@ -82,6 +83,11 @@ def handle_errors(command: Callable) -> Callable:
         except KeyboardInterrupt:
             print("interrupted", file=sys.stderr)
             raise typer.Exit(INTERRUPTED) from None
+        except BrokenPipeError:
+            # The reader left (`orchestrator summarize ... | head`): stop quietly, as a C tool
+            # killed by SIGPIPE does, and keep Python from failing again on its final flush.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            raise typer.Exit(BROKEN_PIPE) from None
         except Exception as err:  # noqa: BLE001 - a runtime failure: one line, traceback on --debug
             if _debug["on"]:
                 traceback.print_exc()

@@ -147,3 +147,22 @@ def test_data_check_names_images_that_are_dangling_or_looping_links(tiny_market,
     assert f"0001_c1s1_999999_00.jpg -> {tmp_path / 'gone.jpg'} (missing)" in lines[0]
     assert "0002_c2s1_999998_00.jpg (a loop of links)" in lines[0]
     assert "OK" not in out
+
+
+def test_summarize_into_a_reader_that_left_stops_quietly(tmp_path):
+    """``orchestrator summarize STUDY | head``: the reader closes the pipe before the table is written."""
+    import subprocess
+
+    from storage import ResultStore
+    from tests.cli import EXE, orchestrator_env
+    from tests.orchestrator.fake_study import write_fake_study
+
+    store = ResultStore(str(tmp_path / "store"))
+    write_fake_study(store)
+    process = subprocess.Popen(
+        [str(EXE), "summarize", "fake", "--store", store.uri], stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=tmp_path, env=orchestrator_env()
+    )
+    process.stdout.close()  # the reader is gone before the first line
+    _, err = process.communicate(timeout=120)
+    assert err.decode() == ""
+    assert process.returncode == 141  # 128 + SIGPIPE, as a shell reports a tool the pipe ended
