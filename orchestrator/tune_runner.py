@@ -91,6 +91,7 @@ class Tally:
 
 def _recorder(run: StudyRun, trials: list[PlannedTrial], variant_order: tuple[str, ...], **kwargs: Any) -> "StudyRecorder":
     from orchestrator.recorder import StudyRecorder
+    from orchestrator.unsaved_rows import unsaved_dir
 
     return StudyRecorder(
         study=run.loaded.name,
@@ -100,6 +101,7 @@ def _recorder(run: StudyRun, trials: list[PlannedTrial], variant_order: tuple[st
         store=run.store,
         tracker=run.tracker,
         echo=run.echo,
+        unsaved=unsaved_dir(run.study_dir),
         **kwargs,
     )
 
@@ -279,6 +281,13 @@ _CALLBACK_HOOKS = (
 )
 
 
+def _ended_on_its_own(hook: str, trial: Any) -> bool:
+    """A trial that failed, or finished with its final result (Tune marks it ``done``)."""
+    if hook == "on_trial_error":
+        return True
+    return hook == "on_trial_complete" and bool((getattr(trial, "last_result", None) or {}).get("done"))
+
+
 def store_guard(recorder):
     """``(callback, stopper)``: the recorder behind a guard that stops the study on the first
     result-store failure. Tune catches a callback's exception, logs its traceback and goes on
@@ -293,12 +302,15 @@ def store_guard(recorder):
 
     def hook(name: str):
         def call(self, *args: Any, **kwargs: Any) -> None:
-            if StoreGuard.error is not None:
-                return  # the study is stopping; record nothing more
+            # The study is stopping: record nothing more, except the rows of trials that end on
+            # their own meanwhile, which the recorder keeps beside the study (unsaved_rows).
+            # Tune also "completes" the trials it stops, unfinished: those run again on resume.
+            if StoreGuard.error is not None and not _ended_on_its_own(name, kwargs.get("trial")):
+                return
             try:
                 getattr(recorder, name)(*args, **kwargs)
             except StoreUnavailableError as err:
-                StoreGuard.error = err
+                StoreGuard.error = StoreGuard.error or err
 
         return call
 
