@@ -67,6 +67,7 @@ tree can be hashed, which the tests use to grow a config with synthetic fields).
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any
 
@@ -98,11 +99,21 @@ class Neutral:
     value: Any
 
 
+# Field infos live as long as their model classes: their neutral values are computed once each
+# (a study of 10^5 trials asks for them millions of times) and shared, so callers only read them.
+# Keyed by id, holding the info itself so the id cannot be reused while the entry exists.
+_MARKERS: dict[int, tuple[FieldInfo, Any]] = {}
+_NEUTRALS: dict[int, tuple[FieldInfo, Any]] = {}
+
+
 def _marker(info: FieldInfo | None) -> Any:
-    for item in info.metadata if info is not None else ():
-        if isinstance(item, Neutral):
-            return to_jsonable_python(item.value)
-    return _NO_NEUTRAL
+    if info is None:
+        return _NO_NEUTRAL
+    cached = _MARKERS.get(id(info))
+    if cached is None or cached[0] is not info:
+        found = next((to_jsonable_python(item.value) for item in info.metadata if isinstance(item, Neutral)), _NO_NEUTRAL)
+        cached = _MARKERS[id(info)] = (info, found)
+    return cached[1]
 
 
 def neutral_value(info: FieldInfo) -> Any:
@@ -112,9 +123,14 @@ def neutral_value(info: FieldInfo) -> Any:
     marker = _marker(info)
     if marker is not _NO_NEUTRAL:
         return marker
-    if info.default is PydanticUndefined and info.default_factory is None:
-        return _NO_NEUTRAL
-    return to_jsonable_python(info.get_default(call_default_factory=True))
+    cached = _NEUTRALS.get(id(info))
+    if cached is None or cached[0] is not info:
+        if info.default is PydanticUndefined and info.default_factory is None:
+            value = _NO_NEUTRAL
+        else:
+            value = to_jsonable_python(info.get_default(call_default_factory=True))
+        cached = _NEUTRALS[id(info)] = (info, value)
+    return cached[1]
 
 
 def _declared_section(info: FieldInfo | None) -> bool:
@@ -132,6 +148,7 @@ def _child(node: Any, name: str) -> Any:
     return None
 
 
+@functools.lru_cache(maxsize=None)  # one leaf list per identity version
 def _prefixes(leaves: frozenset[str]) -> frozenset[str]:
     """Every section path of a leaf list (``model``, ``model.apra`` for ``model.apra.lam``)."""
     return frozenset(".".join(leaf.split(".")[:i]) for leaf in leaves for i in range(1, leaf.count(".") + 1))
