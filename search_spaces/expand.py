@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable
 
 from pydantic import BaseModel, ValidationError
+from pydantic_core import to_jsonable_python
 
 from search_spaces.designs import DESIGNS, SEARCH_DESIGNS, AblationSpec, Change, DesignError, VariantPlan, changes_name
 from search_spaces.hashing import config_hash, flatten
@@ -121,7 +122,8 @@ class ValidatedRecipe:
     def __init__(self, recipe_tree: dict[str, Any]):
         self.tree = recipe_tree
         self._checked: set[str] = set()  # paths known to name a field: a grid repeats each many times
-        self.first_builds: dict[str, TrialConfig] = {}  # by plan name: effective_plan's build at seed 0
+        # Configs built at seed 0 (effective_plan's), by their Change objects: expand asks again.
+        self._built: dict[tuple[int, ...], tuple[tuple[Change, ...], TrialConfig]] = {}
         try:
             self.base: TrialConfig | None = TrialConfig.model_validate({**recipe_tree, "seed": 0})
         except ValidationError:
@@ -138,6 +140,47 @@ class ValidatedRecipe:
         tree.pop("seed", None)
         tree.pop("plugins", None)  # computed from the trial's own components
         return _set_changes(tree, changes)
+
+    def built(self, changes: tuple[Change, ...], seed: int) -> TrialConfig | None:
+        """A config built before from the same changes at seed 0, handed out once."""
+        held = self._built.pop(tuple(map(id, changes)), None) if seed == 0 else None
+        return held[1] if held is not None and held[0] == changes else None
+
+    def keep(self, changes: tuple[Change, ...], seed: int, config: TrialConfig) -> None:
+        if seed == 0:
+            self._built[tuple(map(id, changes))] = (changes, config)
+
+
+_MISSING = object()
+
+
+class ResolvedLeaves:
+    """The leaves of a built config by dotted path, as its JSON dump flattened would hold them
+    (a section or an absent key is no leaf), looked up without dumping the whole config."""
+
+    def __init__(self, config: BaseModel):
+        self.config = config
+
+    def _leaf(self, path: str) -> Any:
+        node: Any = self.config
+        for part in path.split("."):
+            if isinstance(node, BaseModel):
+                extra = node.__pydantic_extra__ or {}
+                node = getattr(node, part) if part in type(node).model_fields else extra.get(part, _MISSING)
+            elif isinstance(node, dict):
+                node = node.get(part, _MISSING)
+            else:
+                return _MISSING
+        return _MISSING if node is _MISSING or isinstance(node, (BaseModel, dict)) else to_jsonable_python(node)
+
+    def __contains__(self, path: str) -> bool:
+        return self._leaf(path) is not _MISSING
+
+    def __getitem__(self, path: str) -> Any:
+        value = self._leaf(path)
+        if value is _MISSING:
+            raise KeyError(path)
+        return value
 
 
 def _shared_tree(config: BaseModel, paths: list[list[str]]) -> dict[str, Any]:
@@ -165,18 +208,24 @@ def _origin_of_error(loc: tuple[Any, ...], changes: tuple[Change, ...]) -> tuple
 def build_config(recipe_tree: dict[str, Any] | ValidatedRecipe, plan: VariantPlan, seed: int) -> TrialConfig:
     """Validate one variant at one seed into a :class:`TrialConfig`."""
     if isinstance(recipe_tree, ValidatedRecipe):
+        held = recipe_tree.built(plan.changes, seed)
+        if held is not None:
+            return held
         tree = recipe_tree.with_changes(plan.changes)
     else:
         tree = apply_changes(recipe_tree, plan.changes)
     tree["seed"] = seed
     try:
-        return TrialConfig.model_validate(tree)
+        config = TrialConfig.model_validate(tree)
     except ValidationError as err:
         first = err.errors()[0]
         loc = tuple(first["loc"])
         origin = _origin_of_error(loc, plan.changes)
         field = ".".join(str(p) for p in loc) or "config"
         raise ChangeError(f"variant '{plan.name}': {field}: {first['msg']}", origin) from None
+    if isinstance(recipe_tree, ValidatedRecipe):
+        recipe_tree.keep(plan.changes, seed, config)
+    return config
 
 
 def _plain(value: Any) -> Any:
@@ -225,15 +274,12 @@ def effective_plan(recipe_tree: dict[str, Any] | ValidatedRecipe, plan: VariantP
     """``plan`` without the changes its own other changes override (a parameter of a module
     the same variant switches off), named after the rest: the off-row of a grid over a module
     switch x its parameters is named by the switch alone."""
-    built = build_config(recipe_tree, plan, 0)
-    resolved = flatten(built.model_dump(mode="json"))
+    resolved = ResolvedLeaves(build_config(recipe_tree, plan, 0))
     kept = tuple(
         change
         for change in plan.changes
         if change.path not in resolved or resolved[change.path] == _as_json(change.value)
     )
-    if isinstance(recipe_tree, ValidatedRecipe) and kept == plan.changes:
-        recipe_tree.first_builds[changes_name(kept)] = built  # the same config: expand need not build it again
     return VariantPlan(changes_name(kept), kept, plan.meta, auto_name=False)
 
 
@@ -272,8 +318,7 @@ def expand(recipe: Recipe, ablation: AblationSpec) -> list[PlannedTrial]:
     resolved: dict[tuple[str, int], TrialConfig] = {}
     for plan in continuation_order(plans):
         for seed in ablation.seeds:
-            config = recipe_tree.first_builds.pop(plan.name, None) if seed == 0 else None
-            config = config or build_config(recipe_tree, plan, seed)
+            config = build_config(recipe_tree, plan, seed)
             if config.train.init_from is not None:
                 raise ChangeError(HAND_SET_INIT_FROM, _origin_of_error(("train", "init_from"), plan.changes))
             if plan.continues is not None:

@@ -185,12 +185,33 @@ def _walk(
         if path not in sections and value == target:
             continue  # a newer field (or a whole newer section) at its neutral value
         if isinstance(value, dict) and (path in sections or _declared_section(info) or (info is None and isinstance(child, BaseModel))):
-            inner = _walk(child, value, path + ".", leaves, sections, None if path in sections or not isinstance(target, dict) else target)
+            inner = _walk_section(child, value, path + ".", leaves, sections, None if path in sections or not isinstance(target, dict) else target)
             if inner or path in sections:
                 kept[name] = inner  # a section: left out when nothing in it is away from neutral
         else:
             kept[name] = value  # away from its neutral value (or one that cannot be told)
     return kept
+
+
+# The walk of a section object at a path is the same whichever config holds it: the trials of a
+# large grid share their unchanged sections (search_spaces.expand.ValidatedRecipe), walked once.
+# Keyed by ids, holding the objects so the ids cannot be reused while an entry exists.
+_SECTION_WALKS: dict[tuple[int, str, int], tuple[Any, frozenset[str], dict[str, Any]]] = {}
+_SECTION_WALKS_LIMIT = 4096  # enough for the shared sections; the rest come and go
+
+
+def _walk_section(node: Any, tree: dict[str, Any], prefix: str, leaves: frozenset[str], sections: frozenset[str], neutral: dict[str, Any] | None) -> dict[str, Any]:
+    if not isinstance(node, BaseModel):
+        return _walk(node, tree, prefix, leaves, sections, neutral)
+    key = (id(node), prefix, id(leaves))
+    held = _SECTION_WALKS.get(key)
+    if held is not None and held[0] is node and held[1] is leaves:
+        return held[2]
+    if len(_SECTION_WALKS) >= _SECTION_WALKS_LIMIT:
+        _SECTION_WALKS.clear()
+    walked = _walk(node, tree, prefix, leaves, sections, neutral)
+    _SECTION_WALKS[key] = (node, leaves, walked)
+    return walked
 
 
 def identity_tree(config: BaseModel, version: int = IDENTITY_VERSION) -> dict[str, Any]:
