@@ -421,11 +421,14 @@ def k8s_render(
     spec: Path = typer.Argument(..., help="Study spec (YAML)."),
     out: Path = typer.Option(..., "--out", help="Folder for the manifests (kubectl apply -k DIR)."),
     image: str = typer.Option(DEFAULT_IMAGE, "--image", help="Container image with this project installed (the repository's Dockerfile builds the default)."),
-    gpus_per_trial: float = typer.Option(1.0, "--gpus-per-trial", min=0, help="GPUs per trial; fractions pack trials per GPU."),
+    gpus_per_trial: Optional[float] = typer.Option(None, "--gpus-per-trial", min=0, help="GPUs per trial; fractions pack trials per GPU (default: the spec's resources.gpus_per_trial)."),
+    cpus_per_trial: Optional[float] = typer.Option(None, "--cpus-per-trial", min=0.01, help="CPUs per trial (default: the spec's resources.cpus_per_trial)."),
     workers: int = typer.Option(2, "--workers", min=1, help="GPU worker pods."),
     gpus_per_worker: int = typer.Option(1, "--gpus-per-worker", min=0),
-    store_uri: str = typer.Option("s3://reid-results/studies", "--store-uri", help="Result store every pod writes to."),
-    artifacts_uri: str = typer.Option("s3://reid-results/mlflow", "--artifacts-uri", help="MLflow artifact destination."),
+    cpus_per_worker: int = typer.Option(8, "--cpus-per-worker", min=1),
+    store_uri: str = typer.Option("s3://reid-results/studies", "--store-uri", help="Result store every pod writes to (s3://bucket/prefix)."),
+    artifacts_uri: str = typer.Option("s3://reid-results/mlflow", "--artifacts-uri", help="MLflow artifact destination (s3://bucket/prefix)."),
+    mlflow_image: Optional[str] = typer.Option(None, "--mlflow-image", help="Image of the MLflow server (default: --image, which has MLflow with the PostgreSQL and S3 drivers)."),
     data_pvc: Optional[str] = typer.Option(None, "--data-pvc", help="PersistentVolumeClaim with the dataset, mounted at /data."),
     dataset_root: Optional[str] = typer.Option(None, "--dataset-root", help="Dataset folder inside the pods, e.g. /data/Market-1501."),
     namespace: Optional[str] = typer.Option(None, "--namespace"),
@@ -438,10 +441,12 @@ def k8s_render(
     _out_folder(out)
     loaded = load_spec(spec, max_trials=max_trials)
     options = RenderOptions(
-        image=image, gpus_per_trial=gpus_per_trial, workers=workers, gpus_per_worker=gpus_per_worker,
-        store_uri=store_uri, artifacts_uri=artifacts_uri, data_pvc=data_pvc, dataset_root=dataset_root, namespace=namespace,
+        image=image, gpus_per_trial=gpus_per_trial, cpus_per_trial=cpus_per_trial, workers=workers, gpus_per_worker=gpus_per_worker,
+        cpus_per_worker=cpus_per_worker, store_uri=store_uri, artifacts_uri=artifacts_uri, mlflow_image=mlflow_image,
+        data_pvc=data_pvc, dataset_root=dataset_root, namespace=namespace,
     )
-    for path in write_manifests(render_manifests(loaded, options), out):
+    manifests = render_manifests(loaded, options)  # every refusal before anything is written
+    for path in write_manifests(manifests, out):
         echo(f"wrote {path}")
     echo(f"apply with: kubectl apply -k {out}   (after creating the Secrets listed in k8s/README.md)")
 
