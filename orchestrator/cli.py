@@ -92,7 +92,8 @@ def handle_errors(command: Callable) -> Callable:
             if _debug["on"]:
                 traceback.print_exc()
             first = str(err).strip().splitlines()[0] if str(err).strip() else ""
-            print(f"error: {type(err).__name__}{': ' + first[:500] if first else ''} (rerun with --debug for the traceback)", file=sys.stderr)
+            hint = "" if _debug["on"] else " (rerun with --debug for the traceback)"
+            print(f"error: {type(err).__name__}{': ' + first[:500] if first else ''}{hint}", file=sys.stderr)
             raise typer.Exit(1) from None
         finally:
             # A launch stops listening to Ctrl-C while it cleans up; listen again.
