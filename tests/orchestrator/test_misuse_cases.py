@@ -122,7 +122,7 @@ def test_a_batch_wider_than_the_training_identities_is_refused_by_validate(tiny_
     (tmp_path / "spec.yaml").write_text(text, encoding="utf-8")
     code, lines, _ = invoke("validate", str(tmp_path / "spec.yaml"))
     assert code == 2 and len(lines) == 1, lines
-    assert "spec.yaml:8: ablation.variants[0].set['train.ids_per_batch']: a batch takes 120 identities" in lines[0]
+    assert "spec.yaml:7: ablation.variants[0].set['train.ids_per_batch']: a batch takes 120 identities" in lines[0]
     assert "training split of dataset 'synthetic' has 100: lower train.ids_per_batch to at most 100" in lines[0]
     # The tiny Market copy has 12 training identities; the default batch takes 16.
     (tmp_path / "spec.yaml").write_text(f"study: {{name: s}}\nbaseline:\n  dataset: {{name: market1501, root: '{tiny_market}'}}\n", encoding="utf-8")
