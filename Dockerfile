@@ -1,4 +1,6 @@
-# The image the study's RayJob runs: Ray head and workers with this project installed.
+# The image the study's RayJob runs: Ray head and workers with this project installed, and the
+# study's MLflow tracking server (MLflow with the PostgreSQL driver and boto3 for S3 artifacts,
+# which ghcr.io/mlflow/mlflow lacks: mlflow/mlflow#9513), so server and client are one version.
 #
 #   docker build -t reid-orchestrator:0.1.0 .
 #
@@ -6,12 +8,15 @@
 # push it to a registry the cluster pulls from and pass --image REGISTRY/reid-orchestrator:0.1.0.
 # torch and torchvision are the versions pyproject.toml pins, from PyPI's Linux wheels, which carry
 # the CUDA runtime libraries: the GPU node supplies only the NVIDIA driver. Ray is the version the
-# RayJob's rayVersion names. A test keeps all three equal to their sources.
+# RayJob's rayVersion names, MLflow the version pyproject.toml pins. A test keeps all four equal
+# to their sources.
 FROM python:3.11-slim-bookworm
 
 ARG TORCH_VERSION=2.14.1
 ARG TORCHVISION_VERSION=0.29.1
 ARG RAY_VERSION=2.60.0
+ARG MLFLOW_VERSION=3.17.2
+ARG PSYCOPG2_VERSION=2.9.13
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
@@ -33,7 +38,9 @@ RUN groupadd --gid 1000 ray \
 RUN pip install --no-cache-dir \
         "torch==${TORCH_VERSION}" \
         "torchvision==${TORCHVISION_VERSION}" \
-        "ray[tune]==${RAY_VERSION}"
+        "ray[tune]==${RAY_VERSION}" \
+        "mlflow==${MLFLOW_VERSION}" \
+        "psycopg2-binary==${PSYCOPG2_VERSION}"
 
 WORKDIR /opt/reid-orchestrator
 COPY pyproject.toml README.md ./
@@ -43,7 +50,7 @@ COPY search_spaces ./search_spaces
 COPY trainables ./trainables
 COPY storage ./storage
 RUN pip install --no-cache-dir . \
-    && python -c "import torch, orchestrator.cli, trainables.tune_entry; assert torch.__version__.startswith('${TORCH_VERSION}')"
+    && python -c "import torch, orchestrator.cli, trainables.tune_entry, analysis.report, mlflow, psycopg2, boto3; assert torch.__version__.startswith('${TORCH_VERSION}'); assert mlflow.__version__ == '${MLFLOW_VERSION}'"
 
 USER 1000:1000
 WORKDIR /home/ray

@@ -7,7 +7,9 @@ exit status 2 and nothing launched.
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
+from typing import Iterator
 
 from orchestrator.errors import StoreError
 from orchestrator.redact import redact_text, redact_uri
@@ -145,6 +147,37 @@ def _check_dataset_files(loaded: LoadedSpec, trial: PlannedTrial) -> None:
             raise spec_error(loaded.source, trial.origin_of("augment.implicit_attention.same_viewpoint"), str(err)) from None
 
 
+def train_identities(dataset) -> int:
+    """Identities in a dataset's training split: the synthetic set's from its generator's
+    settings (nothing generated), a real one's from its file names (nothing decoded)."""
+    if dataset.name == "synthetic":
+        from trainables.data.synthetic import SyntheticSpec
+
+        return SyntheticSpec().num_train_ids  # trainables.data.datasets generates the default spec
+    from trainables.data.datasets import read_records
+
+    return len({record.pid for record in read_records(dataset).train})
+
+
+def check_batch_identities(loaded: LoadedSpec) -> None:
+    """A P x K batch takes ``train.ids_per_batch`` distinct identities: a training set with fewer
+    would fail every trial at its first batch (``trainables.data.sampler.PKSampler``)."""
+    counts: dict[str, int] = {}
+    for trial in trials_to_check(loaded):
+        dataset = trial.config.dataset
+        key = dataset.model_dump_json()
+        if key not in counts:
+            counts[key] = train_identities(dataset)
+        need = trial.config.train.ids_per_batch
+        if need > counts[key]:
+            raise spec_error(
+                loaded.source,
+                trial.origin_of("train.ids_per_batch"),
+                f"a batch takes {need} identities (train.ids_per_batch) but the training split of dataset "
+                f"'{dataset.name}' has {counts[key]}: lower train.ids_per_batch to at most {counts[key]}",
+            )
+
+
 def check_store(uri: str) -> ResultStore:
     """The result store is reachable and writable."""
     try:
@@ -155,29 +188,38 @@ def check_store(uri: str) -> ResultStore:
     return store
 
 
-def check_tracking(uri: str) -> None:
-    """A remote MLflow tracking server answers (local SQLite/file stores are created on use)."""
-    if not uri.startswith(("http://", "https://", "databricks")):
-        return
+@contextlib.contextmanager
+def quick_mlflow_requests(timeout_s: float, retries: int) -> Iterator[None]:
+    """MLflow's HTTP requests within the block give up after ``timeout_s`` and ``retries``
+    retries: its defaults (7 retries with backoff, 120 s per request) keep a user waiting minutes
+    for a server that is down or a typo in its address."""
     import os
 
-    from mlflow.tracking import MlflowClient
-
-    # One quick try: MLflow's default retries would keep a user waiting minutes for a typo.
-    quick = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1", "MLFLOW_HTTP_REQUEST_TIMEOUT": "15"}
+    quick = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": str(retries), "MLFLOW_HTTP_REQUEST_TIMEOUT": f"{timeout_s:g}"}
     saved = {key: os.environ.get(key) for key in quick}
     os.environ.update(quick)
     try:
-        MlflowClient(tracking_uri=uri).search_experiments(max_results=1)
-    except Exception as err:  # noqa: BLE001 - MLflow raises many kinds; all mean "unusable"
-        detail = redact_text(str(err).splitlines()[0] if str(err) else type(err).__name__, uri)
-        raise StoreError(f"MLflow tracking server {redact_uri(uri)} is not usable: {detail[:300]}") from None
+        yield
     finally:
         for key, value in saved.items():
             if value is None:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+
+
+def check_tracking(uri: str) -> None:
+    """A remote MLflow tracking server answers (local SQLite/file stores are created on use)."""
+    if not uri.startswith(("http://", "https://", "databricks")):
+        return
+    from mlflow.tracking import MlflowClient
+
+    try:
+        with quick_mlflow_requests(timeout_s=15, retries=1):
+            MlflowClient(tracking_uri=uri).search_experiments(max_results=1)
+    except Exception as err:  # noqa: BLE001 - MLflow raises many kinds; all mean "unusable"
+        detail = redact_text(str(err).splitlines()[0] if str(err) else type(err).__name__, uri)
+        raise StoreError(f"MLflow tracking server {redact_uri(uri)} is not usable: {detail[:300]}") from None
 
 
 def local_capacity() -> dict[str, float]:
@@ -275,4 +317,5 @@ def check_spec(loaded: LoadedSpec) -> None:
     check_output(loaded)
     check_datasets(loaded)
     check_targets(loaded, trials_to_check(loaded))
+    check_batch_identities(loaded)
     check_models(loaded)

@@ -51,14 +51,22 @@ def _print_version(value: bool) -> None:
     raise typer.Exit()
 
 
+PLUGIN_TIMEOUT_ENV = "REID_ORCH_PLUGIN_TIMEOUT"  # search_spaces.plugins.IMPORT_TIMEOUT_ENV, kept here so --help stays fast
+
+
 @app.callback()
 def _main(
     debug: bool = typer.Option(False, "--debug", help="Show full tracebacks on errors (and of each failed trial attempt)."),
     version: bool = typer.Option(False, "--version", is_eager=True, callback=_print_version, help="Print the version and exit."),
+    plugin_timeout: Optional[float] = typer.Option(
+        None, "--plugin-timeout", min=0, metavar="SECONDS", help="Longest a spec's plugin may take to import (default 120; 0: no limit)."
+    ),
 ) -> None:
     _debug["on"] = debug
     if debug:
         _show_debug_logs()
+    if plugin_timeout is not None:
+        os.environ[PLUGIN_TIMEOUT_ENV] = f"{plugin_timeout:g}"
 
 
 def _show_debug_logs() -> None:
@@ -80,6 +88,7 @@ def echo(message: str) -> None:
 
 
 INTERRUPTED = 130  # the shell's status for a process ended by SIGINT
+BROKEN_PIPE = 141  # ... and by SIGPIPE
 
 
 def handle_errors(command: Callable) -> Callable:
@@ -112,11 +121,17 @@ def handle_errors(command: Callable) -> Callable:
                 raise typer.Exit(TERMINATED_EXIT) from None
             print("interrupted", file=sys.stderr)
             raise typer.Exit(INTERRUPTED) from None
+        except BrokenPipeError:
+            # The reader left (`orchestrator summarize ... | head`): stop quietly, as a C tool
+            # killed by SIGPIPE does, and keep Python from failing again on its final flush.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            raise typer.Exit(BROKEN_PIPE) from None
         except Exception as err:  # noqa: BLE001 - a runtime failure: one line, traceback on --debug
             if _debug["on"]:
                 traceback.print_exc()
             first = str(err).strip().splitlines()[0] if str(err).strip() else ""
-            print(f"error: {type(err).__name__}{': ' + first[:500] if first else ''} (rerun with --debug for the traceback)", file=sys.stderr)
+            hint = "" if _debug["on"] else " (rerun with --debug for the traceback)"
+            print(f"error: {type(err).__name__}{': ' + first[:500] if first else ''}{hint}", file=sys.stderr)
             raise typer.Exit(1) from None
         finally:
             # A launch stops listening to Ctrl-C while it cleans up; listen again.
@@ -158,13 +173,17 @@ def validate(
     spec: Path = typer.Argument(..., help="Study spec (YAML)."),
     overrides: Optional[list[str]] = _overrides_argument(),
     max_trials: int = _max_trials_option(),
+    address: Optional[str] = typer.Option(
+        None, "--address", help="The Ray cluster it will run on: its CPUs and GPUs are judged at launch (default: this machine's, now)."
+    ),
 ) -> None:
-    """Check a spec without starting Ray: schema, axes, backbones, dataset folders."""
-    from orchestrator.checks import check_spec
+    """Check a spec without starting Ray: schema, axes, backbones, dataset folders, and the CPUs and GPUs a trial asks for."""
+    from orchestrator.checks import check_resources, check_spec
     from orchestrator.spec import load_spec
 
     loaded = load_spec(spec, max_trials=max_trials, overrides=overrides or ())
     check_spec(loaded)
+    check_resources(loaded, address)  # as `launch` without --address judges them
     _print_warnings(loaded)
     search = loaded.spec.ablation.search
     if search is not None:
@@ -415,6 +434,9 @@ def resume(
     _closing_lines(result)
 
 
+STATUS_MLFLOW_TIMEOUT_S = 5.0
+
+
 @app.command()
 @handle_errors
 def status(
@@ -423,6 +445,7 @@ def status(
 ) -> None:
     """Show a study's progress: trials done, running, failed and pending, the best so far, time left,
     and whether its driver is alive. Exits 2 when the result store cannot be read."""
+    from orchestrator.checks import quick_mlflow_requests
     from orchestrator.errors import StoreError
     from orchestrator.launch import load_for_resume
     from orchestrator.status import format_status, study_status
@@ -442,7 +465,8 @@ def status(
     uri = resolve_tracking_uri(tracking_uri, location.record.get("tracking_uri"), loaded.spec.study_dir())
     running = []
     try:
-        running = StudyTracker(uri, loaded.name).child_runs()
+        with quick_mlflow_requests(timeout_s=STATUS_MLFLOW_TIMEOUT_S, retries=0):  # a status is a glance: no minutes of retries
+            running = StudyTracker(uri, loaded.name).child_runs()
     except Exception as err:  # noqa: BLE001 - status still shows what the store knows
         echo(f"(MLflow at {redact_uri(uri)} not readable: {type(err).__name__}; running trials unknown)")
     echo(format_status(study_status(loaded, store, running, driver)))
@@ -482,11 +506,14 @@ def k8s_render(
     spec: Path = typer.Argument(..., help="Study spec (YAML)."),
     out: Path = typer.Option(..., "--out", help="Folder for the manifests (kubectl apply -k DIR)."),
     image: str = typer.Option(DEFAULT_IMAGE, "--image", help="Container image with this project installed (the repository's Dockerfile builds the default)."),
-    gpus_per_trial: float = typer.Option(1.0, "--gpus-per-trial", min=0, help="GPUs per trial; fractions pack trials per GPU."),
+    gpus_per_trial: Optional[float] = typer.Option(None, "--gpus-per-trial", min=0, help="GPUs per trial; fractions pack trials per GPU (default: the spec's resources.gpus_per_trial)."),
+    cpus_per_trial: Optional[float] = typer.Option(None, "--cpus-per-trial", min=0.01, help="CPUs per trial (default: the spec's resources.cpus_per_trial)."),
     workers: int = typer.Option(2, "--workers", min=1, help="GPU worker pods."),
     gpus_per_worker: int = typer.Option(1, "--gpus-per-worker", min=0),
-    store_uri: str = typer.Option("s3://reid-results/studies", "--store-uri", help="Result store every pod writes to."),
-    artifacts_uri: str = typer.Option("s3://reid-results/mlflow", "--artifacts-uri", help="MLflow artifact destination."),
+    cpus_per_worker: int = typer.Option(8, "--cpus-per-worker", min=1),
+    store_uri: str = typer.Option("s3://reid-results/studies", "--store-uri", help="Result store every pod writes to (s3://bucket/prefix)."),
+    artifacts_uri: str = typer.Option("s3://reid-results/mlflow", "--artifacts-uri", help="MLflow artifact destination (s3://bucket/prefix)."),
+    mlflow_image: Optional[str] = typer.Option(None, "--mlflow-image", help="Image of the MLflow server (default: --image, which has MLflow with the PostgreSQL and S3 drivers)."),
     data_pvc: Optional[str] = typer.Option(None, "--data-pvc", help="PersistentVolumeClaim with the dataset, mounted at /data."),
     dataset_root: Optional[str] = typer.Option(None, "--dataset-root", help="Dataset folder inside the pods, e.g. /data/Market-1501."),
     namespace: Optional[str] = typer.Option(None, "--namespace"),
@@ -499,10 +526,12 @@ def k8s_render(
     _out_folder(out)
     loaded = load_spec(spec, max_trials=max_trials)
     options = RenderOptions(
-        image=image, gpus_per_trial=gpus_per_trial, workers=workers, gpus_per_worker=gpus_per_worker,
-        store_uri=store_uri, artifacts_uri=artifacts_uri, data_pvc=data_pvc, dataset_root=dataset_root, namespace=namespace,
+        image=image, gpus_per_trial=gpus_per_trial, cpus_per_trial=cpus_per_trial, workers=workers, gpus_per_worker=gpus_per_worker,
+        cpus_per_worker=cpus_per_worker, store_uri=store_uri, artifacts_uri=artifacts_uri, mlflow_image=mlflow_image,
+        data_pvc=data_pvc, dataset_root=dataset_root, namespace=namespace,
     )
-    for path in write_manifests(render_manifests(loaded, options), out):
+    manifests = render_manifests(loaded, options)  # every refusal before anything is written
+    for path in write_manifests(manifests, out):
         echo(f"wrote {path}")
     echo(f"apply with: kubectl apply -k {out}   (after creating the Secrets listed in k8s/README.md)")
 

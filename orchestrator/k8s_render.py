@@ -9,11 +9,18 @@
   Secret, and shutdown after the job finishes;
 - an MLflow tracking server: Deployment and ClusterIP Service (reachable only inside the
   cluster), PostgreSQL backend and S3 artifacts, plus a NetworkPolicy admitting only pods of
-  the study's namespace;
+  the study's namespace. It runs the study's own image (the repository's Dockerfile installs
+  the PostgreSQL driver beside boto3, which ``ghcr.io/mlflow/mlflow`` lacks: mlflow/mlflow#9513),
+  so server and client are one MLflow version, the one ``pyproject.toml`` pins;
 - a ``kustomization.yaml`` tying them together.
 
-Every credential is a reference to a Secret (``secretKeyRef``/``envFrom``): no value of one
-is ever written into a manifest. A URI that embeds a credential is refused.
+Every credential is a reference to a Secret (``secretKeyRef``): no value of one is ever written
+into a manifest, nor into the job's runtime environment (each pod reads its own). A URI that
+embeds a credential is refused.
+
+The spec's resources are kept unless a flag overrides them; what no worker can hold, a dataset
+no volume provides and values Kubernetes or the orchestrator would refuse are refused here, in
+one line (exit 2), before anything is written.
 """
 
 from __future__ import annotations
@@ -27,7 +34,7 @@ import yaml
 
 from orchestrator.errors import InputError
 from orchestrator.redact import has_credentials, redact_uri
-from orchestrator.spec import LoadedSpec
+from orchestrator.spec import LoadedSpec, spec_error
 
 SPEC_MOUNT = "/etc/reid-orchestrator"
 SPEC_KEY = "study.yaml"
@@ -38,8 +45,10 @@ RAY_VERSION = "2.60.0"
 # (the tag is the project's version in pyproject.toml; a test keeps them equal).
 DEFAULT_IMAGE = "reid-orchestrator:0.1.0"
 
-# RFC 1123 label, what Kubernetes accepts as a namespace name.
+# RFC 1123 label, what Kubernetes accepts as a namespace name; a subdomain (labels joined by
+# dots, 253 characters at most) is what it accepts as a PersistentVolumeClaim name.
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 # The image reference grammar of the distribution project (reference/regexp.go), without the
 # optional lowercase-only check on the domain: [domain[:port]/]path[:tag][@digest].
 _COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
@@ -56,18 +65,26 @@ RAY_TOKEN_SECRET = "reid-ray-auth-token"  # Ray token authentication, shared by 
 
 @dataclass(frozen=True)
 class RenderOptions:
+    """What ``orchestrator k8s render`` was told; None keeps the spec's value (resources) or
+    follows another option (the MLflow server's image is ``image``)."""
+
     image: str = DEFAULT_IMAGE
-    gpus_per_trial: float = 1.0
+    gpus_per_trial: float | None = None
+    cpus_per_trial: float | None = None
     workers: int = 2
     gpus_per_worker: int = 1
     cpus_per_worker: int = 8
     memory_per_worker: str = "32Gi"
     store_uri: str = "s3://reid-results/studies"
     artifacts_uri: str = "s3://reid-results/mlflow"
-    mlflow_image: str = "ghcr.io/mlflow/mlflow:v3.1.0"
+    mlflow_image: str | None = None
     data_pvc: str | None = None
     dataset_root: str | None = None
     namespace: str | None = None
+
+    @property
+    def server_image(self) -> str:
+        return self.mlflow_image or self.image
 
 
 def _name(study: str) -> str:
@@ -79,7 +96,7 @@ def _name(study: str) -> str:
 def _check_no_credentials(options: RenderOptions) -> None:
     for field in ("store_uri", "artifacts_uri", "image", "mlflow_image"):
         value = getattr(options, field)
-        if has_credentials(value):
+        if value is not None and has_credentials(value):
             raise InputError(
                 f"--{field.replace('_', '-')} embeds a credential ({redact_uri(value)}); "
                 f"credentials belong in the Secret '{S3_SECRET}'"
@@ -94,12 +111,96 @@ def check_names(options: RenderOptions) -> None:
             f"--namespace '{namespace}' is not a valid Kubernetes namespace: at most 63 characters, "
             "lowercase letters, digits and '-', starting and ending with a letter or digit (e.g. 'reid-studies')"
         )
-    for option, image in (("--image", options.image), ("--mlflow-image", options.mlflow_image)):
-        if len(image) > 255 or not IMAGE_REFERENCE.match(image):
+    for option, image in (("--image", options.image), ("--mlflow-image", options.server_image)):
+        if len(image) > 255 or not IMAGE_REFERENCE.fullmatch(image):
             raise InputError(
-                f"{option} '{image}' is not a valid image reference: [registry[:port]/]name[:tag][@sha256:digest], "
+                f"{option} {_shown(image)} is not a valid image reference: [registry[:port]/]name[:tag][@sha256:digest], "
                 f"the name in lowercase (e.g. registry.example.org/reid-orchestrator:0.1.0)"
             )
+    pvc = options.data_pvc
+    if pvc is not None and (len(pvc) > 253 or not DNS_SUBDOMAIN.fullmatch(pvc)):
+        raise InputError(
+            f"--data-pvc {_shown(pvc)} is not a valid PersistentVolumeClaim name: at most 253 characters, lowercase "
+            "letters, digits, '-' and '.', starting and ending with a letter or digit (e.g. 'market1501')"
+        )
+    for option, uri, example in (("--store-uri", options.store_uri, "s3://my-bucket/reid/studies"), ("--artifacts-uri", options.artifacts_uri, "s3://my-bucket/reid/mlflow")):
+        bucket = uri[len("s3://") :].split("/", 1)[0] if uri.startswith("s3://") else ""
+        if not bucket or any(c.isspace() for c in uri):
+            raise InputError(
+                f"{option} {_shown(uri)}: every pod of the cluster writes there, so it must be an S3 URI with a bucket "
+                f"(e.g. {example}; credentials from the Secret '{S3_SECRET}')"
+            )
+
+
+def _shown(value: str) -> str:
+    """A user's value quoted on one line (a newline in it shows as \\n)."""
+    return repr(value)
+
+
+def trial_resources(loaded: LoadedSpec, options: RenderOptions) -> tuple[float, float]:
+    """(CPUs, GPUs) per trial on the cluster: the spec's, unless a flag overrides them."""
+    resources = loaded.spec.resources
+    cpus = options.cpus_per_trial if options.cpus_per_trial is not None else resources.cpus_per_trial
+    gpus = options.gpus_per_trial if options.gpus_per_trial is not None else resources.gpus_per_trial
+    return cpus, gpus
+
+
+def check_fit(loaded: LoadedSpec, options: RenderOptions) -> None:
+    """A trial must fit on one worker pod, or Ray would keep it pending for ever; more than one
+    GPU must be a whole number of them (Ray's rule for fractional GPUs)."""
+    cpus, gpus = trial_resources(loaded, options)
+
+    def refuse(key: str, flag: str, message: str) -> InputError:
+        if getattr(options, key) is not None:
+            return InputError(f"{flag} {getattr(options, key):g}: {message}")
+        return spec_error(loaded.source, ("resources", key), f"{message} (or override it with {flag})")
+
+    if gpus > options.gpus_per_worker:
+        raise refuse(
+            "gpus_per_trial",
+            "--gpus-per-trial",
+            f"a trial asks for {gpus:g} GPU but a worker pod has {options.gpus_per_worker} (--gpus-per-worker): "
+            "ask for fewer per trial or give the workers more",
+        )
+    if gpus > 1 and gpus != int(gpus):
+        raise refuse("gpus_per_trial", "--gpus-per-trial", f"{gpus:g} GPUs: above 1, Ray takes whole GPUs only")
+    if cpus > options.cpus_per_worker:
+        raise refuse(
+            "cpus_per_trial",
+            "--cpus-per-trial",
+            f"a trial asks for {cpus:g} CPU but a worker pod has {options.cpus_per_worker} (--cpus-per-worker): "
+            "ask for fewer per trial or give the workers more",
+        )
+
+
+def check_dataset_volume(loaded: LoadedSpec, options: RenderOptions) -> None:
+    """Every real dataset a trial reads must be on the volume the pods mount (the synthetic one
+    is generated inside each pod): a laptop path would be read nowhere."""
+    from orchestrator.checks import trials_to_check
+
+    root = options.dataset_root
+    if root is not None and ("\n" in root or not (root == DATA_MOUNT or root.startswith(DATA_MOUNT + "/"))):
+        raise InputError(f"--dataset-root {_shown(root)}: the dataset volume is mounted at {DATA_MOUNT}; give a folder under it (e.g. {DATA_MOUNT}/Market-1501)")
+    baseline_root = loaded.spec.baseline.dataset.root
+    for trial in trials_to_check(loaded):
+        dataset = trial.config.dataset
+        if dataset.name == "synthetic":
+            continue
+        from_baseline = dataset.root == baseline_root
+        where = root if from_baseline and root is not None else dataset.root
+        if options.data_pvc is not None and where is not None and (where == DATA_MOUNT or where.startswith(DATA_MOUNT + "/")):
+            continue
+        origin = trial.origin_of("dataset.root")
+        if options.data_pvc is None:
+            message = (
+                f"dataset '{dataset.name}' at {dataset.root} is on no volume the pods mount: pass --data-pvc CLAIM "
+                f"(a PersistentVolumeClaim holding it, mounted at {DATA_MOUNT}) and --dataset-root {DATA_MOUNT}/<folder>"
+            )
+        elif from_baseline:
+            message = f"dataset '{dataset.name}' at {dataset.root}: the pods mount --data-pvc at {DATA_MOUNT}; pass --dataset-root {DATA_MOUNT}/<folder>"
+        else:
+            message = f"dataset '{dataset.name}' at {dataset.root} (set by a variant) is outside the volume mounted at {DATA_MOUNT}: give it a path under {DATA_MOUNT}"
+        raise spec_error(loaded.source, origin, message)
 
 
 def plugin_files(loaded: LoadedSpec) -> list[tuple[str, str, str]]:
@@ -128,7 +229,9 @@ def cluster_spec_text(loaded: LoadedSpec, options: RenderOptions, tracking_uri: 
         data["plugins"] = _cluster_plugins(loaded)
     data["output"] = {**(data.get("output") or {}), "store": options.store_uri, "tracking_uri": tracking_uri}
     data["output"].pop("dir", None)
-    data["resources"] = {**(data.get("resources") or {}), "gpus_per_trial": options.gpus_per_trial}
+    overrides = {key: getattr(options, key) for key in ("cpus_per_trial", "gpus_per_trial") if getattr(options, key) is not None}
+    if overrides:
+        data["resources"] = {**(data.get("resources") or {}), **overrides}
     if options.dataset_root:
         baseline = dict(data.get("baseline") or {})
         baseline["dataset"] = {**(baseline.get("dataset") or {}), "root": options.dataset_root}
@@ -191,6 +294,8 @@ def render_manifests(loaded: LoadedSpec, options: RenderOptions) -> dict[str, li
     """File name -> resource(s) for the study; no credential value appears anywhere."""
     _check_no_credentials(options)
     check_names(options)
+    check_fit(loaded, options)
+    check_dataset_volume(loaded, options)
     name = _name(loaded.name)
     labels = {"app.kubernetes.io/part-of": "reid-orchestrator", "reid-orchestrator/study": name}
     tracking_uri = f"http://{name}-mlflow:5000"
@@ -261,13 +366,10 @@ def render_manifests(loaded: LoadedSpec, options: RenderOptions) -> dict[str, li
                     "containers": [
                         {
                             "name": "mlflow",
-                            "image": options.mlflow_image,
+                            "image": options.server_image,
                             "command": ["/bin/sh", "-c"],
                             # The backend URI (with its password) comes from the Secret at run time.
-                            "args": [
-                                'exec mlflow server --host 0.0.0.0 --port 5000 --backend-store-uri "$MLFLOW_BACKEND_STORE_URI" '
-                                f"--artifacts-destination {options.artifacts_uri}"
-                            ],
+                            "args": [mlflow_server_command(name, options.artifacts_uri)],
                             "env": [
                                 {
                                     "name": "MLFLOW_BACKEND_STORE_URI",
@@ -315,6 +417,17 @@ def render_manifests(loaded: LoadedSpec, options: RenderOptions) -> dict[str, li
         "rayjob.yaml": rayjob,
         "kustomization.yaml": kustomization,
     }
+
+
+def mlflow_server_command(name: str, artifacts_uri: str, port: int = 5000) -> str:
+    """The tracking server's shell command. MLflow 3 answers only requests whose Host header it
+    allows (localhost and private IPs by default, against DNS rebinding): the Service's name,
+    with and without its namespace, and port-forward's localhost are allowed here."""
+    hosts = ",".join(f"{host},{host}:*" for host in (f"{name}-mlflow", f"{name}-mlflow.*", "localhost", "127.0.0.1"))
+    return (
+        f'exec mlflow server --host 0.0.0.0 --port {port} --backend-store-uri "$MLFLOW_BACKEND_STORE_URI" '
+        f"--artifacts-destination {artifacts_uri} --allowed-hosts '{hosts}'"
+    )
 
 
 class _PlainDumper(yaml.SafeDumper):

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from orchestrator.checks import check_resources, check_spec, check_store, check_tracking
-from orchestrator.errors import DataError, StoreError, StudyBusyError, StudyInterrupted, StudyTerminated
+from orchestrator.errors import DataError, OrchestratorError, StoreError, StudyBusyError, StudyInterrupted, StudyTerminated
 from orchestrator.redact import redact_text, redact_uri
 from orchestrator.signals import Terminated, received_sigterm
 from orchestrator.study_files import LAUNCH_RECORD, SPEC_COPY, StudyLocation, record_launch
@@ -36,6 +36,7 @@ from orchestrator.overrides import spec_text_with_overrides
 from orchestrator.phases import run_waves
 from orchestrator.progress import CountedProgress
 from orchestrator import tune_runner
+from orchestrator.unsaved_rows import store_unsaved, unsaved_dir, unsaved_trials
 from orchestrator.tune_runner import PLUGIN_STAGING, RaySession, StudyRun, Tally, check_ray_address, run_search
 from search_spaces import PlannedTrial, resolve_sample
 from search_spaces.designs import SEARCH_DESIGNS
@@ -129,6 +130,7 @@ def _run_locked(loaded: LoadedSpec, ray: RaySession, store: ResultStore, uri: st
     study = loaded.name
     study_dir = spec.study_dir()
     searching = spec.ablation.design in SEARCH_DESIGNS
+    store_unsaved(unsaved_dir(study_dir), store, study, echo)  # rows an earlier launch could not store
     todo = pending_trials(loaded, store, force)
     if not searching:
         echo(
@@ -180,7 +182,7 @@ def _run_locked(loaded: LoadedSpec, ray: RaySession, store: ResultStore, uri: st
             _kill_live_runs(tracker)
         store_error = _store_error_in(err)
         if store_error is not None:
-            raise StoreError(redact_text(str(store_error), store.uri)) from None
+            raise _store_failed_mid_run(store_error, store, study, study_dir) from None
         raise
     finally:
         if status != "FINISHED":
@@ -375,6 +377,17 @@ def _kill_live_runs(tracker: StudyTracker) -> None:
                 tracker.client.set_terminated(child.info.run_id, status="KILLED")
     except Exception:  # noqa: BLE001 - best effort on the way out; reconcile closes them next time
         pass
+
+
+def _store_failed_mid_run(error: BaseException, store: ResultStore, study: str, study_dir: Path) -> OrchestratorError:
+    """A store that worked at the start and failed while trials ran: a fault of the run (exit 1),
+    with the finished trials' rows kept beside the study for the next launch to store."""
+    kept = len(unsaved_trials(unsaved_dir(study_dir)))
+    where = f"; the rows of {kept} finished trial(s) are kept in {unsaved_dir(study_dir)}" if kept else ""
+    return OrchestratorError(
+        f"the result store stopped taking rows mid-run: {redact_text(str(error), store.uri)}{where}; "
+        f"make {redact_uri(store.uri)} writable again and run `orchestrator resume {study}` (it stores them first)"
+    )
 
 
 def _store_error_in(err: BaseException) -> BaseException | None:

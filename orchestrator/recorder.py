@@ -172,6 +172,7 @@ class StudyRecorder(Callback):
         resolve_sample: Callable[[dict[str, Any]], PlannedTrial] | None = None,
         total: int | None = None,
         resumed: Mapping[str, ResumePoint] | None = None,
+        unsaved: Path | None = None,
     ):
         self.study = study
         self.by_hash = {trial.config_hash: trial for trial in trials}
@@ -189,6 +190,8 @@ class StudyRecorder(Callback):
         self.started = time.monotonic()
         self.resumed = dict(resumed or {})  # by config hash: where an interrupted trial resumes
         self.progress = StudyProgress(self.total, self._pending_epochs if self.by_hash else None)
+        self.unsaved = unsaved  # where rows the store refuses are kept (orchestrator.unsaved_rows)
+        self.store_failure: StoreUnavailableError | None = None
 
     # -- helpers --------------------------------------------------------------------------
     def _label(self, planned: PlannedTrial) -> str:
@@ -227,17 +230,27 @@ class StudyRecorder(Callback):
         return self.resolve_sample(config["search"])
 
     def _write(self, planned: PlannedTrial, tables: dict[str, list[dict[str, Any]]]) -> None:
+        """Write a trial's rows, retrying; once the store has failed for good, the rows of this
+        and every later trial are kept in ``unsaved`` and the failure is raised again."""
         delay = 1.0
         for attempt in range(1, STORE_WRITE_ATTEMPTS + 1):
+            if self.store_failure is not None:
+                break
             try:
                 self.store.write_trial(self.study, planned.trial_id, tables)
                 return
             except StoreUnavailableError as err:
                 if attempt == STORE_WRITE_ATTEMPTS:
-                    raise
+                    self.store_failure = err
+                    break
                 self.echo(f"  result store write failed ({err}); retrying in {delay:.0f}s")
                 time.sleep(delay)
                 delay *= 2
+        if self.unsaved is not None:
+            from orchestrator.unsaved_rows import keep_unsaved
+
+            keep_unsaved(self.unsaved, self.study, planned.trial_id, tables)
+        raise self.store_failure
 
     def _progress(self) -> str:
         extra = "".join(f", {n} {what}" for n, what in ((self.pruned, PRUNED), (self.failed, FAILED)) if n)

@@ -27,6 +27,7 @@ from search_spaces.trial_config import schedule_problem
 from search_spaces.plugins import LoadedPlugin, PluginError, load_plugin
 
 STUDY_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+STUDY_NAME_MAX = 100
 
 
 class _Block(BaseModel):
@@ -36,9 +37,19 @@ class _Block(BaseModel):
 class StudyInfo(_Block):
     """``study:`` — the study's identity and the metric it is judged by."""
 
-    name: str = Field(pattern=STUDY_NAME_PATTERN, description="Letters, digits, '_', '.', '-'.")
+    name: str = Field(pattern=STUDY_NAME_PATTERN, description=f"Letters, digits, '_', '.', '-'; at most {STUDY_NAME_MAX} characters.")
     description: str = ""
     metric: Literal["mAP", "rank1"] = "mAP"
+
+    @field_validator("name")
+    @classmethod
+    def _fits_in_file_names(cls, name: str) -> str:
+        # Folders and files are named after the study with a suffix (Ray's "<name>-<date>-<time>",
+        # the lock's ".<name>.stale-<nonce>"), and a file name holds 255 bytes: a longer name would
+        # fail half-way through a launch, after the study folder is written.
+        if len(name) > STUDY_NAME_MAX:
+            raise ValueError(f"a study name has at most {STUDY_NAME_MAX} characters (file and folder names are built from it), got {len(name)}: shorten it")
+        return name
 
 
 class Resources(_Block):

@@ -36,6 +36,7 @@ class StudyStatus:
     driver: LockHolder | None = None  # the lock's holder, if the study is locked
     driver_gone: str | None = None  # why that holder is not running any more (None: alive)
     interrupted: list[str] = field(default_factory=list)  # runs left RUNNING by a dead driver
+    unplanned: int = 0  # stored trials of configs the spec no longer plans (it was edited since)
 
     @property
     def driver_alive(self) -> bool:
@@ -86,7 +87,16 @@ def study_status(
     if search is not None:
         planned = search.num_samples + search.repeat_best * (len(loaded.spec.ablation.seeds) - 1)
     rows = latest_per_config(store.read_rows("trials", study))
-    status = StudyStatus(study, planned, metric=metric, concurrency=_concurrency(loaded), driver=driver)
+    if search is None:
+        # A relaunch of an edited spec leaves rows of configs it no longer plans: they are not
+        # part of this plan's progress (nor its best so far).
+        wanted = {trial.config_hash for trial in loaded.trials}
+        kept = [row for row in rows if row["config_hash"] in wanted]
+        unplanned = len(rows) - len(kept)
+        rows = kept
+    else:
+        unplanned = 0
+    status = StudyStatus(study, planned, metric=metric, concurrency=_concurrency(loaded), driver=driver, unplanned=unplanned)
     if driver is not None:
         status.driver_gone = driver.dead_reason()
     for row in rows:
@@ -125,6 +135,8 @@ def format_status(status: StudyStatus) -> str:
         f"  done {status.done}, running {len(status.running)}, failed {status.failed}, "
         f"pruned {status.pruned}, pending {status.pending}",
     ]
+    if status.unplanned:
+        lines.append(f"  (and {status.unplanned} stored trial(s) of configs the spec no longer plans, not counted)")
     lines.append(_driver_line(status))
     for name in status.running:
         lines.append(f"  running: {name}")

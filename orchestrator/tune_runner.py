@@ -91,6 +91,7 @@ class Tally:
 
 def _recorder(run: StudyRun, trials: list[PlannedTrial], variant_order: tuple[str, ...], **kwargs: Any) -> "StudyRecorder":
     from orchestrator.recorder import StudyRecorder
+    from orchestrator.unsaved_rows import unsaved_dir
 
     return StudyRecorder(
         study=run.loaded.name,
@@ -100,6 +101,7 @@ def _recorder(run: StudyRun, trials: list[PlannedTrial], variant_order: tuple[st
         store=run.store,
         tracker=run.tracker,
         echo=run.echo,
+        unsaved=unsaved_dir(run.study_dir),
         **kwargs,
     )
 
@@ -178,14 +180,47 @@ def check_ray_address(address: str) -> None:
         raise InputError(f"--address {address}: expected host:port (e.g. 127.0.0.1:6379), ray://host:port or auto")
     host = host.strip("[]")
     try:
-        with socket.create_connection((host, int(port_text)), timeout=RAY_PORT_TIMEOUT_SECONDS):
-            pass
+        with socket.create_connection((host, int(port_text)), timeout=RAY_PORT_TIMEOUT_SECONDS) as connection:
+            answer = _http2_answer(connection)
     except OSError as err:
         reason = "timed out" if isinstance(err, socket.timeout) else (err.strerror or type(err).__name__).lower()
         raise InputError(
             f"no Ray cluster answers at {address} ({reason}): start one with `ray start --head --port={port_text}` "
             "there, fix --address, or leave it out to run on this machine"
         ) from None
+    if answer is not None:
+        raise InputError(
+            f"--address {address}: another service listens there, not Ray ({answer}): give the Ray head's address "
+            "(`ray start --head` prints it; port 6379 unless --port was given), or leave --address out to run on this machine"
+        )
+
+
+HTTP2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"  # RFC 9113 3.4, then empty SETTINGS
+HTTP2_SETTINGS = 0x04
+
+
+def _http2_answer(connection) -> str | None:
+    """None when the server speaks HTTP/2, as Ray's GCS and Ray Client (gRPC) do: it answers a
+    client's connection preface with a SETTINGS frame (RFC 9113 section 3.4). Otherwise what it
+    said instead (a web server answers "HTTP/1.1 400 ..."; some say nothing). A cluster with TLS
+    (``RAY_USE_TLS``) is left to Ray: its first bytes are a TLS handshake."""
+    import socket
+
+    if os.environ.get("RAY_USE_TLS", "0").lower() in ("1", "true"):
+        return None
+    try:
+        connection.sendall(HTTP2_PREFACE)
+        head = connection.recv(64)
+    except socket.timeout:
+        return f"no answer to gRPC's greeting within {RAY_PORT_TIMEOUT_SECONDS:g} s"
+    except OSError as err:
+        return f"it dropped gRPC's greeting: {(err.strerror or type(err).__name__).lower()}"
+    if len(head) >= 4 and head[3] == HTTP2_SETTINGS:
+        return None
+    if not head:
+        return "it closed the connection at gRPC's greeting"
+    first = (head.decode("ascii", "replace").splitlines() or [""])[0][:40]
+    return f"it answered '{first}...' to gRPC's greeting"
 
 
 def _quiet_tune_output() -> None:
@@ -276,6 +311,13 @@ _CALLBACK_HOOKS = (
 )
 
 
+def _ended_on_its_own(hook: str, trial: Any) -> bool:
+    """A trial that failed, or finished with its final result (Tune marks it ``done``)."""
+    if hook == "on_trial_error":
+        return True
+    return hook == "on_trial_complete" and bool((getattr(trial, "last_result", None) or {}).get("done"))
+
+
 def store_guard(recorder):
     """``(callback, stopper)``: the recorder behind a guard that stops the study on the first
     result-store failure. Tune catches a callback's exception, logs its traceback and goes on
@@ -290,12 +332,15 @@ def store_guard(recorder):
 
     def hook(name: str):
         def call(self, *args: Any, **kwargs: Any) -> None:
-            if StoreGuard.error is not None:
-                return  # the study is stopping; record nothing more
+            # The study is stopping: record nothing more, except the rows of trials that end on
+            # their own meanwhile, which the recorder keeps beside the study (unsaved_rows).
+            # Tune also "completes" the trials it stops, unfinished: those run again on resume.
+            if StoreGuard.error is not None and not _ended_on_its_own(name, kwargs.get("trial")):
+                return
             try:
                 getattr(recorder, name)(*args, **kwargs)
             except StoreUnavailableError as err:
-                StoreGuard.error = err
+                StoreGuard.error = StoreGuard.error or err
 
         return call
 

@@ -67,6 +67,7 @@ tree can be hashed, which the tests use to grow a config with synthetic fields).
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any
 
@@ -98,11 +99,21 @@ class Neutral:
     value: Any
 
 
+# Field infos live as long as their model classes: their neutral values are computed once each
+# (a study of 10^5 trials asks for them millions of times) and shared, so callers only read them.
+# Keyed by id, holding the info itself so the id cannot be reused while the entry exists.
+_MARKERS: dict[int, tuple[FieldInfo, Any]] = {}
+_NEUTRALS: dict[int, tuple[FieldInfo, Any]] = {}
+
+
 def _marker(info: FieldInfo | None) -> Any:
-    for item in info.metadata if info is not None else ():
-        if isinstance(item, Neutral):
-            return to_jsonable_python(item.value)
-    return _NO_NEUTRAL
+    if info is None:
+        return _NO_NEUTRAL
+    cached = _MARKERS.get(id(info))
+    if cached is None or cached[0] is not info:
+        found = next((to_jsonable_python(item.value) for item in info.metadata if isinstance(item, Neutral)), _NO_NEUTRAL)
+        cached = _MARKERS[id(info)] = (info, found)
+    return cached[1]
 
 
 def neutral_value(info: FieldInfo) -> Any:
@@ -112,9 +123,14 @@ def neutral_value(info: FieldInfo) -> Any:
     marker = _marker(info)
     if marker is not _NO_NEUTRAL:
         return marker
-    if info.default is PydanticUndefined and info.default_factory is None:
-        return _NO_NEUTRAL
-    return to_jsonable_python(info.get_default(call_default_factory=True))
+    cached = _NEUTRALS.get(id(info))
+    if cached is None or cached[0] is not info:
+        if info.default is PydanticUndefined and info.default_factory is None:
+            value = _NO_NEUTRAL
+        else:
+            value = to_jsonable_python(info.get_default(call_default_factory=True))
+        cached = _NEUTRALS[id(info)] = (info, value)
+    return cached[1]
 
 
 def _declared_section(info: FieldInfo | None) -> bool:
@@ -132,6 +148,7 @@ def _child(node: Any, name: str) -> Any:
     return None
 
 
+@functools.lru_cache(maxsize=None)  # one leaf list per identity version
 def _prefixes(leaves: frozenset[str]) -> frozenset[str]:
     """Every section path of a leaf list (``model``, ``model.apra`` for ``model.apra.lam``)."""
     return frozenset(".".join(leaf.split(".")[:i]) for leaf in leaves for i in range(1, leaf.count(".") + 1))
@@ -168,12 +185,33 @@ def _walk(
         if path not in sections and value == target:
             continue  # a newer field (or a whole newer section) at its neutral value
         if isinstance(value, dict) and (path in sections or _declared_section(info) or (info is None and isinstance(child, BaseModel))):
-            inner = _walk(child, value, path + ".", leaves, sections, None if path in sections or not isinstance(target, dict) else target)
+            inner = _walk_section(child, value, path + ".", leaves, sections, None if path in sections or not isinstance(target, dict) else target)
             if inner or path in sections:
                 kept[name] = inner  # a section: left out when nothing in it is away from neutral
         else:
             kept[name] = value  # away from its neutral value (or one that cannot be told)
     return kept
+
+
+# The walk of a section object at a path is the same whichever config holds it: the trials of a
+# large grid share their unchanged sections (search_spaces.expand.ValidatedRecipe), walked once.
+# Keyed by ids, holding the objects so the ids cannot be reused while an entry exists.
+_SECTION_WALKS: dict[tuple[int, str, int], tuple[Any, frozenset[str], dict[str, Any]]] = {}
+_SECTION_WALKS_LIMIT = 4096  # enough for the shared sections; the rest come and go
+
+
+def _walk_section(node: Any, tree: dict[str, Any], prefix: str, leaves: frozenset[str], sections: frozenset[str], neutral: dict[str, Any] | None) -> dict[str, Any]:
+    if not isinstance(node, BaseModel):
+        return _walk(node, tree, prefix, leaves, sections, neutral)
+    key = (id(node), prefix, id(leaves))
+    held = _SECTION_WALKS.get(key)
+    if held is not None and held[0] is node and held[1] is leaves:
+        return held[2]
+    if len(_SECTION_WALKS) >= _SECTION_WALKS_LIMIT:
+        _SECTION_WALKS.clear()
+    walked = _walk(node, tree, prefix, leaves, sections, neutral)
+    _SECTION_WALKS[key] = (node, leaves, walked)
+    return walked
 
 
 def identity_tree(config: BaseModel, version: int = IDENTITY_VERSION) -> dict[str, Any]:

@@ -28,15 +28,19 @@ Importing this module does not import torch; a plugin may.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib
 import importlib.util
 import shutil
+import signal
 import sys
+import threading
 import traceback
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping
 
 from search_spaces.registry import forget_plugin, loading_plugin
 
@@ -186,26 +190,107 @@ def _load_entry_point(name: str, entry_point: Any) -> LoadedPlugin:
     return plugin
 
 
+IMPORT_TIMEOUT_ENV = "REID_ORCH_PLUGIN_TIMEOUT"
+DEFAULT_IMPORT_TIMEOUT_S = 120.0  # a plugin importing torch and timm on a loaded 2-core machine takes ~20 s
+
+
+def import_timeout() -> float:
+    """Seconds a plugin's import may take (``orchestrator --plugin-timeout`` sets the variable); 0: no limit."""
+    import os
+
+    try:
+        return max(float(os.environ.get(IMPORT_TIMEOUT_ENV, DEFAULT_IMPORT_TIMEOUT_S)), 0.0)
+    except ValueError:
+        return DEFAULT_IMPORT_TIMEOUT_S
+
+
+class _ImportTimedOut(BaseException):
+    """Raised into a plugin's import when its time is up; a BaseException, so the plugin's own
+    ``except Exception`` cannot swallow it."""
+
+
+@contextlib.contextmanager
+def _deadline(seconds: float) -> Iterator[None]:
+    """Interrupt the block after ``seconds`` with SIGALRM (main thread of a POSIX process only:
+    elsewhere, e.g. in a Ray worker's thread, the import runs unbounded as before)."""
+    if seconds <= 0 or not hasattr(signal, "SIGALRM") or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def expire(signum: int, frame: Any) -> None:
+        raise _ImportTimedOut()
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def _overwritten_backbones(caught: list[warnings.WarningMessage]) -> list[warnings.WarningMessage]:
+    """timm's warning for a ``register_model`` that replaces a model of the same name (timm
+    overwrites silently otherwise: ``timm.models._registry.register_model``)."""
+    return [w for w in caught if str(w.message).startswith("Overwriting ") and "in registry with" in str(w.message)]
+
+
 def _run_import(name: str, file: str | None, run: Any) -> None:
     """Run a plugin's import with its registrations attributed to it; a failure is one
-    :class:`PluginError` at the plugin's own line (the innermost frame in its file)."""
+    :class:`PluginError` at the plugin's own line (the innermost frame in its file). An import
+    that exits (``sys.exit``), outlasts :func:`import_timeout` or replaces a backbone timm already
+    has is refused the same way."""
+    timeout = import_timeout()
     try:
-        with loading_plugin(name):
-            run()
-    except Exception as err:  # noqa: BLE001 -- any failure of user code is reported, not raised
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            with loading_plugin(name), _deadline(timeout):
+                run()
+    except (Exception, SystemExit, _ImportTimedOut) as err:  # noqa: BLE001 -- any failure of user code is reported, not raised
         forget_plugin(name)
         sys.modules.pop(name, None)
-        where_file, where_line = file, None
-        if isinstance(err, SyntaxError) and err.filename:
-            where_file, where_line = err.filename, err.lineno
+        where_file, where_line = _failure_place(err, file)
+        if isinstance(err, _ImportTimedOut):
+            message = (
+                f"plugin '{name}' did not finish importing within {timeout:g} s: if its import "
+                f"is legitimately slow, allow more with `orchestrator --plugin-timeout SECONDS ...` (0: no limit)"
+            )
+        elif isinstance(err, SystemExit):
+            message = f"plugin '{name}' called sys.exit({err.code!r}) while importing: a plugin must not exit; raise an exception instead"
         else:
-            frames = traceback.extract_tb(err.__traceback__)
-            own = [f for f in frames if file and Path(f.filename).resolve() == Path(file).resolve()]
-            chosen = own[-1] if own else (frames[-1] if frames else None)
-            if chosen is not None:
-                where_file, where_line = chosen.filename, chosen.lineno
-        detail = str(err).splitlines()[0] if str(err) else ""
-        raise PluginError(f"plugin '{name}' failed to import: {type(err).__name__}: {detail}".rstrip(": "), where_file, where_line) from None
+            detail = str(err).splitlines()[0] if str(err) else ""
+            message = f"plugin '{name}' failed to import: {type(err).__name__}: {detail}".rstrip(": ")
+        raise PluginError(message, where_file, where_line) from None
+    _replay(caught)
+    replaced = _overwritten_backbones(caught)
+    if replaced:
+        forget_plugin(name)
+        sys.modules.pop(name, None)
+        first = replaced[0]
+        model = str(first.message).split()[1]
+        raise PluginError(
+            f"plugin '{name}' registers backbone '{model}', a name timm already has, which would silently replace it: "
+            "give the plugin's model another name",
+            first.filename,
+            first.lineno,
+        )
+
+
+def _replay(caught: list[warnings.WarningMessage]) -> None:
+    """Show the import's other warnings as they would have been shown."""
+    for w in caught:
+        if w not in _overwritten_backbones(caught):
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno, source=w.source)
+
+
+def _failure_place(err: BaseException, file: str | None) -> tuple[str | None, int | None]:
+    """(file, line) of a failed import: the innermost frame in the plugin's own file, else the innermost."""
+    if isinstance(err, SyntaxError) and err.filename:
+        return err.filename, err.lineno
+    frames = traceback.extract_tb(err.__traceback__)
+    own = [f for f in frames if file and Path(f.filename).resolve() == Path(file).resolve()]
+    chosen = own[-1] if own else (frames[-1] if frames else None)
+    return (chosen.filename, chosen.lineno) if chosen is not None else (file, None)
 
 
 def _local_sources(modules: set[str], root: Path) -> list[str]:
@@ -215,7 +300,9 @@ def _local_sources(modules: set[str], root: Path) -> list[str]:
         if module_name.split(".")[0] in _PACKAGE_TOPS:
             continue
         module_file = getattr(sys.modules.get(module_name), "__file__", None)
-        if not module_file:
+        # A relative __file__ (torch._classes reports "_classes.py") names no file: resolving it
+        # against the working folder would count a file that is not there.
+        if not module_file or not Path(module_file).is_absolute():
             continue
         path = Path(module_file).resolve()
         if path.suffix == ".py" and path.is_relative_to(root) and "site-packages" not in path.parts:

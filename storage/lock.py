@@ -252,11 +252,6 @@ class _S3Backend:
             raise LockUnavailableError(f"cannot refresh the study lock s3://{self.bucket}/{self.key(name)}: {err}") from None
         return True
 
-    def take_over(self, name: str, expected_version: str) -> bool:
-        """Replace the stale object only if it is still that object (If-Match on its ETag); the
-        caller's fresh lock is then written by :meth:`replace`, so the delete step is skipped."""
-        return True
-
     def delete(self, name: str) -> None:
         import botocore.exceptions as bce
 
@@ -343,6 +338,8 @@ class StudyLock:
                 raise LockHeldError(self.study, holder)
             self.warn(f"warning: taking over the lock of study '{self.study}' from a driver that is gone ({holder.describe()}): {reason}")
             if isinstance(self.backend, _S3Backend):
+                # Overwrite the stale object only while it is still that object (If-Match on the
+                # ETag just read), then read back: of two drivers taking over, one wins.
                 if self.backend.replace(self.name, mine.to_json(), version) and self._verify(mine):
                     return self._start(mine)
             elif self.backend.take_over(self.name, version):

@@ -131,3 +131,18 @@ def test_hadolint_would_catch_a_root_image(tmp_path):
     rooted.write_text(DOCKERFILE.read_text().replace("USER 1000:1000", "USER root"))
     result = subprocess.run([hadolint, "--no-color", str(rooted)], capture_output=True, text=True, timeout=60)
     assert result.returncode != 0 and "DL3002" in result.stdout
+
+
+def test_mlflow_is_the_version_pyproject_pins_with_the_drivers_its_server_needs(steps):
+    """The image also runs the tracking server (PostgreSQL backend, S3 artifacts): ghcr.io/mlflow/mlflow
+    has neither driver (mlflow/mlflow#9513), and a server of another version than its clients drifts."""
+    args = build_args(steps)
+    assert args["MLFLOW_VERSION"] == pin("mlflow")
+    installs = " ".join(arg for kind, arg in steps if kind == "RUN" and "pip install" in arg)
+    assert '"mlflow==${MLFLOW_VERSION}"' in installs and '"psycopg2-binary==${PSYCOPG2_VERSION}"' in installs
+    assert any(r.startswith("boto3") for r in PYPROJECT["project"]["dependencies"])  # S3 artifacts: installed with the project
+    check = next(arg for kind, arg in steps if kind == "RUN" and "import torch" in arg)
+    assert "psycopg2" in check and "boto3" in check and "mlflow.__version__ == '${MLFLOW_VERSION}'" in check
+    from importlib.metadata import version
+
+    assert version("mlflow") == pin("mlflow"), "the installed client is not the pinned version: reinstall the project"

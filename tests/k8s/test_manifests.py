@@ -26,7 +26,8 @@ from orchestrator.spec import load_spec, parse_spec
 from orchestrator.yaml_source import YamlSource
 
 ROOT = Path(__file__).resolve().parents[2]
-SCHEMAS = ROOT.parent / "shared" / "k8s-schemas"
+# Beside the project, or where REID_ORCH_K8S_SCHEMAS points (a worktree elsewhere).
+SCHEMAS = Path(os.environ.get("REID_ORCH_K8S_SCHEMAS") or ROOT.parent / "shared" / "k8s-schemas")
 RAYJOB_SCHEMA = ROOT / "k8s" / "schema" / "rayjob.schema.yaml"
 SHIPPED = ROOT / "k8s" / "base"
 CORE_KINDS = {"ConfigMap", "Deployment", "Service", "NetworkPolicy"}

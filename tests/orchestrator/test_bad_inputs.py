@@ -253,7 +253,7 @@ def market_copy(tiny_market: Path, tmp_path: Path) -> Path:
 
 
 def dataset_spec(root: Path, extra: str = "") -> str:
-    return f"study: {{name: s}}\nbaseline:\n  dataset: {{name: market1501, root: '{root}', height: 64, width: 32}}\n  train: {{epochs: 1}}\n{extra}"
+    return f"study: {{name: s}}\nbaseline:\n  dataset: {{name: market1501, root: '{root}', height: 64, width: 32}}\n  train: {{epochs: 1, ids_per_batch: 8}}\n{extra}"
 
 
 def test_corrupt_image_in_dataset(tiny_market, tmp_path, monkeypatch):

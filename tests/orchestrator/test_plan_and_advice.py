@@ -44,7 +44,7 @@ def test_plan_json_lists_every_trial_with_its_resolved_config(tmp_path):
 
 def test_large_backbone_from_scratch_on_a_real_dataset_warns_naming_the_key(tiny_market, tmp_path):
     path = tmp_path / "spec.yaml"
-    path.write_text(f"study: {{name: s}}\nbaseline:\n  dataset: {{name: market1501, root: {tiny_market}}}\n  model:\n    backbone: resnet50\n")
+    path.write_text(f"study: {{name: s}}\nbaseline:\n  dataset: {{name: market1501, root: {tiny_market}}}\n  model:\n    backbone: resnet50\n  train: {{ids_per_batch: 8}}\n")
     lines = scratch_training_warnings(load_spec(path))
     assert len(lines) == 1
     assert lines[0].startswith(f"warning: {path}:5: baseline.model.backbone: resnet50 (23.5M parameters) trains from random weights on market1501")

@@ -35,10 +35,19 @@ def test_every_preset_is_listed():
     assert set(list_presets()) == set(EXPECTED)
 
 
+@pytest.fixture(scope="module")
+def market_16_ids(tmp_path_factory) -> Path:
+    """A tiny Market-layout set with the 16 training identities the presets' batches take."""
+    from trainables.data.synthetic import SyntheticSpec, generate_synthetic_dataset
+
+    spec = SyntheticSpec(num_train_ids=16, num_test_ids=6, num_distractors=2, num_junk=1, height=64, width=32, seed=5)
+    return generate_synthetic_dataset(tmp_path_factory.mktemp("market_16") / "market", spec)
+
+
 @pytest.mark.parametrize("name", sorted(EXPECTED))
-def test_preset_trial_counts_and_checks(name, tiny_market, tiny_duke, tmp_path):
+def test_preset_trial_counts_and_checks(name, market_16_ids, tiny_duke, tmp_path):
     path = tmp_path / f"{name}.yaml"
-    text = preset_text(name, str(tiny_market), target_root=str(tiny_duke))
+    text = preset_text(name, str(market_16_ids), target_root=str(tiny_duke))
     assert DATASET_PLACEHOLDER not in text and TARGET_PLACEHOLDER not in text
     path.write_text(text, encoding="utf-8")
     loaded = load_spec(path)

@@ -7,15 +7,14 @@ decoding: :func:`load_split` turns :class:`~trainables.data.market.ImageRecord` 
 
 Images are decoded with OpenCV (``IMREAD_COLOR`` then BGR -> RGB) and resized to
 ``(height, width)`` with ``INTER_LINEAR``; masks are read as single channel, resized with
-``INTER_NEAREST`` and stored as 0/1. Decoding runs on a small thread pool (OpenCV releases the
-GIL). Every unreadable file is collected and reported in one :class:`DatasetError`.
+``INTER_NEAREST`` and stored as 0/1. Decoding runs on a few threads (OpenCV releases the
+GIL; Ctrl-C stops them at once: :mod:`trainables.data.threads`). Every unreadable file is
+collected and reported in one :class:`DatasetError`.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +22,7 @@ import cv2
 import numpy as np
 
 from trainables.data.errors import DatasetError, summarize_paths
+from trainables.data.threads import every_tenth, run_on_threads
 from trainables.data.market import SPLIT_FOLDERS, ImageRecord, read_market_split
 
 __all__ = ["SplitArrays", "find_unreadable", "load_market_dataset", "load_masks", "load_split"]
@@ -130,8 +130,6 @@ def load_split(records: Sequence[ImageRecord], height: int, width: int,
     n = len(records)
     images = np.empty((n, height, width, 3), dtype=np.uint8)
     masks = np.empty((n, height, width), dtype=np.uint8) if with_masks else None
-    bad: list[Path] = []
-    step = max(1, n // 10)
 
     def work(i: int) -> list[Path]:
         record = records[i]
@@ -149,12 +147,8 @@ def load_split(records: Sequence[ImageRecord], height: int, width: int,
                 masks[i] = mask
         return failed
 
-    threads = num_threads or min(8, os.cpu_count() or 1)
-    with ThreadPoolExecutor(max_workers=threads) as pool:
-        for done, failed in enumerate(pool.map(work, range(n)), start=1):
-            bad.extend(failed)
-            if progress is not None and (done % step == 0 or done == n):
-                progress(f"decoded {done}/{n} images")
+    report = every_tenth(n, progress, lambda done: f"decoded {done}/{n} images")
+    bad = [path for failed in run_on_threads(work, n, num_threads, report) for path in failed]
     if bad:
         raise DatasetError(
             f"cannot decode {summarize_paths(bad)}; the files are missing, truncated or not "
@@ -185,8 +179,7 @@ def load_masks(records: Sequence[ImageRecord], height: int, width: int,
         masks[i] = mask
         return None
 
-    with ThreadPoolExecutor(max_workers=num_threads or min(8, os.cpu_count() or 1)) as pool:
-        bad = [path for path in pool.map(work, range(len(records))) if path is not None]
+    bad = [path for path in run_on_threads(work, len(records), num_threads) if path is not None]
     if bad:
         raise DatasetError(f"cannot decode mask {summarize_paths(bad)}: recompute or remove them")
     return masks
@@ -208,15 +201,9 @@ def find_unreadable(paths: Sequence[str | Path], num_threads: int | None = None,
     """The files among ``paths`` that are missing, empty, truncated or not images, in order."""
     items = [Path(p) for p in paths]
     n = len(items)
-    step = max(1, n // 10)
-    bad: list[Path] = []
-    with ThreadPoolExecutor(max_workers=num_threads or min(8, os.cpu_count() or 1)) as pool:
-        for done, (path, ok) in enumerate(zip(items, pool.map(_readable, items)), start=1):
-            if not ok:
-                bad.append(path)
-            if progress is not None and (done % step == 0 or done == n):
-                progress(f"checked {done}/{n} files")
-    return bad
+    report = every_tenth(n, progress, lambda done: f"checked {done}/{n} files")
+    readable = run_on_threads(lambda i: _readable(items[i]), n, num_threads, report)
+    return [path for path, ok in zip(items, readable) if not ok]
 
 
 def load_market_dataset(root: str | Path, height: int, width: int,

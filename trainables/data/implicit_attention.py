@@ -32,7 +32,6 @@ import json
 import os
 import uuid
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -41,6 +40,7 @@ import numpy as np
 
 from trainables.data.errors import DatasetError, summarize_paths
 from trainables.data.market import ImageRecord
+from trainables.data.threads import every_tenth, run_on_threads
 
 __all__ = [
     "CACHE_VERSION",
@@ -266,15 +266,11 @@ def inpaint_backgrounds(images: np.ndarray, rois: np.ndarray, dilation: int = 7,
     """:func:`inpaint_background` of every image, on a thread pool (OpenCV releases the GIL)."""
     n = len(images)
     out = np.empty_like(images)
-    step = max(1, n // 10)
 
     def work(i: int) -> None:
         out[i] = inpaint_background(images[i], rois[i], dilation, radius)
 
-    with ThreadPoolExecutor(max_workers=num_threads or min(8, os.cpu_count() or 1)) as pool:
-        for done, _ in enumerate(pool.map(work, range(n)), start=1):
-            if progress is not None and (done % step == 0 or done == n):
-                progress(f"inpainted {done}/{n} backgrounds")
+    run_on_threads(work, n, num_threads, every_tenth(n, progress, lambda done: f"inpainted {done}/{n} backgrounds"))
     return out
 
 

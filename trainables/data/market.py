@@ -18,6 +18,7 @@ only in the gallery, where they are legitimate negatives.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -134,8 +135,14 @@ def scan_market_folder(folder: str | Path,
     """
     records: list[ImageRecord] = []
     bad: list[Path] = []
+    broken: list[str] = []
     for path in sorted(Path(folder).iterdir(), key=lambda p: p.name):
-        if path.suffix.lower() not in IMAGE_SUFFIXES or not path.is_file():
+        if path.suffix.lower() not in IMAGE_SUFFIXES:
+            continue
+        if path.is_symlink() and not path.exists():  # is_file() alone would skip it without a word
+            broken.append(describe_broken_link(path))
+            continue
+        if not path.is_file():
             continue
         try:
             pid, camid = parse_market_name(path.name, max_camera)
@@ -143,7 +150,27 @@ def scan_market_folder(folder: str | Path,
             bad.append(path)
             continue
         records.append(ImageRecord(path=path, pid=pid, camid=camid))
+    if broken:
+        shown = "; ".join(broken[:5]) + (f" (and {len(broken) - 5} more)" if len(broken) > 5 else "")
+        raise DatasetError(
+            f"{folder}: {len(broken)} image(s) are symbolic links to no file: {shown}; "
+            "point them at the images or remove them"
+        )
     return records, bad
+
+
+def describe_broken_link(path: Path) -> str:
+    """``name -> target (missing)`` for a dangling link, ``name (a loop of links)`` for a looping one."""
+    try:
+        path.resolve(strict=True)
+    except RuntimeError:  # Python 3.11 reports a loop so
+        return f"{path.name} (a loop of links)"
+    except OSError as err:
+        import errno
+
+        if err.errno == errno.ELOOP:
+            return f"{path.name} (a loop of links)"
+    return f"{path.name} -> {os.readlink(path)} (missing)"
 
 
 def _keep(split: str, pid: int) -> bool:
