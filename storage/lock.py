@@ -121,16 +121,23 @@ class _LocalBackend:
         return self.folder / LOCK_FOLDER / name
 
     def create(self, name: str, body: bytes) -> bool:
+        """Create the lock with its whole body in one step, or return False if it exists. The
+        body is written to a temporary file first and hard-linked into place (``link`` fails
+        when the name exists): a lock created empty and written afterwards could be read empty
+        by a racing driver, taken for a dead one's (no heartbeat) and moved aside while its
+        owner goes on, letting a third driver in beside it."""
         path = self.path(name)
+        temporary = path.with_name(f".{path.name}.new-{uuid.uuid4().hex[:8]}")
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            temporary.write_bytes(body)
+            os.link(temporary, path)
         except FileExistsError:
             return False
         except OSError as err:
             raise LockUnavailableError(f"cannot create the study lock {path}: {err}") from None
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(body)
+        finally:
+            temporary.unlink(missing_ok=True)
         return True
 
     def read(self, name: str) -> tuple[bytes, str] | None:

@@ -54,12 +54,20 @@ def cpu16(tmp_path) -> Path:
 
 QUICKSTART = str(EXAMPLES / "quickstart.yaml")
 TABLE2 = str(EXAMPLES / "apra_table2.yaml")
+
+
+def line_of(path: str, text: str) -> int:
+    """The 1-based line of ``path`` that first holds ``text`` (the preset may gain lines)."""
+    return next(number for number, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), start=1) if text in line)
+
+
+GPUS_LINE, ROOT_LINE = line_of(TABLE2, "gpus_per_trial:"), line_of(TABLE2, "root: /path/to/Market-1501")
 REFUSED = [
     ("cpus on 8-CPU workers (flag)", [QUICKSTART, "--cpus-per-trial", "16"], "--cpus-per-trial 16: a trial asks for 16 CPU but a worker pod has 8 (--cpus-per-worker)"),
     ("more GPUs than a worker has", [QUICKSTART, "--gpus-per-trial", "2", "--gpus-per-worker", "1"], "--gpus-per-trial 2: a trial asks for 2 GPU but a worker pod has 1"),
-    ("GPUs on CPU-only workers", [TABLE2, "--gpus-per-worker", "0", "--data-pvc", "m", "--dataset-root", "/data/M"], "apra_table2.yaml:68: resources.gpus_per_trial: a trial asks for 0.5 GPU but a worker pod has 0"),
+    ("GPUs on CPU-only workers", [TABLE2, "--gpus-per-worker", "0", "--data-pvc", "m", "--dataset-root", "/data/M"], f"apra_table2.yaml:{GPUS_LINE}: resources.gpus_per_trial: a trial asks for 0.5 GPU but a worker pod has 0"),
     ("a fraction above one GPU", [QUICKSTART, "--gpus-per-trial", "1.5", "--gpus-per-worker", "4"], "--gpus-per-trial 1.5: 1.5 GPUs: above 1, Ray takes whole GPUs only"),
-    ("a laptop dataset, no volume", [TABLE2], "apra_table2.yaml:25: baseline.dataset.root: dataset 'market1501' at /path/to/Market-1501 is on no volume the pods mount: pass --data-pvc"),
+    ("a laptop dataset, no volume", [TABLE2], f"apra_table2.yaml:{ROOT_LINE}: baseline.dataset.root: dataset 'market1501' at /path/to/Market-1501 is on no volume the pods mount: pass --data-pvc"),
     ("a volume, no root inside it", [TABLE2, "--data-pvc", "market"], "dataset 'market1501' at /path/to/Market-1501: the pods mount --data-pvc at /data; pass --dataset-root /data/<folder>"),
     ("a root outside the volume", [TABLE2, "--data-pvc", "market", "--dataset-root", "/home/me/Market"], "--dataset-root '/home/me/Market': the dataset volume is mounted at /data"),
     ("a PVC name with a space", [QUICKSTART, "--data-pvc", "Bad PVC!"], "--data-pvc 'Bad PVC!' is not a valid PersistentVolumeClaim name"),

@@ -18,7 +18,7 @@ def study(market: Path, targets: str, extra: str = "") -> str:
         study: {{name: s}}
         baseline:
           dataset: {{name: market1501, root: '{market}', height: 64, width: 32}}
-          train: {{epochs: 1, warmup_epochs: 0, lr_steps: []}}
+          train: {{epochs: 1, warmup_epochs: 0, lr_steps: [], ids_per_batch: 8}}
           eval:
             targets:
         """
