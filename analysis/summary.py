@@ -83,6 +83,11 @@ class AblationSummary:
     bootstrap: bool = False
     reference_numbers: Any = None  # analysis.settings.ReferenceNumbers shown beside (--reference)
     dataset: str | None = None  # the study's dataset, compared with the reference numbers'
+    # Per variant: what its trials cost (analysis.compute_cost) and, in an adaptive study, its
+    # comparison's decision (analysis.seed_decisions); footnotes for both.
+    compute: dict[str, Any] = field(default_factory=dict)
+    decisions: dict[str, str] = field(default_factory=dict)
+    extra_notes: list[str] = field(default_factory=list)
 
     @property
     def checkmark_layout(self) -> bool:
@@ -206,7 +211,8 @@ def summarize(
 ) -> AblationSummary:
     """Group the latest row of each config by variant (the study's plan order), compute each
     metric's mean/std over seeds and the paired effects vs the reference row."""
-    rows = latest_per_variant_seed(latest_per_config(row for row in trial_rows if row.get("study") == study))
+    study_rows = [row for row in trial_rows if row.get("study") == study]
+    rows = latest_per_variant_seed(latest_per_config(study_rows))
     by_variant: dict[str, list[dict[str, Any]]] = {}
     for row in sorted(rows, key=lambda r: (r.get("variant_index", 0), r.get("seed", 0))):
         by_variant.setdefault(row["variant"], []).append(row)
@@ -253,9 +259,22 @@ def summarize(
     if design == LEAVE_ONE_OUT:
         parts = next((list(_meta(r)["parts"]) for r in rows if _meta(r).get("parts")), [])
     summary = AblationSummary(study, baseline_name, variants, design, parts, tuple(metrics), weakest, bootstrap=bootstrap)
+    _add_cost_and_decisions(summary, study_rows)
     if cameras and base is not None:
         from analysis.camera_effects import camera_effects
 
         seeds = {v.variant: {int(r["seed"]): cameras.get(r["config_hash"], {}) for r in completed[v.variant]} for v in variants}
         summary.cameras = camera_effects(seeds, base.variant, weakest, bootstrap=bootstrap)
     return summary
+
+
+def _add_cost_and_decisions(summary: AblationSummary, study_rows: list[dict[str, Any]]) -> None:
+    """Each row's compute and, for an adaptive study, its decision, with their footnotes."""
+    from analysis.compute_cost import compute_by_variant, compute_note
+    from analysis.seed_decisions import decision_texts, decisions_note
+
+    by_variant = compute_by_variant(study_rows)
+    if any(cost.trials for cost in by_variant.values()):
+        summary.compute = by_variant
+    summary.decisions = decision_texts(study_rows)
+    summary.extra_notes = [note for note in (decisions_note(study_rows), compute_note(study_rows)) if note]

@@ -98,11 +98,28 @@ def _groups(summary: AblationSummary) -> list[tuple[str, int]]:
     return groups if any(label for label, _ in groups) else []
 
 
+def _extra_columns(summary: AblationSummary) -> list[tuple[str, list[Cell]]]:
+    """(header, cell per row) of the adaptive decision and the compute, where the study has them."""
+    out = []
+    if summary.decisions:
+        out.append(("adaptive seeds", [Cell(summary.decisions.get(row.variant, "-")) for row in summary.rows]))
+    if summary.compute:
+        out.append(("compute", [Cell(summary.compute[row.variant].text() if row.variant in summary.compute else "-") for row in summary.rows]))
+    return out
+
+
 def _variant_rows_table(summary: AblationSummary) -> Table:
     headers = summary.headers()
-    header = ["variant", "seeds", *(h for _, h in headers)]
-    body = [[Cell(row.variant, row.variant == summary.baseline), Cell(_seeds(row)), *(_metric_cell(summary, row, m) for m, _ in headers)] for row in summary.rows]
-    return Table(header, "lr" + "r" * len(headers), [body], _groups(summary))
+    extra = _extra_columns(summary)
+    header = ["variant", "seeds", *(h for _, h in headers), *(h for h, _ in extra)]
+    body = [
+        [Cell(row.variant, row.variant == summary.baseline), Cell(_seeds(row)), *(_metric_cell(summary, row, m) for m, _ in headers), *(cells[i] for _, cells in extra)]
+        for i, row in enumerate(summary.rows)
+    ]
+    groups = _groups(summary)
+    if groups and extra:
+        groups.append(("", len(extra)))
+    return Table(header, "lr" + "r" * (len(headers) + len(extra)), [body], groups)
 
 
 def _checkmark_table(summary: AblationSummary) -> Table:
@@ -111,6 +128,8 @@ def _checkmark_table(summary: AblationSummary) -> Table:
     parts = [[Cell(part), *(Cell("" if part in row.off else CHECK, kind="check") for row in columns)] for part in summary.parts]
     metrics = [[Cell("seeds"), *(Cell(_seeds(row)) for row in columns)]]
     metrics += [[Cell(header), *(_metric_cell(summary, row, m) for row in columns)] for m, header in summary.headers()]
+    order = [summary.rows.index(row) for row in columns]
+    metrics += [[Cell(header), *(cells[i] for i in order)] for header, cells in _extra_columns(summary)]
     return Table(["", *(row.variant for row in columns)], "l" + "c" * len(columns), [parts, metrics])
 
 
@@ -215,6 +234,7 @@ def notes(summary: AblationSummary, bold: str = "{}") -> list[str]:
         out.append("Left out of the pairs (a seed only one of the two rows completed): " + "; ".join(left_out) + ".")
     if summary.weakest_camera is not None and any(m.startswith("weakest_") for m in summary.metrics):
         out.append(f"Weakest camera: c{summary.weakest_camera}, the lowest q-mAP of {reference} (mean over seeds), used for every row and both metrics.")
+    out += summary.extra_notes
     return out
 
 

@@ -36,7 +36,11 @@ from search_spaces.metrics import (
     EPOCH_SECONDS,
     EVAL_SECONDS,
     EVALUATION_MARKER,
+    CPU_SECONDS,
+    CPUS,
     FAILED,
+    GPU_SECONDS,
+    GPUS,
     IMAGES_PER_SECOND,
     LOSS,
     MAP,
@@ -44,6 +48,7 @@ from search_spaces.metrics import (
     NODE_IP,
     PRUNED,
     RANK1,
+    WALL_SECONDS,
 )
 from storage import ResultStore, StoreUnavailableError
 
@@ -117,6 +122,7 @@ class TrialState:
     node_ip: str | None = None
     node_id: str | None = None
     started_monotonic: float = field(default_factory=time.monotonic)
+    earlier_seconds: float = 0.0  # trained and evaluated by an earlier launch (resumed from its checkpoint)
 
 
 class StudyRecorder(Callback):
@@ -135,6 +141,7 @@ class StudyRecorder(Callback):
         resolve_sample: Callable[[dict[str, Any]], PlannedTrial] | None = None,
         total: int | None = None,
         resumed: Mapping[str, ResumePoint] | None = None,
+        resources: tuple[float, float] = (1.0, 0.0),
     ):
         self.study = study
         self.by_hash = {trial.config_hash: trial for trial in trials}
@@ -152,6 +159,7 @@ class StudyRecorder(Callback):
         self.durations: list[float] = []
         self.started = time.monotonic()
         self.resumed = dict(resumed or {})  # by config hash: where an interrupted trial resumes
+        self.cpus, self.gpus = resources  # what each trial holds (resources.cpus_per_trial, gpus_per_trial)
 
     # -- helpers --------------------------------------------------------------------------
     def _label(self, planned: PlannedTrial) -> str:
@@ -179,6 +187,7 @@ class StudyRecorder(Callback):
         for report in point.reports:
             metrics = reported_metrics(report)
             self._take(state, metrics, int(metrics.get(EPOCH, 0)))
+        state.earlier_seconds = state.train_seconds + state.eval_seconds
         return state
 
     def _planned(self, config: dict[str, Any]) -> PlannedTrial:
@@ -299,7 +308,9 @@ class StudyRecorder(Callback):
             extra=self._timings(state),
         )
         self._write(state.planned, {"trials": [row], "cameras": camera_rows(self.study, state.planned, final), "curves": state.curves})
+        self._log_compute(state, row)
         self.tracker.finish_trial(state.run_id, "FINISHED", outcome=status)
+        self._drop_checkpoints(trial, state)
         self._done(state)
         self.pruned += status == PRUNED
         verb = "finished" if status == COMPLETED else f"pruned at epoch {epochs_done}"
@@ -324,7 +335,9 @@ class StudyRecorder(Callback):
             extra={**self._timings(state), "error_traceback": text[-20000:]},
         )
         self._write(state.planned, {"trials": [row], "curves": state.curves})
+        self._log_compute(state, row)
         self.tracker.finish_trial(state.run_id, "FAILED", error=summary, outcome=FAILED)
+        self._drop_checkpoints(trial, state)
         self._done(state)
         self.failed += 1
         self.echo(f"{self._progress()} FAILED {self._label(state.planned)}: {summary}")
@@ -332,8 +345,28 @@ class StudyRecorder(Callback):
     def _variant_index(self, planned: PlannedTrial) -> int:
         return self.variant_order.index(planned.variant) if planned.variant in self.variant_order else -1
 
+    def _compute(self, state: TrialState) -> dict[str, float]:
+        """The trial's compute: wall seconds from its start to its end in this launch (every
+        attempt Tune made, the waits between them included) plus what an earlier launch spent
+        on it up to the checkpoint it resumed from, times the CPUs and GPUs it held."""
+        wall = time.monotonic() - state.started_monotonic + state.earlier_seconds
+        return {WALL_SECONDS: wall, CPUS: self.cpus, GPUS: self.gpus, CPU_SECONDS: wall * self.cpus, GPU_SECONDS: wall * self.gpus}
+
+    def _log_compute(self, state: TrialState, row: Mapping[str, Any]) -> None:
+        """The compute columns of ``row`` on the trial's MLflow run too."""
+        self.tracker.log_metrics(state.run_id, {key: float(row[key]) for key in (WALL_SECONDS, CPU_SECONDS, GPU_SECONDS)}, step=max(state.logged_epoch, 0))
+
+    def _drop_checkpoints(self, trial: Any, state: TrialState) -> None:
+        """The trial's row is in the store: its checkpoints in Tune's storage can go
+        (orchestrator.checkpoint_cleanup), with an earlier launch's it resumed from."""
+        from orchestrator.checkpoint_cleanup import drop_trial_checkpoints
+
+        point = self.resumed.get(state.planned.config_hash)
+        drop_trial_checkpoints(trial, point.path if point is not None else None, self.echo)
+
     def _timings(self, state: TrialState) -> dict[str, Any]:
         return {
+            **self._compute(state),
             "train_seconds": state.train_seconds,
             EVAL_SECONDS: state.eval_seconds,
             "epochs_done": len(state.curves),

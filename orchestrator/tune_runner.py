@@ -100,6 +100,7 @@ def _recorder(run: StudyRun, trials: list[PlannedTrial], variant_order: tuple[st
         store=run.store,
         tracker=run.tracker,
         echo=run.echo,
+        resources=(run.loaded.spec.resources.cpus_per_trial, run.loaded.spec.resources.gpus_per_trial),
         **kwargs,
     )
 

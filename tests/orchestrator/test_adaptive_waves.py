@@ -6,7 +6,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from analysis.formats import to_markdown
 from analysis.seed_decisions import decision_texts
+from analysis.summary import summarize
 from orchestrator import phases
 from orchestrator.adaptive_waves import run_adaptive, schedule_trials
 from orchestrator.launch import pending_trials, study_axes
@@ -95,6 +97,14 @@ def test_only_open_comparisons_get_the_next_waves_seeds(tmp_path, monkeypatch):
         "+noisy": "undecided at 7",
     }
     assert any("next wave, seeds 3, 4 for +noisy, baseline: 4 trials" in line for line in lines), lines
+    # The table says it per row, and how the decisions were taken.
+    table = to_markdown(summarize("ada", rows, metrics=("mAP",))).splitlines()
+    assert table[0] == "| variant | seeds | mAP | adaptive seeds |"
+    by_variant = {line.split(" | ")[0].strip("| *"): line for line in table[2:6]}
+    assert by_variant["baseline"].startswith("| **baseline** | 7 |") and by_variant["baseline"].endswith("| - |")
+    assert by_variant["+huge"].startswith("| +huge | 3 |") and by_variant["+huge"].endswith("| effect, decided at 3 seeds |")
+    assert by_variant["+noisy"].startswith("| +noisy | 7 |") and by_variant["+noisy"].endswith("| undecided at 7 |")
+    assert "Adaptive seeds: looks at 3, 5, 7 seeds (at most 7)" in table[-1]
 
     # A relaunch finds everything decided or at N: it runs nothing.
     again = FakeTune(store)
