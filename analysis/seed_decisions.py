@@ -170,6 +170,6 @@ def decisions_note(rows: list[Mapping[str, Any]]) -> str | None:
     return (
         f"Adaptive seeds: looks at {looks} seeds (at most {plan.max_seeds}); at each, a comparison on {plan.metric} "
         f"stopped as an effect when its repeated {100 * (1 - plan.alpha):.0f}% interval excluded 0, or as no effect "
-        f"larger than {plan.smallest_effect:g} points when it lay inside ±{plan.smallest_effect:g} "
+        f"larger than {plan.smallest_effect:g} point{'' if plan.smallest_effect == 1 else 's'} when it lay inside ±{plan.smallest_effect:g} "
         "(O'Brien-Fleming-type error spending, Holm's graph across comparisons: analysis.sequential)."
     )

@@ -134,6 +134,7 @@ def nominal_p(boundary: float) -> float:
     return float(2 * norm.sf(boundary))
 
 
+@functools.lru_cache(maxsize=65536)
 def t_boundary(boundary: float, pairs: int) -> float:
     """The paired-t critical value with the z boundary's nominal p-value (df = pairs - 1)."""
     from scipy.stats import t

@@ -180,6 +180,8 @@ def plan(
             echo(f"  then the {search.repeat_best} best rerun at seeds {loaded.spec.ablation.seeds[1:]}: {repeats} more trials")
         echo(f"{search.num_samples + repeats} trials")
         return
+    from orchestrator.study_costs import adaptive_lines, plan_cost_lines
+
     width = max(len(t.variant) for t in loaded.trials)
     versus = max(len(t.contrast or "-") for t in loaded.trials)
     echo(f"{'variant':<{width}}  {'vs':<{versus}}  seed  hash              changes")
@@ -187,6 +189,8 @@ def plan(
         changes = ", ".join(f"{k}={v}" for k, v in trial.changes.items()) or "-"
         echo(f"{trial.variant:<{width}}  {trial.contrast or '-':<{versus}}  {trial.seed:>4}  {trial.config_hash}  {changes}")
     echo(f"{len(loaded.trials)} trials; 'vs': the row each variant is compared with (its compare_to)")
+    for line in adaptive_lines(loaded) + plan_cost_lines(loaded):
+        echo(line)
 
 
 @app.command()
@@ -360,7 +364,11 @@ def status(
         running = StudyTracker(uri, loaded.name).child_runs()
     except Exception as err:  # noqa: BLE001 - status still shows what the store knows
         echo(f"(MLflow at {redact_uri(uri)} not readable: {type(err).__name__}; running trials unknown)")
-    echo(format_status(study_status(loaded, store, running, driver)))
+    progress = study_status(loaded, store, running, driver)
+    echo(format_status(progress))
+    from orchestrator.study_costs import status_lines
+
+    echo("\n".join(status_lines(loaded, store.read_rows("trials", loaded.name), progress.pending + len(progress.interrupted), loaded.spec.study_dir())))
 
 
 @preset_app.command("list")

@@ -86,6 +86,10 @@ def study_status(
     if search is not None:
         planned = search.num_samples + search.repeat_best * (len(loaded.spec.ablation.seeds) - 1)
     rows = latest_per_config(store.read_rows("trials", study))
+    if loaded.spec.ablation.adaptive is not None:  # waves decided as the study runs
+        from orchestrator.study_costs import adaptive_planned
+
+        planned = adaptive_planned(loaded, rows)
     status = StudyStatus(study, planned, metric=metric, concurrency=_concurrency(loaded), driver=driver)
     if driver is not None:
         status.driver_gone = driver.dead_reason()
