@@ -34,7 +34,8 @@ def schedule_trials(loaded: LoadedSpec) -> dict[Pair, PlannedTrial]:
 
     spec = loaded.spec
     adaptive = spec.ablation.adaptive
-    assert adaptive is not None
+    if adaptive is None:
+        raise ValueError(f"study '{loaded.name}' has no ablation.adaptive block")
     schedule = seed_schedule(spec.ablation.seeds, adaptive)
     trials = expand(spec.baseline, spec.ablation.model_copy(update={"seeds": list(schedule.seeds)}))
     trials = with_meta(trials, adaptive_meta(schedule, adaptive, spec.study.metric))

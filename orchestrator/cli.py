@@ -137,6 +137,7 @@ def _plan_json(loaded) -> str:
         "study": loaded.name,
         "design": loaded.spec.ablation.design,
         "search": search.model_dump(mode="json") if search is not None else None,
+        "adaptive": _adaptive_json(loaded),
         "trials": [
             {
                 "variant": trial.variant,
@@ -151,6 +152,18 @@ def _plan_json(loaded) -> str:
         ],
     }
     return json.dumps(payload, indent=2, default=str)
+
+
+def _adaptive_json(loaded) -> dict | None:
+    """An adaptive study's schedule for ``plan --format json``: the trials listed are its first wave."""
+    from search_spaces.adaptive import seed_schedule
+
+    adaptive = loaded.spec.ablation.adaptive
+    if adaptive is None:
+        return None
+    schedule = seed_schedule(loaded.spec.ablation.seeds, adaptive)
+    rows = len({t.variant for t in loaded.trials})
+    return {**adaptive.model_dump(mode="json"), "seeds": list(schedule.seeds), "looks": list(schedule.looks), "first_wave_trials": len(loaded.trials), "max_trials": rows * schedule.max_seeds}
 
 
 @app.command()

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -90,6 +91,13 @@ def test_plan_on_the_command_line_shows_an_adaptive_studys_waves_and_cost(tmp_pa
     # 360 s x 2 CPUs = 0.2 CPU-h a trial.
     assert "cost of the first wave: about 1.8 CPU-h (from 3 earlier trial(s) of the same recipes)" in lines
     assert "cost at most: about 3.6 CPU-h (from 3 earlier trial(s) of the same recipes)" in lines
+    listed = run_orchestrator("plan", str(path), "--format", "json", cwd=tmp_path, timeout=120)
+    payload = json.loads(listed.stdout)
+    assert len(payload["trials"]) == 9 and {t["seed"] for t in payload["trials"]} == {0, 1, 2}
+    assert payload["adaptive"] == {
+        "max_seeds": 6, "smallest_effect": 2.5, "seeds_per_wave": 2, "seeds": [0, 1, 2, 3, 4, 5], "looks": [3, 5, 6],
+        "first_wave_trials": 9, "max_trials": 18,
+    }
 
 
 @pytest.mark.parametrize(
