@@ -26,7 +26,12 @@ class Compute:
     unrecorded: int = 0
 
     def __add__(self, other: "Compute") -> "Compute":
-        return Compute(self.gpu_hours + other.gpu_hours, self.cpu_hours + other.cpu_hours, self.trials + other.trials, self.unrecorded + other.unrecorded)
+        return Compute(
+            self.gpu_hours + other.gpu_hours,
+            self.cpu_hours + other.cpu_hours,
+            self.trials + other.trials,
+            self.unrecorded + other.unrecorded,
+        )
 
     @property
     def on_gpu(self) -> bool:

@@ -44,7 +44,13 @@ class AdaptivePlan:
 
     @classmethod
     def from_meta(cls, meta: Mapping[str, Any]) -> "AdaptivePlan":
-        return cls(str(meta["metric"]), tuple(int(s) for s in meta["seeds"]), tuple(int(n) for n in meta["looks"]), float(meta["smallest_effect"]), float(meta["alpha"]))
+        return cls(
+            str(meta["metric"]),
+            tuple(int(s) for s in meta["seeds"]),
+            tuple(int(n) for n in meta["looks"]),
+            float(meta["smallest_effect"]),
+            float(meta["alpha"]),
+        )
 
 
 @dataclass

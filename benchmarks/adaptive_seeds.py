@@ -106,7 +106,9 @@ def fixed_effects(scores: np.ndarray, seeds: int) -> np.ndarray:
     return np.array([q < ALPHA for q in holm(list(p))])
 
 
-def simulate(effects: list[float], sigma: float, design: Design, studies: int, seed: int) -> tuple[np.ndarray, np.ndarray, float, np.ndarray]:
+def simulate(
+    effects: list[float], sigma: float, design: Design, studies: int, seed: int
+) -> tuple[np.ndarray, np.ndarray, float, np.ndarray]:
     """(effects declared, no-effect claims, mean trials, scores) over ``studies`` studies."""
     rng = np.random.default_rng(seed)
     truth = np.asarray(effects, dtype=float) * sigma

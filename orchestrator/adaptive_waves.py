@@ -42,7 +42,9 @@ def schedule_trials(loaded: LoadedSpec) -> dict[Pair, PlannedTrial]:
     return {(t.variant, t.seed): t for t in trials}
 
 
-def study_replay(loaded: LoadedSpec, rows: list[dict], trials: Mapping[Pair, PlannedTrial], tried: set[str] = frozenset(), fresh: bool = False):
+def study_replay(
+    loaded: LoadedSpec, rows: list[dict], trials: Mapping[Pair, PlannedTrial], tried: set[str] = frozenset(), fresh: bool = False
+):
     """The study's :class:`~analysis.seed_decisions.Replay` from its store rows: the rows of the
     schedule's trials only (an earlier recipe's rows under the same names do not count); a trial
     is finished once completed, or once tried (``tried``: config hashes run in this launch;
@@ -74,7 +76,9 @@ def wave_trials(needed: set[Pair], trials: Mapping[Pair, PlannedTrial]) -> list[
     return sorted(chosen.values(), key=lambda t: order[t.config_hash])
 
 
-def run_adaptive(run: StudyRun, todo: list[PlannedTrial], datasets: dict, tally: Tally, decode: Callable[[list[PlannedTrial]], None]) -> Tally:
+def run_adaptive(
+    run: StudyRun, todo: list[PlannedTrial], datasets: dict, tally: Tally, decode: Callable[[list[PlannedTrial]], None]
+) -> Tally:
     """The first wave's trials still to run (``todo``), then wave after wave while a
     comparison is open and seeds are left; ``decode`` adds a wave's datasets to ``datasets``.
     Returns ``tally`` with every wave's trials added."""
@@ -102,5 +106,7 @@ def progress_line(state) -> str:
     """One line after a look: decided comparisons (how, at how many seeds) and open ones."""
     from analysis.seed_decisions import decision_text
 
-    parts = [f"{variant} vs {state.contrasts[variant]}: {decision_text(decision, state.plan)}" for variant, decision in state.decisions.items()]
+    parts = [
+        f"{variant} vs {state.contrasts[variant]}: {decision_text(decision, state.plan)}" for variant, decision in state.decisions.items()
+    ]
     return f"adaptive seeds ({state.looks_taken} of {len(state.plan.looks)} looks): " + "; ".join(parts)

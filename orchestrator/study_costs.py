@@ -119,7 +119,7 @@ def adaptive_lines(loaded: LoadedSpec) -> list[str]:
     return [
         f"adaptive seeds: the {first} trials above are the first wave (seeds {', '.join(map(str, loaded.spec.ablation.seeds))}); "
         f"then each open comparison gets {adaptive.seeds_per_wave} more seeds a wave (looks at {', '.join(map(str, schedule.looks))} seeds, "
-        f"seeds {', '.join(map(str, schedule.seeds[len(loaded.spec.ablation.seeds):]))}) until decided on {loaded.spec.study.metric} "
+        f"seeds {', '.join(map(str, schedule.seeds[len(loaded.spec.ablation.seeds) :]))}) until decided on {loaded.spec.study.metric} "
         f"(an effect, or none larger than {adaptive.smallest_effect:g} points)",
         f"at most {most} trials ({schedule.max_seeds} seeds x {rows} rows)",
     ]
@@ -150,7 +150,9 @@ def _adaptive_status(loaded: LoadedSpec, rows: list[dict[str, Any]]) -> list[str
 
     trials = schedule_trials(loaded)
     state = study_replay(loaded, rows, trials)
-    lines = [f"  adaptive seeds: {state.looks_taken} of {len(state.plan.looks)} looks taken ({', '.join(map(str, state.plan.looks))} seeds)"]
+    lines = [
+        f"  adaptive seeds: {state.looks_taken} of {len(state.plan.looks)} looks taken ({', '.join(map(str, state.plan.looks))} seeds)"
+    ]
     for variant, decision in state.decisions.items():
         lines.append(f"    {variant} vs {state.contrasts[variant]}: {decision_text(decision, state.plan)}")
     if state.open and state.needed:
@@ -177,11 +179,14 @@ def folder_line(study_dir: Path) -> str:
     from orchestrator.checkpoint_cleanup import folder_size
 
     size = folder_size(study_dir)
-    checkpoints = sum(1 for _ in study_dir.rglob("trainer.pt")) + sum(1 for _ in (study_dir / "checkpoints").glob("*.pt")) if study_dir.is_dir() else 0
+    checkpoints = (
+        sum(1 for _ in study_dir.rglob("trainer.pt")) + sum(1 for _ in (study_dir / "checkpoints").glob("*.pt"))
+        if study_dir.is_dir()
+        else 0
+    )
     kept = f", {checkpoints} checkpoint file(s)" if checkpoints else ", no checkpoint files"
     return f"  study folder: {megabytes(size)}{kept} ({study_dir})"
 
 
 def megabytes(size: int) -> str:
     return f"{size / 1e6:.1f} MB" if size < 1e9 else f"{size / 1e9:.2f} GB"
-

@@ -47,9 +47,7 @@ class AdaptiveSpec(BaseModel):
         description="D, in points of the study metric (percent): a comparison whose interval lies inside (-D, D) "
         "is decided as 'no effect larger than D'.",
     )
-    seeds_per_wave: int = Field(
-        DEFAULT_SEEDS_PER_WAVE, ge=1, description="Seeds each later wave adds to the comparisons still open."
-    )
+    seeds_per_wave: int = Field(DEFAULT_SEEDS_PER_WAVE, ge=1, description="Seeds each later wave adds to the comparisons still open.")
 
 
 @dataclass(frozen=True)
@@ -88,9 +86,7 @@ def adaptive_problem(first_wave: Sequence[int], adaptive: AdaptiveSpec, design: 
             f"got {len(first_wave)}: no comparison is decided on fewer pairs"
         )
     if adaptive.max_seeds <= len(first_wave):
-        return "max_seeds", (
-            f"max_seeds must exceed the first wave's {len(first_wave)} seeds (ablation.seeds), got {adaptive.max_seeds}"
-        )
+        return "max_seeds", (f"max_seeds must exceed the first wave's {len(first_wave)} seeds (ablation.seeds), got {adaptive.max_seeds}")
     if compared == 0:
         return "", "adaptive seeds decide comparisons, and no row of this study is compared with another (compare_to)"
     return None

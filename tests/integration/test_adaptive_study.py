@@ -53,11 +53,14 @@ def test_a_second_wave_runs_only_for_the_open_comparison(tiny_market, tmp_path):
     store = ResultStore(str(tmp_path / "studies" / "ada" / "results"))
     rows = store.read_rows("trials", "ada")
     ran = sorted((r["variant"], r["seed"]) for r in rows)
-    assert ran == sorted([(v, s) for v in ("baseline", "+short_cmc", "+erasing") for s in (0, 1, 2)] + [(v, s) for v in ("baseline", "+erasing") for s in (3, 4)])
+    assert ran == sorted(
+        [(v, s) for v in ("baseline", "+short_cmc", "+erasing") for s in (0, 1, 2)]
+        + [(v, s) for v in ("baseline", "+erasing") for s in (3, 4)]
+    )
     assert all(r["status"] == "completed" and r["cpu_seconds"] > 0 and r["gpu_seconds"] == 0 for r in rows)
 
     # The table: the decision and the compute of each row, and the study's total.
-    table = out[out.index("| variant |"):]
+    table = out[out.index("| variant |") :]
     assert re.search(r"\| \+short_cmc \| 3 \|.*\| no effect > 1, decided at 3 seeds \| [0-9.]+ CPU-h \|", table), table
     assert re.search(r"\| \+erasing \| 5 \|.*\| ((no )?effect( > 1)?, decided at 5 seeds|undecided at 5) \| [0-9.]+ CPU-h \|", table), table
     assert "Compute: " in table and "CPU-hours (no GPU was used)" in table

@@ -54,7 +54,16 @@ class FakeTune:
         for trial in trials:
             failed = (trial.variant, trial.seed) in self.failing
             final = {} if failed else {"mAP": metric(trial.variant, trial.seed)}
-            row = trial_row("ada", trial, 0, status="failed" if failed else "completed", error=None, final=final, started_at=None, finished_at="2026-01-01T00:00:00+00:00")
+            row = trial_row(
+                "ada",
+                trial,
+                0,
+                status="failed" if failed else "completed",
+                error=None,
+                final=final,
+                started_at=None,
+                finished_at="2026-01-01T00:00:00+00:00",
+            )
             self.store.write_trial("ada", trial.trial_id, {"trials": [row]})
         return Tally(ran=len(trials), variant_order=variant_order)
 
@@ -141,7 +150,12 @@ def test_a_wave_holds_the_same_configs_as_a_fixed_study_with_those_seeds(tmp_pat
     assert sorted({s for _, s in trials}) == [0, 1, 2, 3, 4, 5, 6]
     first = {t.config_hash for t in loaded.trials}
     assert first == {t.config_hash for (v, s), t in trials.items() if s < 3}
-    fixed = (tmp_path / "fixed.yaml")
-    fixed.write_text((SPEC % (tmp_path / "f")).replace("seeds: [0, 1, 2]", "seeds: [0, 1, 2, 3, 4, 5, 6]").replace("  adaptive: {max_seeds: 7, smallest_effect: 0.5}\n", ""), encoding="utf-8")
+    fixed = tmp_path / "fixed.yaml"
+    fixed.write_text(
+        (SPEC % (tmp_path / "f"))
+        .replace("seeds: [0, 1, 2]", "seeds: [0, 1, 2, 3, 4, 5, 6]")
+        .replace("  adaptive: {max_seeds: 7, smallest_effect: 0.5}\n", ""),
+        encoding="utf-8",
+    )
     assert {t.config_hash for t in load_spec(fixed).trials} == {t.config_hash for t in trials.values()}
     assert all(t.variant_meta["adaptive"]["looks"] == [3, 5, 7] for t in trials.values())

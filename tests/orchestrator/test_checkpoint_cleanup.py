@@ -57,7 +57,13 @@ def test_on_s3_the_same(s3_bucket):
 
     client = boto3_client(os.environ["AWS_ENDPOINT_URL_S3"])
     prefix = "results/_ray/study-20261205-101010/trial_a"
-    for key in ("checkpoint_000000/trainer.pt", "checkpoint_000000/history.json", "checkpoint_000003/trainer.pt", "params.json", "result.json"):
+    for key in (
+        "checkpoint_000000/trainer.pt",
+        "checkpoint_000000/history.json",
+        "checkpoint_000003/trainer.pt",
+        "params.json",
+        "result.json",
+    ):
         client.put_object(Bucket=s3_bucket, Key=f"{prefix}/{key}", Body=b"data")
     dropped = drop_trial_checkpoints(FakeTrial(f"{s3_bucket}/{prefix}", s3_filesystem()), None, print)
     assert dropped == 2

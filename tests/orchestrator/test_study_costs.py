@@ -49,7 +49,17 @@ def record(store: ResultStore, loaded, wall: dict[str, float], cpus: float = 2.0
             continue
         seconds = wall[trial.variant] + trial.seed  # seeds differ a little
         extra = {"wall_seconds": seconds, "cpus": cpus, "gpus": 0.0, "cpu_seconds": seconds * cpus, "gpu_seconds": 0.0}
-        row = trial_row(loaded.name, trial, 0, status="completed", error=None, final={"mAP": 0.5}, started_at=None, finished_at="2026-01-01T00:00:00+00:00", extra=extra)
+        row = trial_row(
+            loaded.name,
+            trial,
+            0,
+            status="completed",
+            error=None,
+            final={"mAP": 0.5},
+            started_at=None,
+            finished_at="2026-01-01T00:00:00+00:00",
+            extra=extra,
+        )
         store.write_trial(loaded.name, trial.trial_id, {"trials": [row]})
 
 
@@ -73,7 +83,9 @@ def test_plan_estimates_from_earlier_trials_of_the_same_recipes(tmp_path):
 
 def test_plan_says_when_it_cannot_estimate(tmp_path):
     loaded = load_spec(spec_file(tmp_path, "fresh", [0]))
-    assert plan_cost_lines(loaded) == [f"cost: cannot estimate, no result store yet at {tmp_path / 'results'} (a launch records each trial's compute)"]
+    assert plan_cost_lines(loaded) == [
+        f"cost: cannot estimate, no result store yet at {tmp_path / 'results'} (a launch records each trial's compute)"
+    ]
     (tmp_path / "results").mkdir()
     assert plan_cost_lines(loaded) == ["cost: cannot estimate, no trial of these recipes in the store yet"]
 
@@ -86,7 +98,12 @@ def test_plan_on_the_command_line_shows_an_adaptive_studys_waves_and_cost(tmp_pa
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert "9 trials; 'vs': the row each variant is compared with (its compare_to)" in lines
-    assert any(line.startswith("adaptive seeds: the 9 trials above are the first wave (seeds 0, 1, 2); then each open comparison gets 2 more seeds a wave (looks at 3, 5, 6 seeds, seeds 3, 4, 5)") for line in lines), lines
+    assert any(
+        line.startswith(
+            "adaptive seeds: the 9 trials above are the first wave (seeds 0, 1, 2); then each open comparison gets 2 more seeds a wave (looks at 3, 5, 6 seeds, seeds 3, 4, 5)"
+        )
+        for line in lines
+    ), lines
     assert "at most 18 trials (6 seeds x 3 rows)" in lines
     # 360 s x 2 CPUs = 0.2 CPU-h a trial.
     assert "cost of the first wave: about 1.8 CPU-h (from 3 earlier trial(s) of the same recipes)" in lines
@@ -95,8 +112,13 @@ def test_plan_on_the_command_line_shows_an_adaptive_studys_waves_and_cost(tmp_pa
     payload = json.loads(listed.stdout)
     assert len(payload["trials"]) == 9 and {t["seed"] for t in payload["trials"]} == {0, 1, 2}
     assert payload["adaptive"] == {
-        "max_seeds": 6, "smallest_effect": 2.5, "seeds_per_wave": 2, "seeds": [0, 1, 2, 3, 4, 5], "looks": [3, 5, 6],
-        "first_wave_trials": 9, "max_trials": 18,
+        "max_seeds": 6,
+        "smallest_effect": 2.5,
+        "seeds_per_wave": 2,
+        "seeds": [0, 1, 2, 3, 4, 5],
+        "looks": [3, 5, 6],
+        "first_wave_trials": 9,
+        "max_trials": 18,
     }
 
 
@@ -133,7 +155,10 @@ def test_status_gives_compute_spent_and_left_and_the_folder_size(tmp_path):
     (folder / "ray" / "x" / "result.json").write_bytes(b"r" * 2_500_000)
     rows = store.read_rows("trials", "st")
     compute, size = status_lines(loaded, rows, pending=4, study_dir=folder)
-    assert compute == f"  compute: {2 * 3601 / 3600:.1f} CPU-h spent, about {4 * 2 * 1800.5 / 3600:.1f} CPU-h left (4 trials at the mean of the finished)"
+    assert (
+        compute
+        == f"  compute: {2 * 3601 / 3600:.1f} CPU-h spent, about {4 * 2 * 1800.5 / 3600:.1f} CPU-h left (4 trials at the mean of the finished)"
+    )
     assert size == f"  study folder: 2.5 MB, no checkpoint files ({folder})"
     (folder / "ray" / "x" / "checkpoint_000001").mkdir()
     (folder / "ray" / "x" / "checkpoint_000001" / "trainer.pt").write_bytes(b"m")
