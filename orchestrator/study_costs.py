@@ -127,24 +127,32 @@ def adaptive_lines(loaded: LoadedSpec) -> list[str]:
 
 def status_lines(loaded: LoadedSpec, rows: list[dict[str, Any]], pending: int, study_dir: Path) -> list[str]:
     """``status``'s extra lines: adaptive comparisons, compute spent and left, folder size."""
-    lines = _adaptive_status(loaded, rows)
+    lines, most = _adaptive_status(loaded, rows)
     spent = study_compute(rows)
     if spent.trials:
         walls = [float(r[WALL_SECONDS]) for r in rows if r.get("status") == COMPLETED and r.get(WALL_SECONDS) is not None]
         resources = loaded.spec.resources
+
+        def cost(trials: int) -> str:
+            per_trial = statistics.fmean(walls) / 3600
+            return Compute(
+                per_trial * resources.gpus_per_trial * trials, per_trial * resources.cpus_per_trial * trials, trials=trials
+            ).text()
+
         line = f"  compute: {spent.text()} spent"
         if walls and pending:
-            per_trial = statistics.fmean(walls) / 3600
-            left = Compute(per_trial * resources.gpus_per_trial * pending, per_trial * resources.cpus_per_trial * pending, trials=pending)
-            line += f", about {left.text()} left ({pending} trials at the mean of the finished)"
+            line += f", about {cost(pending)} left ({pending} trials at the mean of the finished)"
+        if walls and most > pending:
+            line += f"; at most {cost(most)} ({most} trials) if every open comparison runs to its last seed"
         lines.append(line)
     lines.append(folder_line(study_dir))
     return lines
 
 
-def _adaptive_status(loaded: LoadedSpec, rows: list[dict[str, Any]]) -> list[str]:
+def _adaptive_status(loaded: LoadedSpec, rows: list[dict[str, Any]]) -> tuple[list[str], int]:
+    """Lines on the comparisons, and the most trials still to run (every open comparison to N)."""
     if loaded.spec.ablation.adaptive is None:
-        return []
+        return [], 0
     from analysis.seed_decisions import decision_text
     from orchestrator.adaptive_waves import schedule_trials, study_replay
 
@@ -160,7 +168,10 @@ def _adaptive_status(loaded: LoadedSpec, rows: list[dict[str, Any]]) -> list[str
         lines.append(f"    still open: {', '.join(state.open)}; next: {len(state.needed)} trials at seeds {', '.join(map(str, seeds))}")
     elif state.open:
         lines.append(f"    still open: {', '.join(state.open)}")
-    return lines
+    completed = {row.get("config_hash") for row in rows if row.get("status") == COMPLETED}
+    sides = {side for variant in state.open for side in (variant, state.contrasts[variant])}
+    most = sum(1 for (variant, _), trial in trials.items() if variant in sides and trial.config_hash not in completed)
+    return lines, most
 
 
 def adaptive_planned(loaded: LoadedSpec, rows: list[dict[str, Any]]) -> int:

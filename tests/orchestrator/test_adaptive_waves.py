@@ -159,3 +159,22 @@ def test_a_wave_holds_the_same_configs_as_a_fixed_study_with_those_seeds(tmp_pat
     )
     assert {t.config_hash for t in load_spec(fixed).trials} == {t.config_hash for t in trials.values()}
     assert all(t.variant_meta["adaptive"]["looks"] == [3, 5, 7] for t in trials.values())
+
+
+def test_status_shows_which_comparisons_are_open_and_what_runs_next(tmp_path):
+    from orchestrator.study_costs import adaptive_planned, status_lines
+
+    loaded, store, run, _ = study(tmp_path)
+    trials = schedule_trials(loaded)
+    FakeTune(store)(run, [t for (v, s), t in trials.items() if s < 3], {}, ())  # the first wave, as a driver left it
+    rows = store.read_rows("trials", "ada")
+    lines = status_lines(loaded, rows, pending=4, study_dir=tmp_path / "study")
+    assert lines[:6] == [
+        "  adaptive seeds: 1 of 3 looks taken (3, 5, 7 seeds)",
+        "    +huge vs baseline: effect, decided at 3 seeds",
+        "    +same vs baseline: no effect > 0.5, decided at 3 seeds",
+        "    +noisy vs baseline: open after 3 seeds",
+        "    still open: +noisy; next: 4 trials at seeds 3, 4",
+        f"  study folder: 0.0 MB, no checkpoint files ({tmp_path / 'study'})",
+    ]
+    assert adaptive_planned(loaded, rows) == 12 + 4
