@@ -8,8 +8,10 @@ Two kinds of files, two rules:
   interrupted trial resumes (:mod:`orchestrator.resume_points`). Once the trial's row is in the
   result store no command reads it (a failed trial's own checkpoints are never resumed from
   either), so :func:`drop_trial_checkpoints` deletes it right after the recorder has written
-  the row, together with the earlier launch's checkpoint the trial resumed from. An
-  interrupted trial has no row and keeps its checkpoints.
+  the row, together with the earlier launch's checkpoints the trial resumed from; at the end of
+  every launch :func:`sweep_finished_checkpoints` deletes any other checkpoint of a trial that
+  is done (an older interruption's, or a study's from before this rule). An interrupted trial
+  has no row and keeps its checkpoints.
 * **Final models** ``<config hash>.pt`` in ``<study>/checkpoints``, the default folder of a study
   whose rows ``continue`` another (a child starts from its parent's model):
   :func:`drop_final_models` deletes each once no planned child still needs it (every child of
@@ -20,6 +22,7 @@ Deleting is best effort: a file that cannot be removed is left with a warning, t
 
 from __future__ import annotations
 
+import posixpath
 import re
 from pathlib import Path
 from typing import Any, Callable
@@ -68,15 +71,49 @@ def drop_folder(path: str, filesystem: Any, warn: Warn) -> int:
 
 
 def drop_trial_checkpoints(trial: Any, resumed_from: str | None, warn: Warn) -> int:
-    """After a Tune ``trial`` is recorded: delete its checkpoints in Tune's storage and the
-    earlier launch's checkpoint folder it resumed from (``resumed_from``), if any."""
+    """After a Tune ``trial`` is recorded: delete its checkpoints in Tune's storage and those of
+    the earlier launch's trial folder it resumed from (``resumed_from``: one checkpoint folder
+    of it; a driver killed between two checkpoints leaves both), if any."""
     storage = getattr(trial, "storage", None)
     if storage is None:
         return 0
     filesystem = storage.storage_filesystem
     dropped = drop_checkpoint_folders(storage.trial_fs_path, filesystem, warn)
     if resumed_from:
-        dropped += drop_folder(resumed_from, filesystem, warn)
+        dropped += drop_checkpoint_folders(posixpath.dirname(resumed_from.rstrip("/")), filesystem, warn)
+    return dropped
+
+
+def sweep_finished_checkpoints(storage_path: str, filesystem: Any, study: str, done: set[str], warn: Warn) -> int:
+    """Delete every checkpoint left in Tune's storage (``storage_path`` on ``filesystem``) by any
+    launch of ``study`` for a trial now done in the store (``done``: config hashes): those of an
+    older interruption, or of a study run before checkpoints were deleted. A trial not done
+    keeps its checkpoints (the next launch resumes from them)."""
+    from pyarrow import fs as pafs
+
+    from orchestrator.resume_points import PARAMS_FILE, _planned_hash, _read_text
+
+    filesystem = _filesystem(filesystem)
+    root = storage_path.rstrip("/")
+    launch_folder = re.compile(re.escape(study) + r"-\d{8}-\d{6}")
+    try:
+        listing = filesystem.get_file_info(pafs.FileSelector(root, recursive=True, allow_not_found=True))
+    except OSError as err:
+        warn(f"  could not list {root} to delete finished trials' checkpoints ({err})")
+        return 0
+    holding: set[str] = set()  # trial folders with a checkpoint in them
+    for info in listing:
+        parts = posixpath.relpath(info.path, root).split("/")
+        if len(parts) == 3 and launch_folder.fullmatch(parts[0]) and CHECKPOINT_FOLDER.fullmatch(parts[2]):
+            holding.add(f"{root}/{parts[0]}/{parts[1]}")
+    dropped = 0
+    for folder in sorted(holding):
+        try:
+            config_hash = _planned_hash(_read_text(filesystem, f"{folder}/{PARAMS_FILE}"))
+        except (OSError, ValueError, KeyError, TypeError):
+            continue  # no readable record of which trial it was: leave it
+        if config_hash in done:
+            dropped += drop_checkpoint_folders(folder, filesystem, warn)
     return dropped
 
 
@@ -105,3 +142,16 @@ def folder_size(path: Path) -> int:
         except OSError:
             continue
     return total
+
+
+def sweep_study(loaded: Any, store: Any, warn: Warn) -> int:
+    """:func:`sweep_finished_checkpoints` for a launched study (its Tune storage, its store)."""
+    from orchestrator.tune_runner import tune_storage
+
+    path, filesystem = tune_storage(loaded, loaded.spec.study_dir())
+    try:
+        done = store.completed_hashes(loaded.name)
+    except Exception as err:  # noqa: BLE001 - best effort: the study's results are already safe
+        warn(f"  could not read the store to delete finished trials' checkpoints ({err})")
+        return 0
+    return sweep_finished_checkpoints(path, filesystem, loaded.name, done, warn)

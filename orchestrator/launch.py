@@ -191,6 +191,10 @@ def _run_locked(loaded: LoadedSpec, ray: RaySession, store: ResultStore, uri: st
         if tracker is not None:
             tracker.finish_study(status)
 
+    from orchestrator.checkpoint_cleanup import sweep_study
+
+    sweep_study(loaded, store, echo)  # checkpoints an older launch left for trials now done
+
     # Tables in every format and the figures, also on the MLflow parent run (see
     # analysis.report), written in a thread while Ray shuts down (~1 s) in this one.
     from analysis.report import publish_study_report

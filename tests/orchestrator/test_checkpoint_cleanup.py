@@ -3,9 +3,16 @@ on S3 (the moto server), and the study folder's size as status prints it."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
-from orchestrator.checkpoint_cleanup import drop_checkpoint_folders, drop_final_models, drop_trial_checkpoints, folder_size
+from orchestrator.checkpoint_cleanup import (
+    drop_checkpoint_folders,
+    drop_final_models,
+    drop_trial_checkpoints,
+    folder_size,
+    sweep_finished_checkpoints,
+)
 
 
 def make_trial_folder(root: Path) -> Path:
@@ -41,12 +48,27 @@ class FakeTrial:
         self.storage = FakeStorage(path, filesystem)
 
 
-def test_the_earlier_launchs_checkpoint_a_trial_resumed_from_goes_too(tmp_path):
+def test_the_earlier_launchs_checkpoints_a_trial_resumed_from_go_too(tmp_path):
+    # A driver killed right after a checkpoint leaves the one before it too.
     earlier = make_trial_folder(tmp_path / "old")
     now = make_trial_folder(tmp_path / "new")
     dropped = drop_trial_checkpoints(FakeTrial(str(now)), str(earlier / "checkpoint_000001"), print)
-    assert dropped == 3
-    assert [p.name for p in earlier.glob("checkpoint_*") if p.is_dir()] == ["checkpoint_000000"]  # only the one resumed from
+    assert dropped == 4
+    assert [p.name for p in earlier.iterdir() if p.is_dir()] == []
+
+
+def test_a_sweep_deletes_the_checkpoints_of_trials_done_and_keeps_the_others(tmp_path):
+    ray = tmp_path / "ray"
+    for launch, trial, config_hash in (("s-20261201-101010", "t1", "done1"), ("s-20261202-101010", "t2", "open2"), ("other-20261202-101010", "t3", "done1")):
+        folder = ray / launch / trial
+        (folder / "checkpoint_000003").mkdir(parents=True)
+        (folder / "checkpoint_000003" / "trainer.pt").write_bytes(b"m")
+        (folder / "params.json").write_text(json.dumps({"trial": {"hash": config_hash}}), encoding="utf-8")
+    assert sweep_finished_checkpoints(str(ray), None, "s", {"done1"}, print) == 1
+    assert sorted(str(p.relative_to(ray)) for p in ray.rglob("checkpoint_*")) == [
+        "other-20261202-101010/t3/checkpoint_000003",  # another study's
+        "s-20261202-101010/t2/checkpoint_000003",  # not done: the next launch resumes from it
+    ]
 
 
 def test_on_s3_the_same(s3_bucket):
