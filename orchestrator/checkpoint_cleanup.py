@@ -75,10 +75,14 @@ def drop_trial_checkpoints(trial: Any, resumed_from: str | None, warn: Warn) -> 
     the earlier launch's trial folder it resumed from (``resumed_from``: one checkpoint folder
     of it; a driver killed between two checkpoints leaves both), if any."""
     storage = getattr(trial, "storage", None)
-    if storage is None:
+    try:
+        path = storage.trial_fs_path if storage is not None else None
+    except RuntimeError:  # Tune never gave the trial a folder: it wrote no checkpoint
+        path = None
+    if path is None:
         return 0
     filesystem = storage.storage_filesystem
-    dropped = drop_checkpoint_folders(storage.trial_fs_path, filesystem, warn)
+    dropped = drop_checkpoint_folders(path, filesystem, warn)
     if resumed_from:
         dropped += drop_checkpoint_folders(posixpath.dirname(resumed_from.rstrip("/")), filesystem, warn)
     return dropped
