@@ -9,9 +9,11 @@ the reference on the study metric, paired by seed. Row ``j`` at seed ``s`` score
 shared initialisation) and cancels in a pair; ``e_js ~ N(0, sigma^2 / 2)`` is the row's own
 noise, so a paired difference has standard deviation ``sigma`` and two comparisons sharing the
 reference are correlated (0.5), as in a real table. ``sigma`` is measured on the synthetic
-study: the pooled standard deviation of the paired differences of mAP (``--from-store STORE
---study NAME``; the default 3.7 points is the quickstart's random-erasing comparison at 8 seeds,
-``notes`` in the issue give the command).
+study: the pooled standard deviation of the paired differences of mAP over its comparisons
+(``--from-store STORE --study NAME``). The default, 2.7 points, is the quickstart's
+random-erasing comparison at 8 seeds (``quickstart.yaml`` with ``seeds: [0, ..., 7]``,
+differences -6.9 -14.6 -12.7 -10.3 -15.3 -11.4 -11.1 -9.6, sd 2.72, 7 df). Every quantity
+printed is in units of sigma, so its value only names D and the effects in points.
 
 **Effect mix.** ``--effects`` are the variants' true effects in units of sigma (default
 ``0 0.5 1 2 4``: one row without effect, one small, one of a seed's noise, two large, as an
@@ -28,6 +30,15 @@ claims when every true effect is exactly D, and the saving against a fixed desig
 
 Usage: ``python benchmarks/adaptive_seeds.py [--studies 20000] [--first-wave 3] [--max-seeds 8]
 [--seeds-per-wave 2] [--from-store studies/quickstart/results --study quickstart]``
+
+Measured 2026-12-05 (defaults; ``--from-store`` on the 8-seed quickstart: sigma 2.72 points):
+``false_positive_rate=0.0466 power=0.629 seeds_saved=0.076`` (SE 0.0015 over 20000 A/A
+studies; power SE 0.004): 44.4 trials a study against 48 for the fixed design of the same
+power (8 seeds); false effects on the mix's null row 0.026; "no effect > D" claimed with every
+effect exactly D: 0.021 (SE 0.002). The saving grows with the share of clear effects: effects
+``1 2 4`` sigma save 16.9% (power 0.888, fixed design 8 seeds), ``2 4 4`` save 29.3%
+(4000 A/A studies, false positives 0.049, SE 0.003). Rows without an effect, or with one below
+the noise, are rarely decided before N, and the reference row runs while any comparison is open.
 """
 
 from __future__ import annotations
@@ -48,7 +59,7 @@ from analysis.sequential import EFFECT, NO_EFFECT  # noqa: E402
 from analysis.stats import ALPHA, holm  # noqa: E402
 
 #: Pooled SD of the paired mAP differences (points) measured on the synthetic study.
-MEASURED_SIGMA = 3.7
+MEASURED_SIGMA = 2.7
 
 
 @dataclass(frozen=True)
