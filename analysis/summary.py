@@ -102,6 +102,11 @@ class AblationSummary:
     recipe_values: dict[str, list[Any]] = field(default_factory=dict)  # analysis.reproduction.recipe_values
     model_sizes: dict[str, Any] = field(default_factory=dict)  # variant -> analysis.settings.ModelSize
     target_weakest: dict[str, WeakestCamera] = field(default_factory=dict)  # eval.targets: label -> its weakest camera
+    # Per variant: what its trials cost (analysis.compute_cost) and, in an adaptive study, its
+    # comparison's decision (analysis.seed_decisions); footnotes for both.
+    compute: dict[str, Any] = field(default_factory=dict)
+    decisions: dict[str, str] = field(default_factory=dict)
+    extra_notes: list[str] = field(default_factory=list)
 
     @property
     def weakest_camera(self) -> int | None:
@@ -269,7 +274,8 @@ def summarize(
     them the stored ones apply. ``weakest_camera`` declares the weakest camera instead of
     choosing it; ``weakest_rule="reference"`` chooses it on the reference row (biased; for the
     simulation only)."""
-    rows = latest_per_variant_seed(latest_per_config(row for row in trial_rows if row.get("study") == study))
+    study_rows = [row for row in trial_rows if row.get("study") == study]
+    rows = latest_per_variant_seed(latest_per_config(study_rows))
     by_variant: dict[str, list[dict[str, Any]]] = {}
     for row in sorted(rows, key=lambda r: (r.get("variant_index", 0), r.get("seed", 0))):
         by_variant.setdefault(row["variant"], []).append(row)
@@ -344,6 +350,7 @@ def summarize(
     summary = AblationSummary(
         study, reference, variants, design, parts, tuple(metrics), weakest, bootstrap=bootstrap, primary_metric=primary_metric, target_weakest=target_weakest
     )
+    _add_cost_and_decisions(summary, study_rows)
     from analysis.reproduction import recipe_values
 
     summary.recipe_values = recipe_values([r for group in completed.values() for r in group])
@@ -353,3 +360,15 @@ def summarize(
         seeds = {v.variant: {int(r["seed"]): cameras.get(r["config_hash"], {}) for r in completed[v.variant]} for v in variants}
         summary.cameras = camera_effects(seeds, {v.variant: v.contrast for v in variants}, weakest, bootstrap=bootstrap)
     return summary
+
+
+def _add_cost_and_decisions(summary: AblationSummary, study_rows: list[dict[str, Any]]) -> None:
+    """Each row's compute and, for an adaptive study, its decision, with their footnotes."""
+    from analysis.compute_cost import compute_by_variant, compute_note
+    from analysis.seed_decisions import decision_texts, decisions_note
+
+    by_variant = compute_by_variant(study_rows)
+    if any(cost.trials for cost in by_variant.values()):
+        summary.compute = by_variant
+    summary.decisions = decision_texts(study_rows)
+    summary.extra_notes = [note for note in (decisions_note(study_rows), compute_note(study_rows)) if note]

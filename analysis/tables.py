@@ -117,14 +117,25 @@ def _groups(summary: AblationSummary, leading: int) -> list[tuple[str, int]]:
     return groups if any(label for label, _ in groups) else []
 
 
+def _extra_columns(summary: AblationSummary) -> list[tuple[str, list[Cell]]]:
+    """(header, cell per row) of the adaptive decision and the compute, where the study has them."""
+    out = []
+    if summary.decisions:
+        out.append(("adaptive seeds", [Cell(summary.decisions.get(row.variant, "-")) for row in summary.rows]))
+    if summary.compute:
+        out.append(("compute", [Cell(summary.compute[row.variant].text() if row.variant in summary.compute else "-") for row in summary.rows]))
+    return out
+
+
 def _variant_rows_table(summary: AblationSummary) -> Table:
     headers = summary.headers()
     versus = summary.single_contrast is None and any(row.contrast for row in summary.rows)
     lead = ["variant", *(["vs"] if versus else []), "seeds"]
     if summary.model_sizes:
         lead += ["params (M)", *(["GMACs"] if _with_macs(summary) else [])]
+    extra = _extra_columns(summary)
     body = []
-    for row in summary.rows:
+    for index, row in enumerate(summary.rows):
         cells = [Cell(row.variant)]
         if versus:
             cells.append(Cell(row.contrast or "-"))
@@ -134,9 +145,13 @@ def _variant_rows_table(summary: AblationSummary) -> Table:
             if _with_macs(summary):
                 cells.append(Cell(_macs_text(summary, row.variant)))
         cells += [_metric_cell(summary, row, m) for m, _ in headers]
+        cells += [column[index] for _, column in extra]
         body.append(cells)
-    header = [*lead, *(h for _, h in headers)]
-    return Table(header, "l" * (2 if versus else 1) + "r" * (len(header) - (2 if versus else 1)), [body], _groups(summary, len(lead)))
+    header = [*lead, *(h for _, h in headers), *(h for h, _ in extra)]
+    groups = _groups(summary, len(lead))
+    if groups and extra:
+        groups.append(("", len(extra)))
+    return Table(header, "l" * (2 if versus else 1) + "r" * (len(header) - (2 if versus else 1)), [body], groups)
 
 
 def _checkmark_table(summary: AblationSummary) -> Table:
@@ -152,6 +167,8 @@ def _checkmark_table(summary: AblationSummary) -> Table:
         if _with_macs(summary):
             metrics.append([Cell("GMACs"), *(Cell(_macs_text(summary, row.variant)) for row in columns)])
     metrics += [[Cell(header), *(_metric_cell(summary, row, m) for row in columns)] for m, header in summary.headers()]
+    order = [summary.rows.index(row) for row in columns]
+    metrics += [[Cell(header), *(cells[i] for i in order)] for header, cells in _extra_columns(summary)]
     return Table(["", *(row.variant for row in columns)], "l" + "c" * len(columns), [parts, metrics])
 
 
@@ -294,6 +311,7 @@ def notes(summary: AblationSummary, bold: str = "{}") -> list[str]:
         out.append(f"Weakest camera: {summary.weakest.describe()}; read for every row and both metrics.")
     if summary.deviations:
         out.append("Departures from the paper: " + " ".join(d.rstrip(".") + "." for d in summary.deviations))
+    out += summary.extra_notes
     return out
 
 

@@ -214,6 +214,7 @@ def _plan_json(loaded) -> str:
         "study": loaded.name,
         "design": loaded.spec.ablation.design,
         "search": search.model_dump(mode="json") if search is not None else None,
+        "adaptive": _adaptive_json(loaded),
         "trials": [
             {
                 "variant": trial.variant,
@@ -229,6 +230,18 @@ def _plan_json(loaded) -> str:
         ],
     }
     return json.dumps(payload, indent=2, default=str)
+
+
+def _adaptive_json(loaded) -> dict | None:
+    """An adaptive study's schedule for ``plan --format json``: the trials listed are its first wave."""
+    from search_spaces.adaptive import seed_schedule
+
+    adaptive = loaded.spec.ablation.adaptive
+    if adaptive is None:
+        return None
+    schedule = seed_schedule(loaded.spec.ablation.seeds, adaptive)
+    rows = len({t.variant for t in loaded.trials})
+    return {**adaptive.model_dump(mode="json"), "seeds": list(schedule.seeds), "looks": list(schedule.looks), "first_wave_trials": len(loaded.trials), "max_trials": rows * schedule.max_seeds}
 
 
 @app.command()
@@ -259,6 +272,8 @@ def plan(
             echo(f"  then the {search.repeat_best} best rerun at seeds {loaded.spec.ablation.seeds[1:]}: {repeats} more trials")
         echo(f"{search.num_samples + repeats} trials")
         return
+    from orchestrator.study_costs import adaptive_lines, plan_cost_lines
+
     width = max(len(t.variant) for t in loaded.trials)
     versus = max(len(t.contrast or "-") for t in loaded.trials)
     echo(f"{'variant':<{width}}  {'vs':<{versus}}  seed  hash              changes")
@@ -266,6 +281,8 @@ def plan(
         changes = ", ".join(f"{k}={v}" for k, v in trial.changes.items()) or "-"
         echo(f"{trial.variant:<{width}}  {trial.contrast or '-':<{versus}}  {trial.seed:>4}  {trial.config_hash}  {changes}")
     echo(f"{len(loaded.trials)} trials; 'vs': the row each variant is compared with (its compare_to)")
+    for line in adaptive_lines(loaded) + plan_cost_lines(loaded):
+        echo(line)
 
 
 @app.command()
@@ -469,7 +486,11 @@ def status(
             running = StudyTracker(uri, loaded.name).child_runs()
     except Exception as err:  # noqa: BLE001 - status still shows what the store knows
         echo(f"(MLflow at {redact_uri(uri)} not readable: {type(err).__name__}; running trials unknown)")
-    echo(format_status(study_status(loaded, store, running, driver)))
+    progress = study_status(loaded, store, running, driver)
+    echo(format_status(progress))
+    from orchestrator.study_costs import status_lines
+
+    echo("\n".join(status_lines(loaded, store.read_rows("trials", loaded.name), progress.pending + len(progress.interrupted), loaded.spec.study_dir())))
 
 
 @preset_app.command("list")

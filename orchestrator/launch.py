@@ -132,7 +132,12 @@ def _run_locked(loaded: LoadedSpec, ray: RaySession, store: ResultStore, uri: st
     searching = spec.ablation.design in SEARCH_DESIGNS
     store_unsaved(unsaved_dir(study_dir), store, study, echo)  # rows an earlier launch could not store
     todo = pending_trials(loaded, store, force)
-    if not searching:
+    if spec.ablation.adaptive is not None:
+        echo(
+            f"study '{study}': adaptive seeds, first wave of {len(loaded.trials)} trials "
+            f"({len(loaded.trials) - len(todo)} already completed, {len(todo)} to run), up to {spec.ablation.adaptive.max_seeds} seeds per row"
+        )
+    elif not searching:
         echo(
             f"study '{study}': {len(loaded.trials)} trials planned, "
             f"{len(loaded.trials) - len(todo)} already completed, {len(todo)} to run"
@@ -162,6 +167,10 @@ def _run_locked(loaded: LoadedSpec, ray: RaySession, store: ResultStore, uri: st
         run = StudyRun(loaded, store, tracker, ray, study_axes(loaded), echo, fresh=force)
         if searching:
             tally = _run_search(run, force, datasets)
+        elif spec.ablation.adaptive is not None:  # seeds in waves until each comparison is decided
+            from orchestrator.adaptive_waves import run_adaptive
+
+            tally = run_adaptive(run, todo, datasets, Tally(variant_order=_planned_variants(loaded)), lambda trials: _decode_datasets(trials, echo, datasets))
         else:  # continued trials after their parents
             tally = run_waves(run, todo, datasets, Tally(variant_order=_planned_variants(loaded)))
     except KeyboardInterrupt as interrupt:  # Ctrl-C, or SIGTERM (orchestrator.signals)
@@ -189,6 +198,10 @@ def _run_locked(loaded: LoadedSpec, ray: RaySession, store: ResultStore, uri: st
             ray.close()
         if tracker is not None:
             tracker.finish_study(status)
+
+    from orchestrator.checkpoint_cleanup import sweep_study
+
+    sweep_study(loaded, store, echo)  # checkpoints an older launch left for trials now done
 
     # Tables in every format and the figures, also on the MLflow parent run (see
     # analysis.report), written in a thread while Ray shuts down (~1 s) in this one.

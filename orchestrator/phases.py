@@ -12,7 +12,9 @@ and starts from the parent's final model, saved in the study's checkpoint folder
   returning what they came to as a :class:`Tally`); before a wave it checks that the parent of
   each continued trial is done in the store and its checkpoint exists. A trial whose parent
   failed (or whose checkpoint is gone) is not run: it is recorded ``failed`` with the reason,
-  in the store and in MLflow, and runs again on the next launch like any failed trial.
+  in the store and in MLflow, and runs again on the next launch like any failed trial. After
+  the waves, the final models in the study's own checkpoint folder that no child still needs
+  are deleted (a folder named in ``output.checkpoints`` is kept whole).
 """
 
 from __future__ import annotations
@@ -108,4 +110,16 @@ def run_waves(run: StudyRun, todo: list[PlannedTrial], datasets: dict, tally: Ta
                 record_not_run(run, trial, reason, tally.variant_order)
                 tally = tally.then(Tally(failed=1))
         tally = tally.then(tune_runner.run_trials(run, ready, datasets, tally.variant_order))
+    if folder is not None and not run.loaded.spec.output.checkpoints:
+        drop_unneeded_models(run, folder, [*run.loaded.trials, *todo])
     return tally
+
+
+def drop_unneeded_models(run: StudyRun, folder: Path, trials: list[PlannedTrial]) -> None:
+    """Delete the final models in the study's own checkpoint folder that no child of ``trials``
+    still needs (:func:`orchestrator.checkpoint_cleanup.drop_final_models`)."""
+    from orchestrator.checkpoint_cleanup import drop_final_models
+
+    done = run.store.completed_hashes(run.loaded.name)
+    needed = {t.config.train.init_from for t in trials if t.config.train.init_from and t.config_hash not in done}
+    drop_final_models(folder, {h for h in needed if h}, run.echo)

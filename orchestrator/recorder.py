@@ -41,12 +41,17 @@ from search_spaces.metrics import (
     EPOCH_SECONDS,
     EVAL_SECONDS,
     EVALUATION_MARKER,
+    CPU_SECONDS,
+    CPUS,
     FAILED,
+    GPU_SECONDS,
+    GPUS,
     MAP,
     NODE_ID,
     NODE_IP,
     PRUNED,
     RANK1,
+    WALL_SECONDS,
 )
 from storage import ResultStore, StoreUnavailableError
 
@@ -154,6 +159,7 @@ class TrialState:
     node_ip: str | None = None
     node_id: str | None = None
     started_monotonic: float = field(default_factory=time.monotonic)
+    earlier_seconds: float = 0.0  # trained and evaluated by an earlier launch (resumed from its checkpoint)
 
 
 class StudyRecorder(Callback):
@@ -173,6 +179,7 @@ class StudyRecorder(Callback):
         total: int | None = None,
         resumed: Mapping[str, ResumePoint] | None = None,
         unsaved: Path | None = None,
+        resources: tuple[float, float] = (1.0, 0.0),
     ):
         self.study = study
         self.by_hash = {trial.config_hash: trial for trial in trials}
@@ -192,6 +199,7 @@ class StudyRecorder(Callback):
         self.progress = StudyProgress(self.total, self._pending_epochs if self.by_hash else None)
         self.unsaved = unsaved  # where rows the store refuses are kept (orchestrator.unsaved_rows)
         self.store_failure: StoreUnavailableError | None = None
+        self.cpus, self.gpus = resources  # what each trial holds (resources.cpus_per_trial, gpus_per_trial)
 
     # -- helpers --------------------------------------------------------------------------
     def _label(self, planned: PlannedTrial) -> str:
@@ -219,6 +227,7 @@ class StudyRecorder(Callback):
         for report in point.reports:
             metrics = reported_metrics(report)
             self._take(state, metrics, int(metrics.get(EPOCH, 0)))
+        state.earlier_seconds = state.train_seconds + state.eval_seconds
         return state
 
     def _planned(self, config: dict[str, Any]) -> PlannedTrial:
@@ -350,7 +359,9 @@ class StudyRecorder(Callback):
             extra=self._timings(state),
         )
         self._write(state.planned, {"trials": [row], "cameras": camera_rows(self.study, state.planned, final), "curves": state.curves})
+        self._log_compute(state, row)
         self.tracker.finish_trial(state.run_id, "FINISHED", outcome=status)
+        self._drop_checkpoints(trial, state)
         self._done(trial)
         self.pruned += status == PRUNED
         verb = "finished" if status == COMPLETED else f"pruned at epoch {epochs_done}"
@@ -375,7 +386,9 @@ class StudyRecorder(Callback):
             extra={**self._timings(state), "error_traceback": text[-20000:]},
         )
         self._write(state.planned, {"trials": [row], "curves": state.curves})
+        self._log_compute(state, row)
         self.tracker.finish_trial(state.run_id, "FAILED", error=summary, outcome=FAILED)
+        self._drop_checkpoints(trial, state)
         self._done(trial)
         self.failed += 1
         failures = getattr(trial, "num_failures", None)
@@ -386,8 +399,28 @@ class StudyRecorder(Callback):
     def _variant_index(self, planned: PlannedTrial) -> int:
         return self.variant_order.index(planned.variant) if planned.variant in self.variant_order else -1
 
+    def _compute(self, state: TrialState) -> dict[str, float]:
+        """The trial's compute: wall seconds from its start to its end in this launch (every
+        attempt Tune made, the waits between them included) plus what an earlier launch spent
+        on it up to the checkpoint it resumed from, times the CPUs and GPUs it held."""
+        wall = time.monotonic() - state.started_monotonic + state.earlier_seconds
+        return {WALL_SECONDS: wall, CPUS: self.cpus, GPUS: self.gpus, CPU_SECONDS: wall * self.cpus, GPU_SECONDS: wall * self.gpus}
+
+    def _log_compute(self, state: TrialState, row: Mapping[str, Any]) -> None:
+        """The compute columns of ``row`` on the trial's MLflow run too."""
+        self.tracker.log_metrics(state.run_id, {key: float(row[key]) for key in (WALL_SECONDS, CPU_SECONDS, GPU_SECONDS)}, step=max(state.logged_epoch, 0))
+
+    def _drop_checkpoints(self, trial: Any, state: TrialState) -> None:
+        """The trial's row is in the store: its checkpoints in Tune's storage can go
+        (orchestrator.checkpoint_cleanup), with an earlier launch's it resumed from."""
+        from orchestrator.checkpoint_cleanup import drop_trial_checkpoints
+
+        point = self.resumed.get(state.planned.config_hash)
+        drop_trial_checkpoints(trial, point.path if point is not None else None, self.echo)
+
     def _timings(self, state: TrialState) -> dict[str, Any]:
         return {
+            **self._compute(state),
             "train_seconds": state.train_seconds,
             EVAL_SECONDS: state.eval_seconds,
             "epochs_done": len(state.curves),

@@ -232,7 +232,24 @@ def parse_spec(source: YamlSource, plugin_dir: Path | None = None, *, max_trials
     _check_schedules(source, spec, trials)
     _check_reference_rows(source, spec, trials)
     _check_target_columns(source, spec, trials)
+    trials = _adaptive_trials(source, spec, trials)
     return LoadedSpec(spec, source, trials, plugins)
+
+
+def _adaptive_trials(source: YamlSource, spec: StudySpec, trials: list[PlannedTrial]) -> list[PlannedTrial]:
+    """With ``ablation.adaptive``: the first wave's trials, each carrying the seed schedule
+    (search_spaces.adaptive); a block that cannot work is refused at its key."""
+    from search_spaces.adaptive import adaptive_meta, adaptive_problem, seed_schedule, with_meta
+
+    adaptive = spec.ablation.adaptive
+    if adaptive is None:
+        return trials
+    compared = len({t.variant for t in trials if t.contrast is not None})
+    problem = adaptive_problem(spec.ablation.seeds, adaptive, spec.ablation.design, compared)
+    if problem is not None:
+        key, message = problem
+        raise spec_error(source, ("ablation", "adaptive", *([key] if key else [])), message)
+    return with_meta(trials, adaptive_meta(seed_schedule(spec.ablation.seeds, adaptive), adaptive, spec.study.metric))
 
 
 def _check_schedules(source: YamlSource, spec: StudySpec, trials: list[PlannedTrial]) -> None:

@@ -87,9 +87,14 @@ def study_status(
     if search is not None:
         planned = search.num_samples + search.repeat_best * (len(loaded.spec.ablation.seeds) - 1)
     rows = latest_per_config(store.read_rows("trials", study))
-    if search is None:
+    if loaded.spec.ablation.adaptive is not None:  # waves decided as the study runs
+        from orchestrator.study_costs import adaptive_planned
+
+        planned = adaptive_planned(loaded, rows)
+    if search is None and loaded.spec.ablation.adaptive is None:
         # A relaunch of an edited spec leaves rows of configs it no longer plans: they are not
-        # part of this plan's progress (nor its best so far).
+        # part of this plan's progress (nor its best so far). (An adaptive study plans its later
+        # waves from the store, so all its rows count.)
         wanted = {trial.config_hash for trial in loaded.trials}
         kept = [row for row in rows if row["config_hash"] in wanted]
         unplanned = len(rows) - len(kept)

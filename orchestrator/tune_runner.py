@@ -102,6 +102,7 @@ def _recorder(run: StudyRun, trials: list[PlannedTrial], variant_order: tuple[st
         tracker=run.tracker,
         echo=run.echo,
         unsaved=unsaved_dir(run.study_dir),
+        resources=(run.loaded.spec.resources.cpus_per_trial, run.loaded.spec.resources.gpus_per_trial),
         **kwargs,
     )
 

@@ -18,6 +18,7 @@ from typing import Any, Callable
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from search_spaces.adaptive import AdaptiveSpec
 from search_spaces.registry import Registry
 from search_spaces.search import SearchSpec
 
@@ -120,6 +121,9 @@ class AblationSpec(BaseModel):
     )
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
     search: SearchSpec | None = Field(None, description="The space and budget of the 'optuna' design.")
+    adaptive: AdaptiveSpec | None = Field(
+        None, description="Seeds in waves until each comparison is decided: 'seeds' is the first wave (search_spaces.adaptive)."
+    )
     compare_to: str | None = Field(
         None,
         min_length=1,

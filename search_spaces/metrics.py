@@ -106,6 +106,13 @@ SWA_SNAPSHOTS = "swa_snapshots"  # SWA/SWAG phase: weight snapshots averaged so 
 NODE_ID = "node_id"  # added by the Ray Tune trainable: the Ray node the trial ran on
 NODE_IP = "node_ip"  # added by Ray Tune itself
 
+# -- a trial's compute (trials table and MLflow; the driver measures it) --------------------------
+WALL_SECONDS = "wall_seconds"  # from the trial's start to its end, every attempt (and launch) summed
+CPUS = "cpus"  # resources.cpus_per_trial the trial held
+GPUS = "gpus"  # resources.gpus_per_trial (fractions where trials share a GPU)
+CPU_SECONDS = "cpu_seconds"  # wall_seconds x cpus
+GPU_SECONDS = "gpu_seconds"  # wall_seconds x gpus
+
 #: A report holds evaluation metrics (the epoch was an evaluation epoch) iff it has this key.
 EVALUATION_MARKER = MAP
 # Implicit attention (Yaghoubi et al.): share of training images with a compatible partner, and

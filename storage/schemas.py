@@ -6,7 +6,9 @@
             (rank1, rank5, rank10, rank20, rank50 up to max_rank, mAP, mINP,
             num_valid_queries, lowest/avg/std/spread camera q_mAP, g_mAP, rank1), timings
             (started_at, finished_at, train_seconds, eval_seconds, epochs_done, epochs_rerun:
-            epochs trained twice after a trial resumed from its checkpoint), identity_version
+            epochs trained twice after a trial resumed from its checkpoint), compute
+            (wall_seconds over every attempt, the cpus and gpus it held, cpu_seconds and
+            gpu_seconds: wall seconds times those), identity_version
             (the rule its config_hash was computed by; absent means 1, see
             ``search_spaces/identity.py``) and config_json (the whole resolved config).
 ``cameras`` one row per trial x camera x metric: study, trial_id, config_hash, variant, seed,

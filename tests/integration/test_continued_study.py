@@ -48,8 +48,9 @@ def test_a_dependent_runs_after_its_parent_from_its_checkpoint(tiny_market, tmp_
     parent, child = trials["-"], trials["+SWA"]
     assert parent["status"] == child["status"] == "completed"
     assert child["cfg.train.init_from"] == parent["config_hash"] and parent["cfg.train.init_from"] is None
-    # The default checkpoint folder holds both final models; the dependent loaded the parent's.
-    assert sorted(p.name for p in (study / "checkpoints").iterdir()) == sorted(f"{trials[v]['config_hash']}.pt" for v in trials)
+    # The dependent loaded the parent's final model from the default checkpoint folder; once it
+    # completed, no child needed a model any more, and the folder was emptied.
+    assert list((study / "checkpoints").glob("*.pt")) == []
     curves = sorted((row["variant"], row["epoch"]) for f in (results / "curves" / "cont").glob("*.parquet") for row in pq.read_table(f).to_pylist())
     assert curves == [("+SWA", 2), ("-", 1)]  # the continuation alone, numbered on
     assert child["epochs_done"] == 1 and child["mAP"] is not None

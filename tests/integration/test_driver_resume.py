@@ -75,6 +75,10 @@ def test_a_relaunch_after_the_driver_died_resumes_the_trial_from_its_checkpoint(
     # One row, a whole curve, each epoch once.
     (row,) = store.read_rows("trials", STUDY)
     assert row["status"] == "completed" and row["epochs_done"] == EPOCHS and row["epochs_rerun"] == 0
+    # The checkpoint it resumed from, the killed launch's, was deleted with the relaunch's own
+    # once the row was stored; the compute counts the epochs before it too.
+    assert list(study_dir.glob("ray/*/*/checkpoint_*")) == []
+    assert row["wall_seconds"] > row["train_seconds"] + row["eval_seconds"] > 0
     assert sorted(r["epoch"] for r in store.read_rows("curves", STUDY)) == list(range(1, EPOCHS + 1))
     # One MLflow run, the first launch's, reopened and finished, with every epoch once.
     from mlflow.tracking import MlflowClient

@@ -12,14 +12,18 @@ class Tracker:
     """MLflow's part of the recorder's contract, kept in lists."""
 
     def __init__(self):
-        self.steps: list[int] = []
+        self.steps: list[int] = []  # of the trial's epoch reports
+        self.compute: list[dict] = []  # the compute logged once the trial ended
         self.finished: list[str] = []
 
     def start_trial(self, planned, axes):
         return "run-1"
 
     def log_metrics(self, run_id, metrics, step):
-        self.steps.append(step)
+        if "epoch" in metrics:
+            self.steps.append(step)
+        else:
+            self.compute.append(dict(metrics))
 
     def finish_trial(self, run_id, status, error=None, outcome=None):
         self.finished.append(status)
@@ -66,6 +70,7 @@ def test_a_trial_resumed_from_its_checkpoint_is_recorded_once(tmp_path):
     again = [result(3), result(4, evaluated=True), result(5, evaluated=True)]
     store, tracker, lines = recorded(tmp_path, [*first, None, *again])
     assert tracker.steps == [1, 2, 3, 4, 5] and tracker.finished == ["FINISHED"]
+    assert [sorted(c) for c in tracker.compute] == [["cpu_seconds", "gpu_seconds", "wall_seconds"]]
     assert any("retrying a seed=0" in line and "from its checkpoint at epoch 2 after: ActorDiedError" in line for line in lines), lines
     (row,) = store.read_rows("trials", "s")
     assert row["status"] == "completed" and row["epochs_done"] == 5 and row["epochs_rerun"] == 2
