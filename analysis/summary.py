@@ -82,6 +82,7 @@ class VariantRow:
     pruned: int = 0
     off: tuple[str, ...] = ()  # leave-one-out: the parts this variant turns off
     contrast: str | None = None  # the row this one is compared with (None: a reference row)
+    unfinished_seeds: tuple[int, ...] = ()  # seeds whose trial failed or was pruned
 
 
 @dataclass
@@ -324,6 +325,7 @@ def summarize(
             pruned=pruned,
             off=tuple(_meta(group[0]).get("off", ())),
             contrast=row_contrasts.get(variant),
+            unfinished_seeds=tuple(sorted(int(r["seed"]) for r in group if r.get("status") != "completed")),
         )
         for metric in metrics:
             per_seed = {int(r["seed"]): v for r in done if (v := value(r, metric)) is not None}

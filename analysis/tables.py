@@ -302,11 +302,14 @@ def notes(summary: AblationSummary, bold: str = "{}") -> list[str]:
         contrast = summary.row(row.contrast)
         if contrast is None:
             continue
-        lone = sorted(set(row.seeds) ^ set(contrast.seeds))
+        # Seeds one of the two rows failed or was pruned at; not those one row never ran (an
+        # adaptive study gives a decided row no further seeds).
+        unfinished = set(row.unfinished_seeds) | set(contrast.unfinished_seeds)
+        lone = sorted(s for s in set(row.seeds) ^ set(contrast.seeds) if s in unfinished)
         if lone and set(row.seeds) & set(contrast.seeds):
             left_out.append(f"{row.variant}: seed {_seed_list(lone)}")
     if left_out:
-        out.append("Left out of the pairs (a seed only one of the two rows completed): " + "; ".join(left_out) + ".")
+        out.append("Left out of the pairs (a seed one of the two rows failed or was pruned at): " + "; ".join(left_out) + ".")
     if summary.weakest is not None and any(m.startswith("weakest_") for m in summary.metrics):
         out.append(f"Weakest camera: {summary.weakest.describe()}; read for every row and both metrics.")
     if summary.deviations:
