@@ -16,12 +16,12 @@ completed, or once tried in this launch), ``orchestrator status`` (what is open)
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
 from analysis.sequential import EFFECT, NO_EFFECT, OPEN, UNDECIDED, Decision, SequentialTests
+from analysis.summary import variant_meta
 from search_spaces.adaptive import META_KEY
 from search_spaces.metrics import COMPLETED
 
@@ -69,19 +69,11 @@ class Replay:
         return [variant for variant, decision in self.decisions.items() if decision.outcome == OPEN]
 
 
-def _meta(row: Mapping[str, Any]) -> dict[str, Any]:
-    try:
-        meta = json.loads(row.get("variant_meta") or "{}")
-    except (TypeError, ValueError):
-        return {}
-    return meta if isinstance(meta, dict) else {}
-
-
 def adaptive_plan(rows: Iterable[Mapping[str, Any]]) -> AdaptivePlan | None:
     """The schedule the rows carry (the latest row's), or None for a study with fixed seeds."""
     plan = None
     for row in sorted(rows, key=lambda r: str(r.get("finished_at") or "")):
-        meta = _meta(row).get(META_KEY)
+        meta = variant_meta(row).get(META_KEY)
         if isinstance(meta, dict):
             plan = AdaptivePlan.from_meta(meta)
     return plan
@@ -91,7 +83,7 @@ def contrasts_of(rows: Iterable[Mapping[str, Any]]) -> dict[str, str]:
     """variant -> the variant it is compared with, for the rows that have a contrast."""
     out: dict[str, str] = {}
     for row in rows:
-        contrast = _meta(row).get("compare_to")
+        contrast = variant_meta(row).get("compare_to")
         if contrast:
             out[str(row["variant"])] = str(contrast)
     return out

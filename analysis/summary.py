@@ -190,7 +190,9 @@ def _finite(value: Any) -> float | None:
     return None if math.isnan(value) else value
 
 
-def _meta(row: Mapping[str, Any]) -> dict[str, Any]:
+def variant_meta(row: Mapping[str, Any]) -> dict[str, Any]:
+    """A trial row's ``variant_meta`` (the design's facts about its row: parts switched off,
+    contrast, adaptive schedule) as a dict; empty when missing or unreadable."""
     try:
         meta = json.loads(row.get("variant_meta") or "{}")
     except (TypeError, ValueError):
@@ -239,7 +241,7 @@ def stored_contrasts(by_variant: Mapping[str, list[dict[str, Any]]]) -> dict[str
     of each variant); None when the rows predate contrasts."""
     found: dict[str, str | None] = {}
     for variant, group in by_variant.items():
-        meta = _meta(max(group, key=lambda r: str(r.get("finished_at", ""))))
+        meta = variant_meta(max(group, key=lambda r: str(r.get("finished_at", ""))))
         if "compare_to" not in meta:
             return None
         found[variant] = meta["compare_to"]
@@ -284,7 +286,7 @@ def summarize(
 
     designs = {r.get("design") for r in rows if r.get("design")}
     design = designs.pop() if len(designs) == 1 else None
-    switched_off = {variant: _meta(group[0]).get("off", []) for variant, group in by_variant.items() if "off" in _meta(group[0])}
+    switched_off = {variant: variant_meta(group[0]).get("off", []) for variant, group in by_variant.items() if "off" in variant_meta(group[0])}
     reference = reference_row(list(by_variant), design, switched_off)
     row_contrasts = resolve_row_contrasts(by_variant, reference, contrasts)
 
@@ -323,7 +325,7 @@ def summarize(
             sorted(int(r["seed"]) for r in done),
             len(group) - len(done) - pruned,
             pruned=pruned,
-            off=tuple(_meta(group[0]).get("off", ())),
+            off=tuple(variant_meta(group[0]).get("off", ())),
             contrast=row_contrasts.get(variant),
             unfinished_seeds=tuple(sorted(int(r["seed"]) for r in group if r.get("status") != "completed")),
         )
@@ -348,7 +350,7 @@ def summarize(
 
     parts: list[str] = []
     if design == LEAVE_ONE_OUT:
-        parts = next((list(_meta(r)["parts"]) for r in rows if _meta(r).get("parts")), [])
+        parts = next((list(variant_meta(r)["parts"]) for r in rows if variant_meta(r).get("parts")), [])
     summary = AblationSummary(
         study, reference, variants, design, parts, tuple(metrics), weakest, bootstrap=bootstrap, primary_metric=primary_metric, target_weakest=target_weakest
     )

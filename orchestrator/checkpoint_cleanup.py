@@ -93,27 +93,20 @@ def sweep_finished_checkpoints(storage_path: str, filesystem: Any, study: str, d
     launch of ``study`` for a trial now done in the store (``done``: config hashes): those of an
     older interruption, or of a study run before checkpoints were deleted. A trial not done
     keeps its checkpoints (the next launch resumes from them)."""
-    from pyarrow import fs as pafs
-
-    from orchestrator.resume_points import PARAMS_FILE, _planned_hash, _read_text
+    from orchestrator.resume_points import PARAMS_FILE, launch_entries, planned_hash, read_text
 
     filesystem = _filesystem(filesystem)
     root = storage_path.rstrip("/")
-    launch_folder = re.compile(re.escape(study) + r"-\d{8}-\d{6}")
     try:
-        listing = filesystem.get_file_info(pafs.FileSelector(root, recursive=True, allow_not_found=True))
+        listing = launch_entries(filesystem, root, study)
     except OSError as err:
         warn(f"  could not list {root} to delete finished trials' checkpoints ({err})")
         return 0
-    holding: set[str] = set()  # trial folders with a checkpoint in them
-    for info in listing:
-        parts = posixpath.relpath(info.path, root).split("/")
-        if len(parts) == 3 and launch_folder.fullmatch(parts[0]) and CHECKPOINT_FOLDER.fullmatch(parts[2]):
-            holding.add(f"{root}/{parts[0]}/{parts[1]}")
+    holding = {f"{root}/{parts[0]}/{parts[1]}" for parts, _ in listing if len(parts) == 3 and CHECKPOINT_FOLDER.fullmatch(parts[2])}
     dropped = 0
     for folder in sorted(holding):
         try:
-            config_hash = _planned_hash(_read_text(filesystem, f"{folder}/{PARAMS_FILE}"))
+            config_hash = planned_hash(read_text(filesystem, f"{folder}/{PARAMS_FILE}"))
         except (OSError, ValueError, KeyError, TypeError):
             continue  # no readable record of which trial it was: leave it
         if config_hash in done:

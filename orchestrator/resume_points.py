@@ -61,9 +61,8 @@ def find_resume_points(
 
     filesystem = filesystem or pafs.LocalFileSystem()
     root = storage_path.rstrip("/")
-    launch_folder = re.compile(re.escape(study) + r"-\d{8}-\d{6}")
     try:
-        listing = filesystem.get_file_info(pafs.FileSelector(root, recursive=True, allow_not_found=True))
+        listing = launch_entries(filesystem, root, study)
     except OSError as err:
         warn(f"  cannot look for earlier checkpoints in {root} ({err}); interrupted trials start from epoch 1")
         return {}
@@ -71,10 +70,7 @@ def find_resume_points(
     trials: dict[str, dict[int, set[str]]] = {}
     written: dict[str, dt.datetime] = {}  # checkpoint folder -> when its history was written
     params: set[str] = set()
-    for info in listing:
-        parts = posixpath.relpath(info.path, root).split("/")
-        if not parts or not launch_folder.fullmatch(parts[0]):
-            continue
+    for parts, info in listing:
         if len(parts) == 3 and parts[2] == PARAMS_FILE:
             params.add("/".join(parts[:2]))
         elif len(parts) == 4 and (index := CHECKPOINT_FOLDER.fullmatch(parts[2])):
@@ -91,10 +87,10 @@ def find_resume_points(
         """The candidate's resume point, None when not wanted, or what made it unreadable."""
         trial, folder = candidate
         try:
-            config_hash = _planned_hash(_read_text(filesystem, f"{root}/{trial}/{PARAMS_FILE}"))
+            config_hash = planned_hash(read_text(filesystem, f"{root}/{trial}/{PARAMS_FILE}"))
             if config_hash not in hashes or not _after(written.get(folder), hashes[config_hash]):
                 return None
-            epoch, reports = parse_history(_read_text(filesystem, f"{folder}/{HISTORY_FILE}"))
+            epoch, reports = parse_history(read_text(filesystem, f"{folder}/{HISTORY_FILE}"))
         except (OSError, ValueError, KeyError, TypeError) as err:
             return f"skipping an unreadable checkpoint in {root}/{trial} ({err})"
         return ResumePoint(config_hash, folder, epoch, reports)
@@ -123,13 +119,28 @@ def _after(written: dt.datetime | None, failed_at: dt.datetime | None) -> bool:
     return written > failed_at + dt.timedelta(seconds=1)
 
 
-def _planned_hash(params_text: str) -> str | None:
+def launch_entries(filesystem: Any, root: str, study: str) -> list[tuple[list[str], Any]]:
+    """Every file and folder under ``study``'s launch folders (``<study>-<date>-<time>``) in
+    Tune's storage at ``root`` on ``filesystem``: (its path parts below ``root``, its pyarrow
+    file info). Raises OSError when the storage cannot be listed."""
+    from pyarrow import fs as pafs
+
+    launch_folder = re.compile(re.escape(study) + r"-\d{8}-\d{6}")
+    entries = []
+    for info in filesystem.get_file_info(pafs.FileSelector(root, recursive=True, allow_not_found=True)):
+        parts = posixpath.relpath(info.path, root).split("/")
+        if parts and launch_folder.fullmatch(parts[0]):
+            entries.append((parts, info))
+    return entries
+
+
+def planned_hash(params_text: str) -> str | None:
     """The config hash of a planned trial's Tune config (a search sample has none)."""
     params = json.loads(params_text)
     trial = params.get("trial") if isinstance(params, dict) else None
     return trial.get("hash") if isinstance(trial, dict) else None
 
 
-def _read_text(filesystem: Any, path: str) -> str:
+def read_text(filesystem: Any, path: str) -> str:
     with filesystem.open_input_stream(path) as stream:
         return stream.read().decode("utf-8")
