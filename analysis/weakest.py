@@ -18,7 +18,8 @@ paired differences read at the chosen camera keep their distribution and the pai
 level (the simulation: 5.0% of A/A comparisons rejected at 5%, bias 0.001 points). A choice
 cross-fitted seed by seed (each seed's camera chosen on the reference's other seeds) is unbiased
 too, but each seed then both chooses for the others and is tested, which correlates the per-seed
-differences positively and lifts the rate to 6.4% in the same simulation: not used.
+differences positively and lifts the rate to 6.4% in the same simulation: not used
+(``python benchmarks/weakest_camera_rules.py`` compares the three rules).
 
 The pooled choice is still "the camera the study's models serve worst", and with a camera that
 is hard by nature (the synthetic dataset's camera 6) it is the same camera as the baseline's.
