@@ -80,13 +80,15 @@ def grid_spec(trials: int) -> str:
     ) + axes + "\n"
 
 
+# Peak memory from VmHWM (it starts afresh with the new program; getrusage's ru_maxrss survives
+# execve and would count the parent's size).
 PLAN = """
-import json, resource, sys, time
+import json, sys, time
 from orchestrator.spec import load_spec
 started, cpu = time.perf_counter(), time.process_time()
 loaded = load_spec(sys.argv[1], max_trials=10**7)
 seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+peak = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM:")) / 1024
 print(json.dumps({"trials": len(loaded.trials), "seconds": seconds, "cpu": cpu, "peak_mb": peak}))
 """
 

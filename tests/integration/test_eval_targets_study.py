@@ -116,10 +116,12 @@ def test_summarize_shows_the_target_columns_with_paired_effects(finished_study):
     lines = result.stdout.splitlines()
     header = next(line for line in lines if line.startswith("| variant"))
     columns = [cell.strip() for cell in header.strip("|").split("|")]
-    assert columns[2:6] == ["rank-1", "mAP", "duke rank-1", "duke mAP"]
-    assert columns[6].startswith("duke weakest q-mAP (c")  # the target's own weakest camera, named
+    # variant, seeds, the model's size, then the spec's columns
+    assert columns[2:4] == ["params (M)", "GMACs"]
+    assert columns[4:8] == ["rank-1", "mAP", "duke rank-1", "duke mAP"]
+    assert columns[8].startswith("duke weakest q-mAP (c")  # the target's own weakest camera, named
     erasing = next(line for line in lines if line.startswith("| +erasing"))
     cells = [cell.strip() for cell in erasing.strip("|").split("|")]
-    for cell in cells[4:7]:  # the target's columns: mean, and the paired difference with its interval
+    for cell in cells[6:9]:  # the target's columns: mean, and the paired difference with its interval
         assert "(" in cell and "[" in cell and "]" in cell, cell
     assert result.stdout.strip() in launched.stdout

@@ -5,6 +5,7 @@ reader takes (the table, ``status``)."""
 from __future__ import annotations
 
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -16,19 +17,20 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 OLD_MAP = 0.999  # a number no tiny study reaches: where it shows, the older row was read
 
 
-def spec_text(root: Path) -> str:
+EPOCHS = 4
+
+
+def spec_text(root: Path, variants: str = "[{name: a}, {name: b, set: {train.lr: 0.001}}]") -> str:
     return textwrap.dedent(
         f"""
         study: {{name: frc}}
         baseline:
           dataset: {{name: market1501, root: "{root}", height: 64, width: 32}}
           model: {{backbone: resnet10t}}
-          train: {{epochs: 2, ids_per_batch: 4, images_per_id: 4, warmup_epochs: 0, lr_steps: [], eval_every: 1}}
+          train: {{epochs: {EPOCHS}, ids_per_batch: 4, images_per_id: 4, warmup_epochs: 0, lr_steps: [], eval_every: 1}}
         ablation:
           design: list
-          variants:
-            - {{name: a}}
-            - {{name: b, set: {{train.lr: 0.001}}}}
+          variants: {variants}
           seeds: [0]
         resources: {{cpus_per_trial: 1, checkpoint_every: 1}}
         """
@@ -50,27 +52,37 @@ def test_force_reruns_completed_trials_from_scratch_and_the_newer_row_wins(tiny_
     import pyarrow.parquet as pq
 
     from orchestrator.resume_points import find_resume_points
+    from orchestrator.spec import load_spec
+    from tests.integration.test_driver_resume import checkpoint_at
+    from tests.integration.test_interrupts import Driver
 
+    # b completes alone; then a launch of both runs a and is killed after a's first checkpoint,
+    # as a dead driver leaves it: a plain relaunch would resume a from there.
+    only_b = tmp_path / "only_b.yaml"
+    only_b.write_text(spec_text(tiny_market, "[{name: b, set: {train.lr: 0.001}}]"), encoding="utf-8")
+    first = run_orchestrator("launch", str(only_b), cwd=tmp_path, REID_ORCH_NUM_CPUS="2")
+    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
     spec = tmp_path / "study.yaml"
     spec.write_text(spec_text(tiny_market), encoding="utf-8")
-    first = run_orchestrator("launch", str(spec), cwd=tmp_path, REID_ORCH_NUM_CPUS="2")
-    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
     study_dir = tmp_path / "studies" / "frc"
     results = study_dir / "results"
-    by_variant = {row["variant"]: row for row in rows(results, "trials")}
-    hash_a = by_variant["a"]["config_hash"]
-
-    # b's stored row gets a number its rerun cannot reach; a loses its rows, as if its driver had
-    # died after its last checkpoint: a plain relaunch would resume it from there.
+    hash_a = next(t.config_hash for t in load_spec(spec).trials if t.variant == "a")
+    driver = Driver("launch", str(spec), cwd=tmp_path)
+    try:
+        deadline = time.monotonic() + 300
+        while not checkpoint_at(study_dir, 1):
+            assert driver.process.poll() is None, driver.text()
+            assert time.monotonic() < deadline, driver.text()
+            time.sleep(0.1)
+    finally:
+        driver.kill()
+    assert [row["variant"] for row in rows(results, "trials")] == ["b"]
+    assert hash_a in find_resume_points(str(study_dir / "ray"), None, "frc", {hash_a: None}, warn=lambda _: None)
+    # b's stored row gets a number its rerun cannot reach.
     for path in parts(results, "trials"):
         table = pq.read_table(path)
         if table.column("variant").to_pylist() == ["b"]:
             pq.write_table(table.set_column(table.schema.get_field_index("mAP"), "mAP", pa.array([OLD_MAP])), path)
-    for table_name in ("trials", "cameras", "curves"):
-        for path in parts(results, table_name):
-            if set(pq.read_table(path, columns=["config_hash"]).column("config_hash").to_pylist()) == {hash_a}:
-                path.unlink()
-    assert hash_a in find_resume_points(str(study_dir / "ray"), None, "frc", {hash_a: None}, warn=lambda _: None)
 
     forced = run_orchestrator("launch", str(spec), "--force", cwd=tmp_path, REID_ORCH_NUM_CPUS="2")
     assert forced.returncode == 0, forced.stdout[-3000:] + forced.stderr[-3000:]
@@ -81,7 +93,7 @@ def test_force_reruns_completed_trials_from_scratch_and_the_newer_row_wins(tiny_
     assert sorted(row["variant"] for row in trials) == ["a", "b", "b"]  # b ran again: its old row stays, a newer one beside it
     a_row = next(row for row in trials if row["variant"] == "a")
     assert a_row["train_seconds"] > 0 and a_row["status"] == "completed"  # trained, not restored at its last epoch
-    assert sorted(row["epoch"] for row in rows(results, "curves") if row["config_hash"] == hash_a) == [1, 2]
+    assert sorted(row["epoch"] for row in rows(results, "curves") if row["config_hash"] == hash_a) == list(range(1, EPOCHS + 1))
     newer_b = max((row for row in trials if row["variant"] == "b"), key=lambda row: row["finished_at"])
     assert newer_b["mAP"] != OLD_MAP
 
