@@ -329,9 +329,9 @@ def camera_notes(summary: AblationSummary) -> list[str]:
         out.append(
             "Last column: the weakest camera's gain minus the gain of the other camera that gained most (named), per seed, "
             "with its 95% interval; above zero means the weakest camera gains most (APRA section 4), and * marks a one-sided "
-            "test of that claim, Holm-corrected across the variants and both metrics. The weakest camera is chosen without the "
-            "seed it tests (see the table's footnote); the competitor is chosen on the same seeds, the luckiest one, which makes "
-            "the test conservative."
+            "test of that claim, Holm-corrected across the variants and both metrics. The weakest camera is chosen on every row's "
+            "pooled values, not on the differences it tests (see the table's footnote); the competitor is chosen on the same "
+            "seeds, the luckiest one, which makes the test conservative."
         )
     return out
 
