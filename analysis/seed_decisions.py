@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
 from analysis.sequential import EFFECT, NO_EFFECT, OPEN, UNDECIDED, Decision, SequentialTests
-from analysis.summary import variant_meta
+from analysis.row_meta import variant_meta
 from search_spaces.adaptive import META_KEY
 from search_spaces.metrics import COMPLETED
 

@@ -31,12 +31,14 @@ Layouts and formats live in :mod:`analysis.tables` and :mod:`analysis.formats`.
 
 from __future__ import annotations
 
-import json
 import math
 import statistics
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping, Sequence
 
+from analysis.compute_cost import compute_by_variant, compute_note
+from analysis.row_meta import variant_meta
+from analysis.seed_decisions import decision_texts, decisions_note
 from analysis.stats import Effect, paired_effect, with_holm
 from analysis.weakest import POOLED, WeakestCamera, choose_weakest
 from search_spaces.contrasts import LEAVE_ONE_OUT, reference_row
@@ -188,16 +190,6 @@ def _finite(value: Any) -> float | None:
         return None
     value = float(value)
     return None if math.isnan(value) else value
-
-
-def variant_meta(row: Mapping[str, Any]) -> dict[str, Any]:
-    """A trial row's ``variant_meta`` (the design's facts about its row: parts switched off,
-    contrast, adaptive schedule) as a dict; empty when missing or unreadable."""
-    try:
-        meta = json.loads(row.get("variant_meta") or "{}")
-    except (TypeError, ValueError):
-        return {}
-    return meta if isinstance(meta, dict) else {}
 
 
 def camera_values(camera_rows: Iterable[Mapping[str, Any]], config_hashes: set[str]) -> dict[str, dict[tuple[int, str], float]]:
@@ -368,9 +360,6 @@ def summarize(
 
 def _add_cost_and_decisions(summary: AblationSummary, study_rows: list[dict[str, Any]]) -> None:
     """Each row's compute and, for an adaptive study, its decision, with their footnotes."""
-    from analysis.compute_cost import compute_by_variant, compute_note
-    from analysis.seed_decisions import decision_texts, decisions_note
-
     by_variant = compute_by_variant(study_rows)
     if any(cost.trials for cost in by_variant.values()):
         summary.compute = by_variant

@@ -27,6 +27,8 @@ import re
 from pathlib import Path
 from typing import Any, Callable
 
+from orchestrator.study_files import tune_storage
+
 CHECKPOINT_FOLDER = re.compile(r"checkpoint_\d+")
 
 Warn = Callable[[str], None]
@@ -143,8 +145,6 @@ def folder_size(path: Path) -> int:
 
 def sweep_study(loaded: Any, store: Any, warn: Warn) -> int:
     """:func:`sweep_finished_checkpoints` for a launched study (its Tune storage, its store)."""
-    from orchestrator.tune_runner import tune_storage
-
     path, filesystem = tune_storage(loaded, loaded.spec.study_dir())
     try:
         done = store.completed_hashes(loaded.name)

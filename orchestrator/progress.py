@@ -26,11 +26,20 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Mapping
 
-from orchestrator.status import format_duration
 from search_spaces.metrics import EVALUATION_MARKER, IMAGES_PER_SECOND, LOSS, MAP, RANK1
 
 PROGRESS_SECONDS_ENV = "REID_ORCH_PROGRESS_SECONDS"
 DEFAULT_MIN_INTERVAL = 10.0
+
+
+def format_duration(seconds: float) -> str:
+    """A duration as people read it: seconds under 90 s, minutes under 90 min, else hours."""
+    seconds = max(0.0, seconds)
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
 
 
 def min_interval_from_env() -> float:

@@ -29,10 +29,9 @@ from typing import Any, Callable, Mapping
 from ray.tune import Callback
 from ray.tune.result import AUTO_RESULT_KEYS
 
-from orchestrator.progress import StudyProgress
+from orchestrator.progress import StudyProgress, format_duration
 from orchestrator.resume_points import ResumePoint
 from orchestrator.rows import camera_rows, curve_row, trial_row
-from orchestrator.status import format_duration
 from orchestrator.tracking import StudyTracker
 from search_spaces import PlannedTrial
 from search_spaces.metrics import (

@@ -15,6 +15,7 @@ import statistics
 from dataclasses import dataclass, field
 from typing import Any
 
+from orchestrator.progress import format_duration
 from orchestrator.spec import LoadedSpec
 from search_spaces.metrics import COMPLETED, DONE_STATUSES, EPOCH, FAILED, MAP, PRUNED
 from storage import ResultStore, latest_per_config
@@ -168,12 +169,3 @@ def _driver_line(status: StudyStatus) -> str:
     if status.driver_gone is None:
         return f"  driver: running ({driver.describe()}; heartbeat {driver.heartbeat_age():.0f} s ago)"
     return f"  driver: gone ({driver.describe()}; {status.driver_gone})"
-
-
-def format_duration(seconds: float) -> str:
-    seconds = max(0.0, seconds)
-    if seconds < 90:
-        return f"{seconds:.0f} s"
-    if seconds < 5400:
-        return f"{seconds / 60:.0f} min"
-    return f"{seconds / 3600:.1f} h"

@@ -89,3 +89,13 @@ def _location(name: str, study_dir: Path) -> StudyLocation:
             raise StudyNotFoundError(f"{record_file}: unreadable launch record ({err})") from None
     return StudyLocation(name, study_dir if study_dir.exists() else None, record)
 
+
+def tune_storage(loaded: Any, study_dir: Path) -> tuple[str, Any]:
+    """Where Ray Tune keeps its experiment state: beside an S3 result store (so every node of
+    a cluster can reach it), else in the study folder. Returns (path, pyarrow filesystem|None)."""
+    store = loaded.spec.store_uri()
+    if store.startswith("s3://"):
+        from storage.result_store import s3_filesystem
+
+        return f"{store[len('s3://'):].rstrip('/')}/_ray", s3_filesystem()
+    return str(study_dir / "ray"), None

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 from orchestrator.spec import LoadedSpec
+from orchestrator.study_files import tune_storage
 from search_spaces import PlannedTrial, resolve_sample
 from search_spaces.metrics import FAILED
 from search_spaces.search import Choice, IntRange, LogUniform, SearchSpec, Uniform
@@ -293,17 +294,6 @@ def _trainable(loaded: LoadedSpec, datasets: dict, **parameters: Any):
         tune.with_parameters(tune_trainable, datasets=datasets, runtime=runtime, plugins=plugins, **parameters),
         {"cpu": resources.cpus_per_trial, "gpu": resources.gpus_per_trial},
     )
-
-
-def tune_storage(loaded: LoadedSpec, study_dir: Path) -> tuple[str, Any]:
-    """Where Ray Tune keeps its experiment state: beside an S3 result store (so every node of
-    a cluster can reach it), else in the study folder. Returns (path, pyarrow filesystem|None)."""
-    store = loaded.spec.store_uri()
-    if store.startswith("s3://"):
-        from storage.result_store import s3_filesystem
-
-        return f"{store[len('s3://'):].rstrip('/')}/_ray", s3_filesystem()
-    return str(study_dir / "ray"), None
 
 
 _CALLBACK_HOOKS = (

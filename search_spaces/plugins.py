@@ -43,6 +43,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping
 
 from search_spaces.registry import forget_plugin, loading_plugin
+from search_spaces.sections import AUGMENT_SECTIONS, DATASETS, INSERT_SECTIONS, LOSS_SECTIONS
 
 if TYPE_CHECKING:
     from search_spaces.trial_config import TrialConfig
@@ -342,8 +343,6 @@ def _new_backbones(plugin: str, files: Iterable[str]) -> tuple[str, ...]:
 
 def plugin_record(config: "TrialConfig") -> dict[str, str]:
     """``{plugin name: identity}`` of the plugins whose components ``config`` uses."""
-    from search_spaces.trial_config import DATASETS
-
     record = components_record(
         config.model.active_inserts(), config.model.backbone, config.augment.active_augmentations(), config.loss.active_terms()
     )
@@ -358,8 +357,6 @@ def components_record(
 ) -> dict[str, str]:
     """``{plugin name: identity}`` of the plugins that registered these inserted modules,
     backbone, augmentations or loss terms (built-in components add nothing)."""
-    from search_spaces.trial_config import AUGMENT_SECTIONS, INSERT_SECTIONS, LOSS_SECTIONS
-
     used = {INSERT_SECTIONS.origin(name) for name in inserts if name in INSERT_SECTIONS} - {None}
     used |= {AUGMENT_SECTIONS.origin(name) for name in augmentations if name in AUGMENT_SECTIONS} - {None}
     used |= {LOSS_SECTIONS.origin(name) for name in losses if name in LOSS_SECTIONS} - {None}

@@ -159,6 +159,14 @@ class StagedInsert(InsertSection):
         return self
 
 
+#: Dataset names ``dataset.name`` accepts: the package's readers, and each reader a plugin
+#: registers (``trainables.data.adapters.register_adapter`` adds its name here). It lives here,
+#: below both the config and the plugin loader, so neither has to import the other lazily.
+DATASETS: Registry[str] = Registry("dataset")
+for _name in ("synthetic", "market1501", "dukemtmc", "msmt17", "cuhk03np", "folder"):
+    DATASETS.add(_name, _name)
+
+
 #: Config sections of inserted modules, by name: each becomes ``model.<name>``. The torch
 #: modules register separately (``trainables.models.inserts.register_insert``) under the same
 #: name; a plugin registers both in one file with ``register_insert(name, config=...)``.

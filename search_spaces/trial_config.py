@@ -20,9 +20,10 @@ from typing import Any, ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_serializer, model_validator
 
 from search_spaces.metrics import target_label_problem
-from search_spaces.registry import Registry
+from search_spaces.plugins import plugin_record
 from search_spaces.sections import (  # noqa: F401 -- re-exported: sections are part of the config's API
     AUGMENT_SECTIONS,
+    DATASETS,
     INSERT_SECTIONS,
     LOSS_SECTIONS,
     AugmentSection,
@@ -37,13 +38,6 @@ from search_spaces.sections import (  # noqa: F401 -- re-exported: sections are 
     section_registrar,
     validate_registered_sections,
 )
-
-
-#: Dataset names ``dataset.name`` accepts: the package's readers, and each reader a plugin
-#: registers (``trainables.data.adapters.register_adapter`` adds its name here).
-DATASETS: Registry[str] = Registry("dataset")
-for _name in ("synthetic", "market1501", "dukemtmc", "msmt17", "cuhk03np", "folder"):
-    DATASETS.add(_name, _name)
 
 
 class DatasetConfig(Section):
@@ -659,8 +653,6 @@ class TrialConfig(Recipe):
 
     @model_validator(mode="after")
     def _record_plugins(self) -> "TrialConfig":
-        from search_spaces.plugins import plugin_record
-
         record = plugin_record(self)
         if self.plugins and self.plugins != record:
             raise ValueError(
