@@ -106,7 +106,9 @@ def camera_effects(
     return result
 
 
-def _weakest_advantage(base: Mapping[int, Values], mine: Mapping[int, Values], weakest: WeakestCamera, metric: str, cameras: list[int]) -> WeakestAdvantage | None:
+def _weakest_advantage(
+    base: Mapping[int, Values], mine: Mapping[int, Values], weakest: WeakestCamera, metric: str, cameras: list[int]
+) -> WeakestAdvantage | None:
     shared = sorted(set(base) & set(mine))
 
     def gain(seed: int, camera: int) -> float | None:

@@ -38,7 +38,10 @@ def completed_trials(study: str, trials: Sequence[dict[str, Any]]) -> pd.DataFra
     """config_hash -> variant, variant_index, seed for the latest completed trial of each config."""
     latest = [r for r in latest_per_config(r for r in trials if r.get("study") == study) if r.get("status") == "completed"]
     frame = pd.DataFrame(
-        [{"config_hash": r["config_hash"], "variant": r["variant"], "variant_index": r.get("variant_index", 0), "seed": r.get("seed")} for r in latest],
+        [
+            {"config_hash": r["config_hash"], "variant": r["variant"], "variant_index": r.get("variant_index", 0), "seed": r.get("seed")}
+            for r in latest
+        ],
         columns=["config_hash", "variant", "variant_index", "seed"],
     )
     return frame
@@ -95,7 +98,9 @@ def _camera_label(camera: Any) -> str:
     return f"c{int(camera)}"
 
 
-def camera_bars(stats: pd.DataFrame, variants: list[str], path: Path, weakest: int | None = None, test_set: str | None = None) -> Path | None:
+def camera_bars(
+    stats: pd.DataFrame, variants: list[str], path: Path, weakest: int | None = None, test_set: str | None = None
+) -> Path | None:
     """APRA Fig. 1: per camera, q-mAP and g-mAP bars; the study's ``weakest`` camera is
     outlined in red in every panel and the dashed line is the average camera q-mAP;
     ``test_set`` names an evaluation target the bars are of."""
@@ -116,8 +121,15 @@ def camera_bars(stats: pd.DataFrame, variants: list[str], path: Path, weakest: i
             table = mine[mine["metric"] == metric].set_index("camera").reindex(cameras)
             means, stds = table["mean"].to_numpy(float), table["std"].to_numpy(float)
             show_err = bool((table["n"].fillna(0) > 1).any())
-            ax.bar(x + offset, np.nan_to_num(means), width, yerr=stds if show_err else None, capsize=2,
-                   color=COLORS[metric], label=METRIC_LABELS[metric])
+            ax.bar(
+                x + offset,
+                np.nan_to_num(means),
+                width,
+                yerr=stds if show_err else None,
+                capsize=2,
+                color=COLORS[metric],
+                label=METRIC_LABELS[metric],
+            )
             if metric == "q_mAP":
                 q_means = means
         if weakest in cameras:
@@ -130,7 +142,7 @@ def camera_bars(stats: pd.DataFrame, variants: list[str], path: Path, weakest: i
         ax.set_xticks(x, [_camera_label(c) for c in cameras])
         ax.set_ylim(0, 100)
         ax.grid(axis="y", alpha=0.3)
-    for ax in axes[len(variants):]:
+    for ax in axes[len(variants) :]:
         ax.set_visible(False)
     for ax in axes[::columns]:
         ax.set_ylabel("mAP (%)")

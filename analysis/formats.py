@@ -72,9 +72,18 @@ def to_markdown(summary: AblationSummary) -> str:
 
 # -- LaTeX ------------------------------------------------------------------------------------
 _LATEX_SPECIAL = {
-    "\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
-    "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
-    "<": r"$<$", ">": r"$>$",  # in text mode the default font encoding prints them as other glyphs
+    "\\": r"\textbackslash{}",
+    "&": r"\&",
+    "%": r"\%",
+    "$": r"\$",
+    "#": r"\#",
+    "_": r"\_",
+    "{": r"\{",
+    "}": r"\}",
+    "~": r"\textasciitilde{}",
+    "^": r"\textasciicircum{}",
+    "<": r"$<$",
+    ">": r"$>$",  # in text mode the default font encoding prints them as other glyphs
 }
 
 
@@ -281,7 +290,9 @@ def to_html(summary: AblationSummary, figures: Iterable[Path] = ()) -> str:
         out += _html_table(table, sentences)
     for path in figures:
         caption = figure_caption(Path(path).name)
-        out.append(f'<figure><img alt="{html.escape(caption)}" src="{data_uri(path)}"><figcaption>{html.escape(caption)}</figcaption></figure>')
+        out.append(
+            f'<figure><img alt="{html.escape(caption)}" src="{data_uri(path)}"><figcaption>{html.escape(caption)}</figcaption></figure>'
+        )
     out.append("</body></html>")
     return "\n".join(out) + "\n"
 
@@ -310,7 +321,21 @@ def to_csv(summary: AblationSummary) -> str:
     verdicts = {r.variant: r.verdicts for r in reproduce(summary)}
     columns = [f"{m}_{what}" for m in summary.metrics for what in (*fields, *extra)]
     camera_columns = _camera_csv_columns(summary)
-    writer.writerow(["variant", "vs", "reference", "seeds", "failed", "pruned", "params", "gmacs", *(f"off:{p}" for p in summary.parts), *columns, *camera_columns])
+    writer.writerow(
+        [
+            "variant",
+            "vs",
+            "reference",
+            "seeds",
+            "failed",
+            "pruned",
+            "params",
+            "gmacs",
+            *(f"off:{p}" for p in summary.parts),
+            *columns,
+            *camera_columns,
+        ]
+    )
     for row in summary.rows:
         size = summary.model_sizes.get(row.variant)
         values: list[Any] = [row.variant, row.contrast or "", int(row.contrast is None), len(row.seeds), row.failed, row.pruned]
@@ -324,12 +349,26 @@ def to_csv(summary: AblationSummary) -> str:
             elif effect is None:
                 values += [repr(stats.mean), repr(stats.std)] + [""] * (len(fields) - 2)
             else:
-                values += [repr(stats.mean), repr(stats.std), repr(effect.mean), _fraction(effect.low), _fraction(effect.high),
-                           _fraction(effect.p), _fraction(effect.p_adjusted), effect.pairs, int(effect.significant), effect.untested or ""]
+                values += [
+                    repr(stats.mean),
+                    repr(stats.std),
+                    repr(effect.mean),
+                    _fraction(effect.low),
+                    _fraction(effect.high),
+                    _fraction(effect.p),
+                    _fraction(effect.p_adjusted),
+                    effect.pairs,
+                    int(effect.significant),
+                    effect.untested or "",
+                ]
             if paper is not None:
                 reported = paper.rows.get(row.variant, {}).get(metric)
                 judged = verdicts.get(row.variant, {}).get(metric)
-                values += ["" if reported is None else repr(reported), "" if judged is None else repr(judged.paper), "" if judged is None else judged.verdict]
+                values += [
+                    "" if reported is None else repr(reported),
+                    "" if judged is None else repr(judged.paper),
+                    "" if judged is None else judged.verdict,
+                ]
         writer.writerow(values + _camera_csv_values(summary, row.variant, camera_columns))
     return buffer.getvalue()
 
@@ -377,7 +416,12 @@ def to_text(summary: AblationSummary, fmt: str) -> str:
 
 #: Report formats by name: (file name, renderer). A plugin may register another.
 FORMATS: Registry[tuple[str, Callable[[AblationSummary], str]]] = Registry("report format")
-for _name, _format in {"md": ("ablation.md", to_markdown), "latex": ("ablation.tex", to_latex), "csv": ("ablation.csv", to_csv), "html": ("ablation.html", to_html)}.items():
+for _name, _format in {
+    "md": ("ablation.md", to_markdown),
+    "latex": ("ablation.tex", to_latex),
+    "csv": ("ablation.csv", to_csv),
+    "html": ("ablation.html", to_html),
+}.items():
     FORMATS.add(_name, _format)
 
 __all__ = ["FORMATS", "to_markdown", "to_latex", "to_html", "to_csv", "latex_escape", "effect_text"]

@@ -145,7 +145,10 @@ def recipe_warnings(numbers, values: Mapping[str, list[Any]], dataset: str | Non
     if recipe.input_size is not None:
         sizes = sorted({(h, w) for h in _ours(values, "dataset.height") for w in _ours(values, "dataset.width")})
         if sizes and any(size != tuple(recipe.input_size) for size in sizes):
-            out.append(f"input size: the paper uses {recipe.input_size[0]}x{recipe.input_size[1]}, this study " + ", ".join(f"{h}x{w}" for h, w in sizes))
+            out.append(
+                f"input size: the paper uses {recipe.input_size[0]}x{recipe.input_size[1]}, this study "
+                + ", ".join(f"{h}x{w}" for h, w in sizes)
+            )
     if recipe.epochs is not None:
         epochs = _ours(values, "train.epochs")
         if epochs and any(e != recipe.epochs for e in epochs):
@@ -155,14 +158,19 @@ def recipe_warnings(numbers, values: Mapping[str, list[Any]], dataset: str | Non
         if backbones and any(b != recipe.backbone for b in backbones):
             out.append(f"backbone: the paper uses {recipe.backbone}, this study {', '.join(map(str, backbones))}")
     if recipe.pretrained is not None and ("model.pretrained" in values or "model.pretrained_path" in values):
-        ours = bool([v for v in _ours(values, "model.pretrained") if v not in (False, "", "false")] or _ours(values, "model.pretrained_path"))
+        ours = bool(
+            [v for v in _ours(values, "model.pretrained") if v not in (False, "", "false")] or _ours(values, "model.pretrained_path")
+        )
         if ours != recipe.pretrained:
             said = "ImageNet weights" if recipe.pretrained else "random weights"
             out.append(f"pretrained: the paper starts from {said}, this study from {'ImageNet weights' if ours else 'random weights'}")
     if recipe.batch is not None:
         batches = sorted({(p, k) for p in _ours(values, "train.ids_per_batch") for k in _ours(values, "train.images_per_id")})
         if batches and any(b != tuple(recipe.batch) for b in batches):
-            out.append(f"batch: the paper samples {recipe.batch[0]}x{recipe.batch[1]} (identities x images), this study " + ", ".join(f"{p}x{k}" for p, k in batches))
+            out.append(
+                f"batch: the paper samples {recipe.batch[0]}x{recipe.batch[1]} (identities x images), this study "
+                + ", ".join(f"{p}x{k}" for p, k in batches)
+            )
     return out
 
 

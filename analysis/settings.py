@@ -82,7 +82,6 @@ class Report(_Block):
         return metrics
 
 
-
 @dataclass(frozen=True)
 class ModelSize:
     """A row's built model at the study's input size: parameters without the identity

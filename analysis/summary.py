@@ -278,7 +278,9 @@ def summarize(
 
     designs = {r.get("design") for r in rows if r.get("design")}
     design = designs.pop() if len(designs) == 1 else None
-    switched_off = {variant: variant_meta(group[0]).get("off", []) for variant, group in by_variant.items() if "off" in variant_meta(group[0])}
+    switched_off = {
+        variant: variant_meta(group[0]).get("off", []) for variant, group in by_variant.items() if "off" in variant_meta(group[0])
+    }
     reference = reference_row(list(by_variant), design, switched_off)
     row_contrasts = resolve_row_contrasts(by_variant, reference, contrasts)
 
@@ -294,7 +296,9 @@ def summarize(
 
     weakest = choose_weakest(rows_q(cameras), reference, weakest_camera, rule=weakest_rule)
     # An evaluation target's weakest camera: the same rule on the target's own cameras.
-    target_weakest = {label: w for label, values in by_test_set.items() if (w := choose_weakest(rows_q(values), reference, rule=weakest_rule)) is not None}
+    target_weakest = {
+        label: w for label, values in by_test_set.items() if (w := choose_weakest(rows_q(values), reference, rule=weakest_rule)) is not None
+    }
 
     def value(trial: dict[str, Any], metric: str) -> float | None:
         if metric in WEAKEST_CAMERA_METRICS:
@@ -344,7 +348,16 @@ def summarize(
     if design == LEAVE_ONE_OUT:
         parts = next((list(variant_meta(r)["parts"]) for r in rows if variant_meta(r).get("parts")), [])
     summary = AblationSummary(
-        study, reference, variants, design, parts, tuple(metrics), weakest, bootstrap=bootstrap, primary_metric=primary_metric, target_weakest=target_weakest
+        study,
+        reference,
+        variants,
+        design,
+        parts,
+        tuple(metrics),
+        weakest,
+        bootstrap=bootstrap,
+        primary_metric=primary_metric,
+        target_weakest=target_weakest,
     )
     _add_cost_and_decisions(summary, study_rows)
     from analysis.reproduction import recipe_values

@@ -123,7 +123,9 @@ def _extra_columns(summary: AblationSummary) -> list[tuple[str, list[Cell]]]:
     if summary.decisions:
         out.append(("adaptive seeds", [Cell(summary.decisions.get(row.variant, "-")) for row in summary.rows]))
     if summary.compute:
-        out.append(("compute", [Cell(summary.compute[row.variant].text() if row.variant in summary.compute else "-") for row in summary.rows]))
+        out.append(
+            ("compute", [Cell(summary.compute[row.variant].text() if row.variant in summary.compute else "-") for row in summary.rows])
+        )
     return out
 
 
@@ -156,7 +158,9 @@ def _variant_rows_table(summary: AblationSummary) -> Table:
 
 def _checkmark_table(summary: AblationSummary) -> Table:
     """Robust-ReID Table 2 order: each part off in turn, then the full recipe last."""
-    columns = [row for row in summary.rows if row.variant != summary.baseline] + [row for row in summary.rows if row.variant == summary.baseline]
+    columns = [row for row in summary.rows if row.variant != summary.baseline] + [
+        row for row in summary.rows if row.variant == summary.baseline
+    ]
     parts = [[Cell(part), *(Cell("" if part in row.off else CHECK, kind="check") for row in columns)] for part in summary.parts]
     metrics = []
     if summary.single_contrast is None:
@@ -197,7 +201,9 @@ def camera_table(summary: AblationSummary) -> Table | None:
             cells += [Cell(effect_text(per_camera.get(c)) or "-", kind="effect", effect=per_camera.get(c)) for c in effects.cameras]
             if with_advantage:
                 adv = effects.advantage.get((variant, metric))
-                cells.append(Cell(f"{effect_text(adv.effect)} (vs c{adv.other})" if adv else "-", kind="effect", effect=adv.effect if adv else None))
+                cells.append(
+                    Cell(f"{effect_text(adv.effect)} (vs c{adv.other})" if adv else "-", kind="effect", effect=adv.effect if adv else None)
+                )
             body.append(cells)
     title = "Per-camera effects: paired difference to each row's contrast (percentage points)"
     return Table(header, "lll" + "r" * (len(header) - 3), [body], title=title)
@@ -235,7 +241,9 @@ def reproduction_table(summary: AblationSummary) -> Table | None:
                 cells.append(Cell("-"))
         body.append(cells)
     header = ["variant", "vs", *(f"{table_metric_header(m) or m}: effect, paper vs ours" for m in ordered)]
-    title = f"Reproduction of {numbers.source} on {numbers.dataset}, judged on effects" + (f" ({numbers.protocol})" if numbers.protocol else "")
+    title = f"Reproduction of {numbers.source} on {numbers.dataset}, judged on effects" + (
+        f" ({numbers.protocol})" if numbers.protocol else ""
+    )
     return Table(header, "ll" + "l" * len(ordered), [body], title=title)
 
 
@@ -249,7 +257,9 @@ def _family_sentence(summary: AblationSummary) -> str:
         effects = [e for m in metrics for e in summary.effects(m)]
         headers = ", ".join(table_metric_header(m) or m for m in metrics)
         size = family_size(effects)
-        what = {"confirmatory": "the study metric, confirmatory", "secondary": "the other columns together, secondary"}.get(name, "all columns together")
+        what = {"confirmatory": "the study metric, confirmatory", "secondary": "the other columns together, secondary"}.get(
+            name, "all columns together"
+        )
         parts.append(f"{headers} ({what}: {size} test{'s' if size != 1 else ''})")
     return "; ".join(parts)
 
@@ -365,6 +375,16 @@ def reproduction_warnings(summary: AblationSummary) -> list[str]:
 
 
 __all__ = [
-    "CHECK", "Cell", "Table", "ablation_table", "camera_table", "reproduction_table", "notes", "camera_notes",
-    "reproduction_notes", "reproduction_warnings", "effect_text", "pct",
+    "CHECK",
+    "Cell",
+    "Table",
+    "ablation_table",
+    "camera_table",
+    "reproduction_table",
+    "notes",
+    "camera_notes",
+    "reproduction_notes",
+    "reproduction_warnings",
+    "effect_text",
+    "pct",
 ]

@@ -46,8 +46,9 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def measure(pipelines: list[tuple[str, Callable[[np.ndarray], torch.Tensor]]], epoch_batches: list[list[np.ndarray]],
-            device: torch.device) -> list[float]:
+def measure(
+    pipelines: list[tuple[str, Callable[[np.ndarray], torch.Tensor]]], epoch_batches: list[list[np.ndarray]], device: torch.device
+) -> list[float]:
     """images/s of each pipeline over every batch of every epoch, after one warm-up batch each.
 
     Epochs are interleaved (epoch 1 of every pipeline, then epoch 2, ...) so that a change in
@@ -93,24 +94,29 @@ def main(argv: list[str] | None = None) -> None:
     t_decode = time.perf_counter() - t0
     t0 = time.perf_counter()
     params = CompositeParams()
-    bank = load_or_build_bank(split.images, split.masks, params, root=root,
-                              fingerprint=dataset_fingerprint(records, root, (HEIGHT, WIDTH)))
+    bank = load_or_build_bank(split.images, split.masks, params, root=root, fingerprint=dataset_fingerprint(records, root, (HEIGHT, WIDTH)))
     t_bank = time.perf_counter() - t0
     counts = bank.partner_counts
-    print(f"decode once: {t_decode:.1f}s; composite bank (cached after the first run): {t_bank:.1f}s, "
-          f"partners per image median {int(np.median(counts))}, none for {int((counts == 0).sum())}")
+    print(
+        f"decode once: {t_decode:.1f}s; composite bank (cached after the first run): {t_bank:.1f}s, "
+        f"partners per image median {int(np.median(counts))}, none for {int((counts == 0).sum())}"
+    )
 
     t0 = time.perf_counter()
     train_images = torch.from_numpy(split.images).to(device)
     tensors = CompositeTensors.from_bank(bank, device)
     _sync(device)
-    print(f"training set + bank to {device}: {time.perf_counter() - t0:.2f}s "
-          f"({(split.images.nbytes + bank.backgrounds.nbytes + bank.roi_masks.nbytes) / 2**20:.0f} MiB)")
+    print(
+        f"training set + bank to {device}: {time.perf_counter() - t0:.2f}s "
+        f"({(split.images.nbytes + bank.backgrounds.nbytes + bank.roi_masks.nbytes) / 2**20:.0f} MiB)"
+    )
 
     rng = np.random.default_rng(0)
     n = len(records)
-    epoch_batches = [[perm[s : s + args.batch] for s in range(0, n - args.batch + 1, args.batch)]
-                     for perm in (rng.permutation(n) for _ in range(args.epochs))]
+    epoch_batches = [
+        [perm[s : s + args.batch] for s in range(0, n - args.batch + 1, args.batch)]
+        for perm in (rng.permutation(n) for _ in range(args.epochs))
+    ]
     paths = [str(r.path) for r in records]
     pool = ThreadPoolExecutor(max_workers=args.threads)
     flip_rng = np.random.default_rng(1)
@@ -145,13 +151,16 @@ def main(argv: list[str] | None = None) -> None:
 
         from trainables.data.implicit_attention_transform import ImplicitAttention
 
-        albu = A.Compose([
-            ImplicitAttention(bank, p=0.5),
-            A.HorizontalFlip(p=0.5),
-            A.PadIfNeeded(HEIGHT + 20, WIDTH + 20, border_mode=cv2.BORDER_CONSTANT, fill=0),
-            A.RandomCrop(HEIGHT, WIDTH),
-            A.Erasing(scale=(0.02, 0.4), ratio=(0.3, 3.3), p=0.5),
-        ], seed=0)
+        albu = A.Compose(
+            [
+                ImplicitAttention(bank, p=0.5),
+                A.HorizontalFlip(p=0.5),
+                A.PadIfNeeded(HEIGHT + 20, WIDTH + 20, border_mode=cv2.BORDER_CONSTANT, fill=0),
+                A.RandomCrop(HEIGHT, WIDTH),
+                A.Erasing(scale=(0.02, 0.4), ratio=(0.3, 3.3), p=0.5),
+            ],
+            seed=0,
+        )
 
         def per_sample(batch: np.ndarray) -> torch.Tensor:
             out = np.stack([albu(image=split.images[i], sample_index=int(i))["image"] for i in batch])

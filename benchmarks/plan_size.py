@@ -66,8 +66,9 @@ def grid_spec(trials: int) -> str:
         lines.append(f"    {path}: [{', '.join(value(i) for i in range(count))}]")
         remaining //= count
     axes = "\n".join(lines)
-    return textwrap.dedent(
-        """\
+    return (
+        textwrap.dedent(
+            """\
         study: {name: plan-size}
         baseline:
           dataset: {name: synthetic, height: 64, width: 32}
@@ -77,7 +78,10 @@ def grid_spec(trials: int) -> str:
           seeds: [0]
           axes:
         """
-    ) + axes + "\n"
+        )
+        + axes
+        + "\n"
+    )
 
 
 # Peak memory from VmHWM (it starts afresh with the new program; getrusage's ru_maxrss survives
@@ -106,7 +110,14 @@ print(json.dumps({"cpu_each": (time.process_time() - started) / count}))
 
 
 def run(code: str, *args: str, repo: Path = REPO) -> dict:
-    result = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, cwd=repo, check=True, env={**os.environ, "PYTHONPATH": str(repo)})
+    result = subprocess.run(
+        [sys.executable, "-c", code, *args],
+        capture_output=True,
+        text=True,
+        cwd=repo,
+        check=True,
+        env={**os.environ, "PYTHONPATH": str(repo)},
+    )
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
@@ -124,7 +135,9 @@ def main() -> None:
     per_trial = plan["cpu"] / plan["trials"]
     load = os.getloadavg()[0]
     print(f"trials 10^{round(math.log10(args.trials))} ({plan['trials']}), load average {load:.1f}")
-    print(f"plan      {plan['seconds']:.1f} s wall, {plan['cpu']:.1f} s CPU, peak {plan['peak_mb']:.0f} MB, {1000 * per_trial:.2f} ms CPU per trial")
+    print(
+        f"plan      {plan['seconds']:.1f} s wall, {plan['cpu']:.1f} s CPU, peak {plan['peak_mb']:.0f} MB, {1000 * per_trial:.2f} ms CPU per trial"
+    )
     print(f"baseline  {1000 * plain['cpu_each']:.2f} ms CPU per whole TrialConfig validation")
     print(f"ratio     {per_trial / plain['cpu_each']:.2f}")
 

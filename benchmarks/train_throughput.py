@@ -108,8 +108,10 @@ def main(argv: list[str] | None = None) -> int:
         name = torch.cuda.get_device_name(device)
     else:
         name = f"CPU ({torch.get_num_threads()} threads)"
-    print(f"device: {name}; {args.backbone} at {args.height}x{args.width}, batch {args.ids_per_batch}x{args.images_per_id}, "
-          f"bf16 autocast + channels_last: {device.type == 'cuda'}; torch {torch.__version__}")
+    print(
+        f"device: {name}; {args.backbone} at {args.height}x{args.width}, batch {args.ids_per_batch}x{args.images_per_id}, "
+        f"bf16 autocast + channels_last: {device.type == 'cuda'}; torch {torch.__version__}"
+    )
 
     runners = {v: Runner(v, args, device) for v in variants}
     for runner in runners.values():

@@ -121,7 +121,9 @@ def main() -> None:
     fixed = wall - tune_run
     between = tune_run - slot_work
     print(f"  outside the Tune run   {fixed:8.1f} s  (imports, checks, Ray start, report: paid once)")
-    print(f"  inside it              {between:8.1f} s  = {between / args.trials:.2f} s per trial (workers' start, then what more trials multiply)")
+    print(
+        f"  inside it              {between:8.1f} s  = {between / args.trials:.2f} s per trial (workers' start, then what more trials multiply)"
+    )
 
 
 if __name__ == "__main__":

@@ -53,7 +53,9 @@ def scratch_training_warnings(loaded: LoadedSpec) -> list[str]:
         if count is None or count <= LARGE_BACKBONE_PARAMS:
             continue
         origin = trial.origin_of("model.pretrained")
-        if origin == ("baseline", "model", "pretrained") and "pretrained" not in (loaded.source.data.get("baseline", {}).get("model") or {}):
+        if origin == ("baseline", "model", "pretrained") and "pretrained" not in (
+            loaded.source.data.get("baseline", {}).get("model") or {}
+        ):
             origin = trial.origin_of("model.backbone")
         message = (
             f"{model.backbone} ({count / 1e6:.1f}M parameters) trains from random weights on {dataset.name}; "

@@ -26,7 +26,9 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-data_app = typer.Typer(help="Dataset tools: check a dataset, precompute person masks, generate the synthetic dataset.", no_args_is_help=True)
+data_app = typer.Typer(
+    help="Dataset tools: check a dataset, precompute person masks, generate the synthetic dataset.", no_args_is_help=True
+)
 app.add_typer(data_app, name="data")
 preset_app = typer.Typer(help="Ready-made studies: one per paper, plus the quickstart.", no_args_is_help=True)
 app.add_typer(preset_app, name="preset")
@@ -187,7 +189,9 @@ def validate(
     _print_warnings(loaded)
     search = loaded.spec.ablation.search
     if search is not None:
-        echo(f"{spec}: OK — study '{loaded.name}', design {loaded.spec.ablation.design}, {search.num_samples} samples over {len(search.space)} axes")
+        echo(
+            f"{spec}: OK — study '{loaded.name}', design {loaded.spec.ablation.design}, {search.num_samples} samples over {len(search.space)} axes"
+        )
         return
     variants = len({t.variant for t in loaded.trials})
     echo(f"{spec}: OK — study '{loaded.name}', design {loaded.spec.ablation.design}, {variants} variants, {len(loaded.trials)} trials")
@@ -241,7 +245,13 @@ def _adaptive_json(loaded) -> dict | None:
         return None
     schedule = seed_schedule(loaded.spec.ablation.seeds, adaptive)
     rows = len({t.variant for t in loaded.trials})
-    return {**adaptive.model_dump(mode="json"), "seeds": list(schedule.seeds), "looks": list(schedule.looks), "first_wave_trials": len(loaded.trials), "max_trials": rows * schedule.max_seeds}
+    return {
+        **adaptive.model_dump(mode="json"),
+        "seeds": list(schedule.seeds),
+        "looks": list(schedule.looks),
+        "first_wave_trials": len(loaded.trials),
+        "max_trials": rows * schedule.max_seeds,
+    }
 
 
 @app.command()
@@ -263,8 +273,13 @@ def plan(
         return
     search = loaded.spec.ablation.search
     if search is not None:
-        echo(f"design {loaded.spec.ablation.design}: Optuna TPE proposes {search.num_samples} configurations at seed {loaded.spec.ablation.seeds[0]}")
-        echo(f"  metric {search.metric or loaded.spec.study.metric} ({search.mode}), {search.max_concurrent} at a time" + (", ASHA early stopping" if search.asha else ""))
+        echo(
+            f"design {loaded.spec.ablation.design}: Optuna TPE proposes {search.num_samples} configurations at seed {loaded.spec.ablation.seeds[0]}"
+        )
+        echo(
+            f"  metric {search.metric or loaded.spec.study.metric} ({search.mode}), {search.max_concurrent} at a time"
+            + (", ASHA early stopping" if search.asha else "")
+        )
         for path, dist in search.space.items():
             echo(f"  {path}: {dist.model_dump(exclude={'type'})} ({dist.type})")
         repeats = search.repeat_best * (len(loaded.spec.ablation.seeds) - 1)
@@ -290,8 +305,12 @@ def plan(
 def launch(
     spec: Path = typer.Argument(..., help="Study spec (YAML)."),
     overrides: Optional[list[str]] = _overrides_argument(),
-    tracking_uri: Optional[str] = typer.Option(None, "--tracking-uri", help="MLflow tracking URI (default: MLFLOW_TRACKING_URI, the spec, or a SQLite file in the study folder)."),
-    address: Optional[str] = typer.Option(None, "--address", help="Address of an existing Ray cluster (default: start Ray on this machine)."),
+    tracking_uri: Optional[str] = typer.Option(
+        None, "--tracking-uri", help="MLflow tracking URI (default: MLFLOW_TRACKING_URI, the spec, or a SQLite file in the study folder)."
+    ),
+    address: Optional[str] = typer.Option(
+        None, "--address", help="Address of an existing Ray cluster (default: start Ray on this machine)."
+    ),
     force: bool = typer.Option(False, "--force", help="Rerun trials that already completed."),
     max_trials: int = _max_trials_option(),
 ) -> None:
@@ -332,13 +351,23 @@ def summarize(
     formats: Optional[list[str]] = typer.Option(
         None, "--format", "-f", help="md, latex, csv, html or all; repeat the option or give a comma list (default: md)."
     ),
-    out: Optional[Path] = typer.Option(None, "--out", help="Write the table file(s) and the PNG figures into this folder instead of printing."),
-    figures: bool = typer.Option(True, "--figures/--no-figures", help="With --out: also draw the figures."),
-    reference: bool = typer.Option(False, "--reference", help="Show the paper's reported numbers (the spec's report.reference) beside the measured ones."),
-    seeds_needed: Optional[float] = typer.Option(
-        None, "--seeds-needed", metavar="DELTA", min=0.001, help="Also estimate, per table metric, how many seeds detect a difference of DELTA points at 80% power."
+    out: Optional[Path] = typer.Option(
+        None, "--out", help="Write the table file(s) and the PNG figures into this folder instead of printing."
     ),
-    bootstrap: bool = typer.Option(False, "--bootstrap", help="Percentile bootstrap intervals where 5 or more seeds are shared (else Student t)."),
+    figures: bool = typer.Option(True, "--figures/--no-figures", help="With --out: also draw the figures."),
+    reference: bool = typer.Option(
+        False, "--reference", help="Show the paper's reported numbers (the spec's report.reference) beside the measured ones."
+    ),
+    seeds_needed: Optional[float] = typer.Option(
+        None,
+        "--seeds-needed",
+        metavar="DELTA",
+        min=0.001,
+        help="Also estimate, per table metric, how many seeds detect a difference of DELTA points at 80% power.",
+    ),
+    bootstrap: bool = typer.Option(
+        False, "--bootstrap", help="Percentile bootstrap intervals where 5 or more seeds are shared (else Student t)."
+    ),
 ) -> None:
     """Print a study's ablation table (paired differences with 95% intervals) from its result store, or write tables and figures with --out."""
     from orchestrator.errors import StudyNotFoundError
@@ -431,7 +460,9 @@ def _study_and_store(study: str, store: str | None) -> tuple[str, str]:
 @handle_errors
 def resume(
     study: str = typer.Argument(..., help="Study name (under ./studies), study folder, or the study's spec file."),
-    tracking_uri: Optional[str] = typer.Option(None, "--tracking-uri", help="MLflow tracking URI (default: the one the study was launched with)."),
+    tracking_uri: Optional[str] = typer.Option(
+        None, "--tracking-uri", help="MLflow tracking URI (default: the one the study was launched with)."
+    ),
     address: Optional[str] = typer.Option(None, "--address", help="Ray cluster address (default: the one the study was launched with)."),
 ) -> None:
     """Finish an interrupted study: run only the trials not yet done, from the launched spec."""
@@ -445,9 +476,7 @@ def resume(
             f"study '{location.name}' was launched with a tracking URI that holds a credential, which is "
             "not stored: pass it again with --tracking-uri or MLFLOW_TRACKING_URI"
         )
-    result = launch_study(
-        loaded, tracking_uri=tracking_uri, address=address or location.record.get("address"), echo=echo
-    )
+    result = launch_study(loaded, tracking_uri=tracking_uri, address=address or location.record.get("address"), echo=echo)
     _closing_lines(result)
 
 
@@ -490,7 +519,13 @@ def status(
     echo(format_status(progress))
     from orchestrator.study_costs import status_lines
 
-    echo("\n".join(status_lines(loaded, store.read_rows("trials", loaded.name), progress.pending + len(progress.interrupted), loaded.spec.study_dir())))
+    echo(
+        "\n".join(
+            status_lines(
+                loaded, store.read_rows("trials", loaded.name), progress.pending + len(progress.interrupted), loaded.spec.study_dir()
+            )
+        )
+    )
 
 
 @preset_app.command("list")
@@ -510,7 +545,9 @@ def preset_list() -> None:
 def preset_show(
     name: str = typer.Argument(..., help="Preset name (see 'orchestrator preset list')."),
     dataset_root: Optional[str] = typer.Option(None, "--dataset-root", help="Your dataset folder, swapped in for the placeholder."),
-    target_root: Optional[str] = typer.Option(None, "--target-root", help="Your evaluation target's folder (eval.targets, e.g. DukeMTMC-reID), swapped in for its placeholder."),
+    target_root: Optional[str] = typer.Option(
+        None, "--target-root", help="Your evaluation target's folder (eval.targets, e.g. DukeMTMC-reID), swapped in for its placeholder."
+    ),
 ) -> None:
     """Print a preset spec; redirect it to a file and launch it."""
     from orchestrator.preset_library import preset_text
@@ -526,15 +563,30 @@ DEFAULT_IMAGE = "reid-orchestrator:0.1.0"  # orchestrator.k8s_render.DEFAULT_IMA
 def k8s_render(
     spec: Path = typer.Argument(..., help="Study spec (YAML)."),
     out: Path = typer.Option(..., "--out", help="Folder for the manifests (kubectl apply -k DIR)."),
-    image: str = typer.Option(DEFAULT_IMAGE, "--image", help="Container image with this project installed (the repository's Dockerfile builds the default)."),
-    gpus_per_trial: Optional[float] = typer.Option(None, "--gpus-per-trial", min=0, help="GPUs per trial; fractions pack trials per GPU (default: the spec's resources.gpus_per_trial)."),
-    cpus_per_trial: Optional[float] = typer.Option(None, "--cpus-per-trial", min=0.01, help="CPUs per trial (default: the spec's resources.cpus_per_trial)."),
+    image: str = typer.Option(
+        DEFAULT_IMAGE, "--image", help="Container image with this project installed (the repository's Dockerfile builds the default)."
+    ),
+    gpus_per_trial: Optional[float] = typer.Option(
+        None,
+        "--gpus-per-trial",
+        min=0,
+        help="GPUs per trial; fractions pack trials per GPU (default: the spec's resources.gpus_per_trial).",
+    ),
+    cpus_per_trial: Optional[float] = typer.Option(
+        None, "--cpus-per-trial", min=0.01, help="CPUs per trial (default: the spec's resources.cpus_per_trial)."
+    ),
     workers: int = typer.Option(2, "--workers", min=1, help="GPU worker pods."),
     gpus_per_worker: int = typer.Option(1, "--gpus-per-worker", min=0),
     cpus_per_worker: int = typer.Option(8, "--cpus-per-worker", min=1),
-    store_uri: str = typer.Option("s3://reid-results/studies", "--store-uri", help="Result store every pod writes to (s3://bucket/prefix)."),
-    artifacts_uri: str = typer.Option("s3://reid-results/mlflow", "--artifacts-uri", help="MLflow artifact destination (s3://bucket/prefix)."),
-    mlflow_image: Optional[str] = typer.Option(None, "--mlflow-image", help="Image of the MLflow server (default: --image, which has MLflow with the PostgreSQL and S3 drivers)."),
+    store_uri: str = typer.Option(
+        "s3://reid-results/studies", "--store-uri", help="Result store every pod writes to (s3://bucket/prefix)."
+    ),
+    artifacts_uri: str = typer.Option(
+        "s3://reid-results/mlflow", "--artifacts-uri", help="MLflow artifact destination (s3://bucket/prefix)."
+    ),
+    mlflow_image: Optional[str] = typer.Option(
+        None, "--mlflow-image", help="Image of the MLflow server (default: --image, which has MLflow with the PostgreSQL and S3 drivers)."
+    ),
     data_pvc: Optional[str] = typer.Option(None, "--data-pvc", help="PersistentVolumeClaim with the dataset, mounted at /data."),
     dataset_root: Optional[str] = typer.Option(None, "--dataset-root", help="Dataset folder inside the pods, e.g. /data/Market-1501."),
     namespace: Optional[str] = typer.Option(None, "--namespace"),
@@ -547,9 +599,18 @@ def k8s_render(
     _out_folder(out)
     loaded = load_spec(spec, max_trials=max_trials)
     options = RenderOptions(
-        image=image, gpus_per_trial=gpus_per_trial, cpus_per_trial=cpus_per_trial, workers=workers, gpus_per_worker=gpus_per_worker,
-        cpus_per_worker=cpus_per_worker, store_uri=store_uri, artifacts_uri=artifacts_uri, mlflow_image=mlflow_image,
-        data_pvc=data_pvc, dataset_root=dataset_root, namespace=namespace,
+        image=image,
+        gpus_per_trial=gpus_per_trial,
+        cpus_per_trial=cpus_per_trial,
+        workers=workers,
+        gpus_per_worker=gpus_per_worker,
+        cpus_per_worker=cpus_per_worker,
+        store_uri=store_uri,
+        artifacts_uri=artifacts_uri,
+        mlflow_image=mlflow_image,
+        data_pvc=data_pvc,
+        dataset_root=dataset_root,
+        namespace=namespace,
     )
     manifests = render_manifests(loaded, options)  # every refusal before anything is written
     for path in write_manifests(manifests, out):
@@ -625,8 +686,9 @@ def data_masks(
 
     records = read_dataset(dataset, root, **_dataset_options(subset, with_val))
     model = load_mask_rcnn(weights, device=device, min_size=min_size, max_size=max(min_size, 1333))
-    summary = compute_masks(records, model, splits=split, batch_size=batch_size, overwrite=overwrite,
-                            score_threshold=score_threshold, progress=echo)
+    summary = compute_masks(
+        records, model, splits=split, batch_size=batch_size, overwrite=overwrite, score_threshold=score_threshold, progress=echo
+    )
     echo(
         f"masks in {summary.root / 'masks'}: {summary.computed} computed, {summary.reused} reused, "
         f"{summary.without_person} without a person (stored empty)"

@@ -98,8 +98,7 @@ def _check_no_credentials(options: RenderOptions) -> None:
         value = getattr(options, field)
         if value is not None and has_credentials(value):
             raise InputError(
-                f"--{field.replace('_', '-')} embeds a credential ({redact_uri(value)}); "
-                f"credentials belong in the Secret '{S3_SECRET}'"
+                f"--{field.replace('_', '-')} embeds a credential ({redact_uri(value)}); credentials belong in the Secret '{S3_SECRET}'"
             )
 
 
@@ -123,7 +122,10 @@ def check_names(options: RenderOptions) -> None:
             f"--data-pvc {_shown(pvc)} is not a valid PersistentVolumeClaim name: at most 253 characters, lowercase "
             "letters, digits, '-' and '.', starting and ending with a letter or digit (e.g. 'market1501')"
         )
-    for option, uri, example in (("--store-uri", options.store_uri, "s3://my-bucket/reid/studies"), ("--artifacts-uri", options.artifacts_uri, "s3://my-bucket/reid/mlflow")):
+    for option, uri, example in (
+        ("--store-uri", options.store_uri, "s3://my-bucket/reid/studies"),
+        ("--artifacts-uri", options.artifacts_uri, "s3://my-bucket/reid/mlflow"),
+    ):
         bucket = uri[len("s3://") :].split("/", 1)[0] if uri.startswith("s3://") else ""
         if not bucket or any(c.isspace() for c in uri):
             raise InputError(
@@ -180,7 +182,9 @@ def check_dataset_volume(loaded: LoadedSpec, options: RenderOptions) -> None:
 
     root = options.dataset_root
     if root is not None and ("\n" in root or not (root == DATA_MOUNT or root.startswith(DATA_MOUNT + "/"))):
-        raise InputError(f"--dataset-root {_shown(root)}: the dataset volume is mounted at {DATA_MOUNT}; give a folder under it (e.g. {DATA_MOUNT}/Market-1501)")
+        raise InputError(
+            f"--dataset-root {_shown(root)}: the dataset volume is mounted at {DATA_MOUNT}; give a folder under it (e.g. {DATA_MOUNT}/Market-1501)"
+        )
     baseline_root = loaded.spec.baseline.dataset.root
     for trial in trials_to_check(loaded):
         dataset = trial.config.dataset
@@ -258,8 +262,16 @@ def _ray_pod(
         {"limits": {"cpu": "4", "memory": "16Gi"}, "requests": {"cpu": "2", "memory": "8Gi"}}
         if head
         else {
-            "limits": {"cpu": str(options.cpus_per_worker), "memory": options.memory_per_worker, "nvidia.com/gpu": str(options.gpus_per_worker)},
-            "requests": {"cpu": str(options.cpus_per_worker), "memory": options.memory_per_worker, "nvidia.com/gpu": str(options.gpus_per_worker)},
+            "limits": {
+                "cpu": str(options.cpus_per_worker),
+                "memory": options.memory_per_worker,
+                "nvidia.com/gpu": str(options.gpus_per_worker),
+            },
+            "requests": {
+                "cpu": str(options.cpus_per_worker),
+                "memory": options.memory_per_worker,
+                "nvidia.com/gpu": str(options.gpus_per_worker),
+            },
         }
     )
     mounts = [{"name": "spec", "mountPath": SPEC_MOUNT, "readOnly": True}, {"name": "dshm", "mountPath": "/dev/shm"}]

@@ -139,8 +139,7 @@ def _run_locked(loaded: LoadedSpec, ray: RaySession, store: ResultStore, uri: st
         )
     elif not searching:
         echo(
-            f"study '{study}': {len(loaded.trials)} trials planned, "
-            f"{len(loaded.trials) - len(todo)} already completed, {len(todo)} to run"
+            f"study '{study}': {len(loaded.trials)} trials planned, {len(loaded.trials) - len(todo)} already completed, {len(todo)} to run"
         )
     else:
         echo(f"study '{study}': design {spec.ablation.design}")
@@ -151,7 +150,14 @@ def _run_locked(loaded: LoadedSpec, ray: RaySession, store: ResultStore, uri: st
     _decode_datasets(todo if not searching else [resolve_sample(spec.baseline, {}, spec.ablation.seeds[0])], echo, datasets)
     if loaded.source.overrides or loaded.source.path.resolve() != (study_dir / SPEC_COPY).resolve():
         spec_text = spec_text_with_overrides(loaded.source) if loaded.source.overrides else loaded.source.path.read_text(encoding="utf-8")
-        record_launch(study_dir, spec_text, store_uri=store.uri, tracking_uri=uri, address=ray.address, spec_dir=str(loaded.source.path.resolve().parent))
+        record_launch(
+            study_dir,
+            spec_text,
+            store_uri=store.uri,
+            tracking_uri=uri,
+            address=ray.address,
+            spec_dir=str(loaded.source.path.resolve().parent),
+        )
     # MLflow's store opens (schema set-up and the parent run: ~2 s on a new SQLite file) in a
     # thread while Ray starts in this one (ray.init belongs on the main thread): the two waits
     # overlap instead of adding up. A relaunch with nothing to run starts no Ray.
@@ -170,7 +176,9 @@ def _run_locked(loaded: LoadedSpec, ray: RaySession, store: ResultStore, uri: st
         elif spec.ablation.adaptive is not None:  # seeds in waves until each comparison is decided
             from orchestrator.adaptive_waves import run_adaptive
 
-            tally = run_adaptive(run, todo, datasets, Tally(variant_order=_planned_variants(loaded)), lambda trials: _decode_datasets(trials, echo, datasets))
+            tally = run_adaptive(
+                run, todo, datasets, Tally(variant_order=_planned_variants(loaded)), lambda trials: _decode_datasets(trials, echo, datasets)
+            )
         else:  # continued trials after their parents
             tally = run_waves(run, todo, datasets, Tally(variant_order=_planned_variants(loaded)))
     except KeyboardInterrupt as interrupt:  # Ctrl-C, or SIGTERM (orchestrator.signals)
@@ -217,7 +225,9 @@ def _run_locked(loaded: LoadedSpec, ray: RaySession, store: ResultStore, uri: st
         reporting = pool.submit(report)
         ray.close()
         table = reporting.result() or ""
-    return LaunchResult(study, len(loaded.trials), len(loaded.trials) - len(todo), tally.ran, tally.failed, table, study_dir, store.uri, uri)
+    return LaunchResult(
+        study, len(loaded.trials), len(loaded.trials) - len(todo), tally.ran, tally.failed, table, study_dir, store.uri, uri
+    )
 
 
 class _TrackerOpening:

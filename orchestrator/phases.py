@@ -97,7 +97,9 @@ def run_waves(run: StudyRun, todo: list[PlannedTrial], datasets: dict, tally: Ta
     planned = {trial.config_hash: trial for trial in run.loaded.trials}
     if run.ray.address and folder is not None and not run.loaded.spec.output.checkpoints:
         # Another node's trial cannot read this node's study folder.
-        run.echo(f"warning: continued trials load their parent's model from {folder}; on a cluster set output.checkpoints to a volume every node shares")
+        run.echo(
+            f"warning: continued trials load their parent's model from {folder}; on a cluster set output.checkpoints to a volume every node shares"
+        )
     for wave in waves(todo):
         continued = any(trial.config.train.init_from for trial in wave)
         done = run.store.completed_hashes(run.loaded.name) if continued else set()

@@ -407,7 +407,9 @@ class StudyRecorder(Callback):
 
     def _log_compute(self, state: TrialState, row: Mapping[str, Any]) -> None:
         """The compute columns of ``row`` on the trial's MLflow run too."""
-        self.tracker.log_metrics(state.run_id, {key: float(row[key]) for key in (WALL_SECONDS, CPU_SECONDS, GPU_SECONDS)}, step=max(state.logged_epoch, 0))
+        self.tracker.log_metrics(
+            state.run_id, {key: float(row[key]) for key in (WALL_SECONDS, CPU_SECONDS, GPU_SECONDS)}, step=max(state.logged_epoch, 0)
+        )
 
     def _drop_checkpoints(self, trial: Any, state: TrialState) -> None:
         """The trial's row is in the store: its checkpoints in Tune's storage can go

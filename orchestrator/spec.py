@@ -48,7 +48,9 @@ class StudyInfo(_Block):
         # the lock's ".<name>.stale-<nonce>"), and a file name holds 255 bytes: a longer name would
         # fail half-way through a launch, after the study folder is written.
         if len(name) > STUDY_NAME_MAX:
-            raise ValueError(f"a study name has at most {STUDY_NAME_MAX} characters (file and folder names are built from it), got {len(name)}: shorten it")
+            raise ValueError(
+                f"a study name has at most {STUDY_NAME_MAX} characters (file and folder names are built from it), got {len(name)}: shorten it"
+            )
         return name
 
 
@@ -285,12 +287,16 @@ def _check_target_columns(source: YamlSource, spec: StudySpec, trials: list[Plan
     labels = {target.label for config in [spec.baseline, *(t.config for t in trials)] for target in config.eval.targets}
     columns = [(("report", "metrics", i), name) for i, name in enumerate(spec.report.metrics)]
     if spec.report.reference is not None:
-        columns += [(("report", "reference", "rows", row, name), name) for row, values in spec.report.reference.rows.items() for name in values]
+        columns += [
+            (("report", "reference", "rows", row, name), name) for row, values in spec.report.reference.rows.items() for name in values
+        ]
     for origin, name in columns:
         label, _ = split_target_metric(name)
         if label is not None and label not in labels:
             known = f"its targets: {', '.join(sorted(labels))}" if labels else "it has no eval.targets"
-            raise spec_error(source, origin, f"column '{name}' is of evaluation target '{label}', which this study does not evaluate ({known})")
+            raise spec_error(
+                source, origin, f"column '{name}' is of evaluation target '{label}', which this study does not evaluate ({known})"
+            )
 
 
 def load_spec(

@@ -138,8 +138,7 @@ def _epoch_note(run: Any, epochs: dict[str, int]) -> str:
 def format_status(status: StudyStatus) -> str:
     lines = [
         f"study '{status.study}': {status.planned} trials planned",
-        f"  done {status.done}, running {len(status.running)}, failed {status.failed}, "
-        f"pruned {status.pruned}, pending {status.pending}",
+        f"  done {status.done}, running {len(status.running)}, failed {status.failed}, pruned {status.pruned}, pending {status.pending}",
     ]
     if status.unplanned:
         lines.append(f"  (and {status.unplanned} stored trial(s) of configs the spec no longer plans, not counted)")

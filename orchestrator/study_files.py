@@ -97,5 +97,5 @@ def tune_storage(loaded: Any, study_dir: Path) -> tuple[str, Any]:
     if store.startswith("s3://"):
         from storage.result_store import s3_filesystem
 
-        return f"{store[len('s3://'):].rstrip('/')}/_ray", s3_filesystem()
+        return f"{store[len('s3://') :].rstrip('/')}/_ray", s3_filesystem()
     return str(study_dir / "ray"), None

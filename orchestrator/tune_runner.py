@@ -145,7 +145,9 @@ def start_ray(address: str | None, echo: Echo, runtime_env: dict[str, Any] | Non
         except (ConnectionError, RuntimeError, ValueError) as err:
             from orchestrator.errors import InputError
 
-            raise InputError(f"cannot connect to the Ray cluster at {address}: {str(err).splitlines()[0] if str(err) else type(err).__name__}") from None
+            raise InputError(
+                f"cannot connect to the Ray cluster at {address}: {str(err).splitlines()[0] if str(err) else type(err).__name__}"
+            ) from None
     else:
         # Token authentication is Ray's default for a new local cluster, announced with a
         # warning on every launch: kept, without the announcement. (Setting RAY_AUTH_MODE here
@@ -297,8 +299,18 @@ def _trainable(loaded: LoadedSpec, datasets: dict, **parameters: Any):
 
 
 _CALLBACK_HOOKS = (
-    "setup", "on_step_begin", "on_step_end", "on_trial_start", "on_trial_restore", "on_trial_save",
-    "on_trial_result", "on_trial_complete", "on_trial_recover", "on_trial_error", "on_checkpoint", "on_experiment_end",
+    "setup",
+    "on_step_begin",
+    "on_step_end",
+    "on_trial_start",
+    "on_trial_restore",
+    "on_trial_save",
+    "on_trial_result",
+    "on_trial_complete",
+    "on_trial_recover",
+    "on_trial_error",
+    "on_checkpoint",
+    "on_experiment_end",
 )
 
 

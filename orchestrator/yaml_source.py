@@ -87,9 +87,7 @@ def _check_duplicate_keys(node: yaml.Node) -> None:
                     key = (key_node.tag, key_node.value)
                     line = key_node.start_mark.line + 1
                     if key in first_line:
-                        raise YamlSyntaxError(
-                            f"key '{key_node.value}' is given twice (lines {first_line[key]} and {line}); keep one", line
-                        )
+                        raise YamlSyntaxError(f"key '{key_node.value}' is given twice (lines {first_line[key]} and {line}); keep one", line)
                     first_line[key] = line
                 stack.extend((key_node, value_node))
         elif isinstance(current, yaml.SequenceNode):

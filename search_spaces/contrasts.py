@@ -77,10 +77,11 @@ def _refuse_cycles(plans: Sequence[VariantPlan], contrasts: Mapping[str, str | N
         current = contrasts.get(plan.name)
         while current is not None:
             if current in seen:
-                loop = [*seen[seen.index(current):], current]
+                loop = [*seen[seen.index(current) :], current]
                 origin = (*plan.origin, "compare_to") if len(plan.origin) > 1 else ("ablation", "compare_to")
                 raise DesignError(
-                    "rows are compared with each other in a cycle: " + " -> ".join(f"'{n}'" for n in loop)
+                    "rows are compared with each other in a cycle: "
+                    + " -> ".join(f"'{n}'" for n in loop)
                     + "; one of them must be a reference (compare_to: null, or another row)",
                     origin,
                 )

@@ -218,8 +218,7 @@ def format_value(value: Any) -> str:
 def axis_changes(spec: AblationSpec) -> list[list[Change]]:
     """Per axis, one change per value, each tagged with its spec location."""
     return [
-        [Change(path, value, ("ablation", "axes", path, index)) for index, value in enumerate(values)]
-        for path, values in spec.axes.items()
+        [Change(path, value, ("ablation", "axes", path, index)) for index, value in enumerate(values)] for path, values in spec.axes.items()
     ]
 
 
@@ -228,10 +227,7 @@ def named_variants(spec: AblationSpec) -> list[VariantPlan]:
     return [
         VariantPlan(
             variant.name,
-            tuple(
-                Change(path, value, ("ablation", "variants", index, "set", path))
-                for path, value in variant.set.items()
-            ),
+            tuple(Change(path, value, ("ablation", "variants", index, "set", path)) for path, value in variant.set.items()),
             **continuation(variant, index),
         )
         for index, variant in enumerate(spec.variants)
@@ -334,7 +330,11 @@ def leave_one_out(spec: AblationSpec) -> list[VariantPlan]:
 
 def _part_set_rows(spec: AblationSpec) -> list[VariantPlan]:
     """``leave_one_out`` with ``parts``: one row per variant, switching off its ``off`` parts."""
-    _require(bool(spec.variants), "design 'leave_one_out' with 'parts' needs 'variants', each naming the parts it switches off ('without')", ("ablation", "variants"))
+    _require(
+        bool(spec.variants),
+        "design 'leave_one_out' with 'parts' needs 'variants', each naming the parts it switches off ('without')",
+        ("ablation", "variants"),
+    )
     parts = [part.name for part in spec.parts]
     _require(len(set(parts)) == len(parts), f"part names must be unique, got {parts}", ("ablation", "parts"))
     part_changes = {
@@ -345,12 +345,18 @@ def _part_set_rows(spec: AblationSpec) -> list[VariantPlan]:
         _require(bool(part.set), f"part '{part.name}' needs a 'set' that switches it off", ("ablation", "parts", index, "set"))
         _require(not part.without, "a part has no 'without'; variants do", ("ablation", "parts", index, "without"))
         _require(not part.continues, "a part has no 'continues'; variants do", ("ablation", "parts", index, "continues"))
-        _require("compare_to" not in part.model_fields_set, "a part has no 'compare_to'; variants do", ("ablation", "parts", index, "compare_to"))
+        _require(
+            "compare_to" not in part.model_fields_set, "a part has no 'compare_to'; variants do", ("ablation", "parts", index, "compare_to")
+        )
     plans = []
     for index, variant in enumerate(spec.variants):
         origin = ("ablation", "variants", index, "without")
         unknown = [name for name in variant.without if name not in part_changes]
-        _require(not unknown, f"variant '{variant.name}' switches off unknown part '{unknown[0] if unknown else ''}'; parts: {', '.join(parts)}", origin)
+        _require(
+            not unknown,
+            f"variant '{variant.name}' switches off unknown part '{unknown[0] if unknown else ''}'; parts: {', '.join(parts)}",
+            origin,
+        )
         off = [name for name in parts if name in variant.without]  # in the parts' order
         changes: dict[str, Change] = {}
         for name in off:

@@ -77,8 +77,7 @@ def check_path(path: str, origin: tuple[str | int, ...]) -> None:
             if not hint and len(walked) == 1:  # a section of a recipe section: perhaps a plugin's
                 suggestion = f"; if '{part}' is a plugin's section, list the plugin under the spec's top-level plugins:"
             raise ChangeError(
-                f"unknown axis '{path}': {where} has no field '{part}' "
-                f"(fields: {', '.join(known)}){suggestion}",
+                f"unknown axis '{path}': {where} has no field '{part}' (fields: {', '.join(known)}){suggestion}",
                 origin,
             )
         walked.append(part)
@@ -280,11 +279,7 @@ def effective_plan(recipe_tree: dict[str, Any] | ValidatedRecipe, plan: VariantP
     the same variant switches off), named after the rest: the off-row of a grid over a module
     switch x its parameters is named by the switch alone."""
     resolved = ResolvedLeaves(build_config(recipe_tree, plan, 0))
-    kept = tuple(
-        change
-        for change in plan.changes
-        if change.path not in resolved or resolved[change.path] == _as_json(change.value)
-    )
+    kept = tuple(change for change in plan.changes if change.path not in resolved or resolved[change.path] == _as_json(change.value))
     return VariantPlan(changes_name(kept), kept, plan.meta, auto_name=False, origin=plan.origin)
 
 
@@ -381,8 +376,7 @@ def continuation_order(plans: list[VariantPlan]) -> list[VariantPlan]:
     for plan in plans:
         if plan.continues is not None and plan.continues not in by_name:
             raise DesignError(
-                f"variant '{plan.name}' continues '{plan.continues}', which is no variant of this study; "
-                f"variants: {', '.join(by_name)}",
+                f"variant '{plan.name}' continues '{plan.continues}', which is no variant of this study; variants: {', '.join(by_name)}",
                 plan.continues_origin,
             )
     ordered: list[VariantPlan] = []
@@ -393,7 +387,7 @@ def continuation_order(plans: list[VariantPlan]) -> list[VariantPlan]:
         while current is not None and current.name not in placed:
             names = [link.name for link in chain]
             if current.name in names:
-                loop = [*names[names.index(current.name):], current.name]
+                loop = [*names[names.index(current.name) :], current.name]
                 raise DesignError(
                     "variants continue each other in a cycle: " + " -> ".join(f"'{name}'" for name in loop),
                     current.continues_origin,

@@ -185,7 +185,9 @@ def _walk(
         if path not in sections and value == target:
             continue  # a newer field (or a whole newer section) at its neutral value
         if isinstance(value, dict) and (path in sections or _declared_section(info) or (info is None and isinstance(child, BaseModel))):
-            inner = _walk_section(child, value, path + ".", leaves, sections, None if path in sections or not isinstance(target, dict) else target)
+            inner = _walk_section(
+                child, value, path + ".", leaves, sections, None if path in sections or not isinstance(target, dict) else target
+            )
             if inner or path in sections:
                 kept[name] = inner  # a section: left out when nothing in it is away from neutral
         else:
@@ -200,7 +202,9 @@ _SECTION_WALKS: dict[tuple[int, str, int], tuple[Any, frozenset[str], dict[str, 
 _SECTION_WALKS_LIMIT = 4096  # enough for the shared sections; the rest come and go
 
 
-def _walk_section(node: Any, tree: dict[str, Any], prefix: str, leaves: frozenset[str], sections: frozenset[str], neutral: dict[str, Any] | None) -> dict[str, Any]:
+def _walk_section(
+    node: Any, tree: dict[str, Any], prefix: str, leaves: frozenset[str], sections: frozenset[str], neutral: dict[str, Any] | None
+) -> dict[str, Any]:
     if not isinstance(node, BaseModel):
         return _walk(node, tree, prefix, leaves, sections, neutral)
     key = (id(node), prefix, id(leaves))
@@ -224,4 +228,3 @@ def identity_tree(config: BaseModel, version: int = IDENTITY_VERSION) -> dict[st
     if version > 1:
         tree[VERSION_KEY] = version
     return tree
-

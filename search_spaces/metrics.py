@@ -155,13 +155,33 @@ _TARGET_LABEL = re.compile(TARGET_LABEL_PATTERN)
 RESERVED_TARGET_LABELS: frozenset[str] = frozenset(
     name.lower()
     for name in (
-        "cam", "weakest_camera", "config", "search", "cfg",
-        *(rank_key(k) for k in REPORTED_RANKS), MAP, MINP, NUM_VALID_QUERIES, NUM_QUERIES_WITHOUT_POSITIVE,
-        *CAMERA_METRICS, *CAMERA_KEY_NAMES.values(), WEAKEST_Q_MAP, WEAKEST_G_MAP,
+        "cam",
+        "weakest_camera",
+        "config",
+        "search",
+        "cfg",
+        *(rank_key(k) for k in REPORTED_RANKS),
+        MAP,
+        MINP,
+        NUM_VALID_QUERIES,
+        NUM_QUERIES_WITHOUT_POSITIVE,
+        *CAMERA_METRICS,
+        *CAMERA_KEY_NAMES.values(),
+        WEAKEST_Q_MAP,
+        WEAKEST_G_MAP,
         *(camera_summary_key(summary, metric) for summary in CAMERA_SUMMARIES for metric in CAMERA_METRICS),
         *(lowest_camera_key(metric) for metric in CAMERA_METRICS),
-        EPOCH, LOSS, LR, EPOCH_SECONDS, IMAGES_PER_SECOND, EVAL_SECONDS, SWA_SNAPSHOTS, NODE_ID, NODE_IP,
-        COMPOSITE_PARTNER_SHARE, COMPOSITE_RATE,
+        EPOCH,
+        LOSS,
+        LR,
+        EPOCH_SECONDS,
+        IMAGES_PER_SECOND,
+        EVAL_SECONDS,
+        SWA_SNAPSHOTS,
+        NODE_ID,
+        NODE_IP,
+        COMPOSITE_PARTNER_SHARE,
+        COMPOSITE_RATE,
     )
 )
 

@@ -19,7 +19,6 @@ from typing import Annotated, Any, Literal, Union
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
-
 class _Dist(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 

@@ -230,7 +230,9 @@ def validate_registered_sections(cls: type[BaseModel], data: Any, handler: Any, 
     try:
         model = handler(data)
     except ValidationError as err:
-        errors[:0] = [InitErrorDetails(type=e["type"], loc=tuple(e["loc"]), input=e.get("input"), ctx=e.get("ctx", {})) for e in err.errors()]
+        errors[:0] = [
+            InitErrorDetails(type=e["type"], loc=tuple(e["loc"]), input=e.get("input"), ctx=e.get("ctx", {})) for e in err.errors()
+        ]
     if errors:
         raise ValidationError.from_exception_data(cls.__name__, errors)
     model.__pydantic_extra__.update(sections)

@@ -62,9 +62,7 @@ class DatasetConfig(Section):
     cuhk03_subset: Literal["detected", "labeled"] = Field(
         "detected", description="cuhk03np only: which boxes, detector-cut or hand-labelled."
     )
-    msmt17_with_val: bool = Field(
-        False, description="msmt17 only: train on list_train + list_val (off: the usual protocol)."
-    )
+    msmt17_with_val: bool = Field(False, description="msmt17 only: train on list_train + list_val (off: the usual protocol).")
 
     #: dataset-specific fields -> the dataset they apply to; elsewhere they reset to default
     #: (conditional axes, as in ToggleSection), so they never split the hash of other datasets.
@@ -605,8 +603,7 @@ class EvalConfig(Section):
     )
     feature: Literal["post_neck", "pre_neck"] = Field(
         "post_neck",
-        description="Retrieval feature: after the neck (BNNeck's f_i, Bag of Tricks section 3.4) "
-        "or the pooled feature before it (f_t).",
+        description="Retrieval feature: after the neck (BNNeck's f_i, Bag of Tricks section 3.4) or the pooled feature before it (f_t).",
     )
     max_rank: int = Field(50, ge=1, description="Length of the CMC curve; rank-k for k in 1, 5, 10, 20, 50 up to it is reported.")
     targets: tuple[EvalTarget, ...] = Field(

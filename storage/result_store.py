@@ -327,11 +327,7 @@ class ResultStore:
     def completed_hashes(self, study: str) -> set[str]:
         """Config hashes of the study's trials that are done: finished, or stopped early by a
         scheduler (``pruned``). Failed trials are not done and run again on relaunch."""
-        return {
-            row["config_hash"]
-            for row in self.read_rows("trials", study)
-            if row.get("status") in DONE_STATUSES
-        }
+        return {row["config_hash"] for row in self.read_rows("trials", study) if row.get("status") in DONE_STATUSES}
 
     def last_outcomes(self, study: str) -> dict[str, tuple[str, str]]:
         """``{config hash: (status, finished_at)}`` of the latest row of each of the study's

@@ -42,5 +42,7 @@ def tiny_duke(tmp_path_factory) -> Path:
     hard one), for evaluation targets (``eval.targets``) of studies trained on ``tiny_market``."""
     from trainables.data.synthetic import SyntheticSpec, generate_synthetic_dataset
 
-    spec = SyntheticSpec(num_train_ids=4, num_test_ids=8, num_cameras=8, num_distractors=4, num_junk=2, height=64, width=32, seed=11, hard_camera=3)
+    spec = SyntheticSpec(
+        num_train_ids=4, num_test_ids=8, num_cameras=8, num_distractors=4, num_junk=2, height=64, width=32, seed=11, hard_camera=3
+    )
     return generate_synthetic_dataset(tmp_path_factory.mktemp("tiny_duke") / "duke", spec)

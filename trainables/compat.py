@@ -113,7 +113,9 @@ def _weights_and_stride_problems(config: TrialConfig) -> list[tuple[str, str]]:
         import timm
 
         known = timm.list_pretrained(f"{model.backbone}.*")
-        problems.append(("model.pretrained", f"unknown timm weight tag '{model.pretrained}'; tags of {model.backbone}: {', '.join(known) or 'none'}"))
+        problems.append(
+            ("model.pretrained", f"unknown timm weight tag '{model.pretrained}'; tags of {model.backbone}: {', '.join(known) or 'none'}")
+        )
     if model.last_stride is not None:
         problems.extend(_last_stride_problem(model.backbone, model.last_stride))
     return problems

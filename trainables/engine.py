@@ -245,9 +245,7 @@ class Trainer:
         seconds = time.perf_counter() - started
         metrics: dict[str, Any] = {key: value / max(len(batches), 1) for key, value in sums.items()}
         seen = len(batches) * self.batch_size
-        metrics.update(
-            {names.EPOCH: epoch, names.LR: lr, names.EPOCH_SECONDS: seconds, names.IMAGES_PER_SECOND: seen / max(seconds, 1e-9)}
-        )
+        metrics.update({names.EPOCH: epoch, names.LR: lr, names.EPOCH_SECONDS: seconds, names.IMAGES_PER_SECOND: seen / max(seconds, 1e-9)})
         return metrics
 
     @staticmethod

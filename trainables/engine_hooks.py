@@ -33,7 +33,6 @@ from trainables.models.swag import WeightAverager, recompute_batchnorm
 from trainables.schedule import is_cycle_end
 
 
-
 # -- evaluation helpers ------------------------------------------------------------------------
 @torch.no_grad()
 def extract_embeddings(model: ReIDModel, split: SplitArrays, device: torch.device, batch_size: int) -> torch.Tensor:
@@ -100,7 +99,7 @@ class Evaluator:
         """Embeddings of the own test set (key :data:`OWN_TEST_SET`) and, when ``final``, of
         every target (key: its label)."""
         out = {OWN_TEST_SET: self.embeddings(model)}
-        for label, splits in (self.targets.items() if final else ()):
+        for label, splits in self.targets.items() if final else ():
             out[label] = (
                 extract_embeddings(model, splits.query, self.device, self.batch_size),
                 extract_embeddings(model, splits.gallery, self.device, self.batch_size),
@@ -234,7 +233,15 @@ class SWAHook(HookBase):
 
     def state_dict(self) -> dict[str, Any]:
         a = self.averager
-        return {} if a is None else {"count": a.count, "mean": {n: t.clone() for n, t in a.mean.items()}, "sq_mean": {n: t.clone() for n, t in a.sq_mean.items()}}
+        return (
+            {}
+            if a is None
+            else {
+                "count": a.count,
+                "mean": {n: t.clone() for n, t in a.mean.items()},
+                "sq_mean": {n: t.clone() for n, t in a.sq_mean.items()},
+            }
+        )
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         if not state:

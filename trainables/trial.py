@@ -45,7 +45,16 @@ from trainables.data.datasets import EvalSplits, ReIDData, load_reid_data, load_
 from trainables.data.market import relabel
 from trainables.data.sampler import PKSampler
 from trainables.engine import EpochPlan, HookBase, NonFiniteLossError, Reporter, Trainer, train_step
-from trainables.engine_hooks import CenterLossHook, CheckpointHook, CompositeRateHook, EvaluationHook, Evaluator, SWAHook, extract_embeddings, metrics_for_report
+from trainables.engine_hooks import (
+    CenterLossHook,
+    CheckpointHook,
+    CompositeRateHook,
+    EvaluationHook,
+    Evaluator,
+    SWAHook,
+    extract_embeddings,
+    metrics_for_report,
+)
 from trainables.losses import ReIDObjective
 from trainables.losses.center import CenterLossStep
 from trainables.losses.terms import LOSSES
@@ -208,8 +217,11 @@ def learning_rates(config: TrialConfig) -> EpochPlan:
     line up with the parent's. They hold NaN: a rate that must never be used."""
     t = config.train
     lrs = [
-        math.nan if t.init_from else
-        learning_rate(epoch, base_lr=t.lr, warmup_epochs=t.warmup_epochs, warmup_factor=t.warmup_factor, steps=t.lr_steps, gamma=t.lr_gamma)
+        math.nan
+        if t.init_from
+        else learning_rate(
+            epoch, base_lr=t.lr, warmup_epochs=t.warmup_epochs, warmup_factor=t.warmup_factor, steps=t.lr_steps, gamma=t.lr_gamma
+        )
         for epoch in range(1, t.epochs + 1)
     ]
     swa = t.swa
@@ -332,7 +344,10 @@ def load_parent(model: torch.nn.Module, config: TrialConfig, runtime: RuntimeOpt
     except RuntimeError as err:
         detail = str(err).strip().splitlines()
         raise ValueError(f"train.init_from: the checkpoint {path} does not fit this trial's model: {' '.join(detail[:3])}") from None
-    print(f"continuing the parent trial {config.train.init_from} from {path}: epochs {config.train.first_epoch}-{config.train.total_epochs}", flush=True)
+    print(
+        f"continuing the parent trial {config.train.init_from} from {path}: epochs {config.train.first_epoch}-{config.train.total_epochs}",
+        flush=True,
+    )
 
 
 def run_trial(

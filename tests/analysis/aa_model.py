@@ -39,10 +39,18 @@ def aa_study(rng: np.random.Generator, variants: int, seeds: int) -> tuple[list[
             key = f"{name}-{seed}"
             trials.append(
                 {
-                    "study": "aa", "variant": name, "variant_index": index, "seed": seed, "config_hash": key, "status": "completed",
-                    "finished_at": "2026-01-01", "variant_meta": json.dumps({"compare_to": None if index == 0 else "baseline"}),
-                    "mAP": mAP, "rank1": mAP + 0.25 + float(rng.normal(0.0, 0.01)),
-                    "avg_q_mAP": float(q.mean()), "avg_g_mAP": float(g.mean()),
+                    "study": "aa",
+                    "variant": name,
+                    "variant_index": index,
+                    "seed": seed,
+                    "config_hash": key,
+                    "status": "completed",
+                    "finished_at": "2026-01-01",
+                    "variant_meta": json.dumps({"compare_to": None if index == 0 else "baseline"}),
+                    "mAP": mAP,
+                    "rank1": mAP + 0.25 + float(rng.normal(0.0, 0.01)),
+                    "avg_q_mAP": float(q.mean()),
+                    "avg_g_mAP": float(g.mean()),
                 }
             )
             for camera in range(len(CAMERA_MEANS)):

@@ -43,7 +43,9 @@ def test_a_forced_rerun_counts_once_with_its_newer_rows(rows):
     rerun = [r for r in rows["cameras"] if r["variant"] == "+apra" and r["seed"] == 0 and r["camera"] == 1 and r["metric"] == "q_mAP"]
     assert len(rerun) == 2  # the older and the newer attempt are both in the store
     stats = camera_stats(kept, rows["cameras"]).set_index(["variant", "camera", "metric"])
-    others = [r["value"] for r in rows["cameras"] if r["variant"] == "+apra" and r["seed"] != 0 and r["camera"] == 1 and r["metric"] == "q_mAP"]
+    others = [
+        r["value"] for r in rows["cameras"] if r["variant"] == "+apra" and r["seed"] != 0 and r["camera"] == 1 and r["metric"] == "q_mAP"
+    ]
     assert stats.loc[("+apra", 1, "q_mAP"), "mean"] == pytest.approx(100 * np.mean([rerun[-1]["value"], *others]))
 
 
@@ -91,7 +93,10 @@ def test_camera_effects_use_a_diverging_scale_centred_at_zero_and_mute_what_is_n
     strong_loss = Effect(-0.02, -0.03, -0.01, 0.01, 0.02, pairs=3)
     noise = Effect(0.05, -0.10, 0.20, 0.4, 0.8, pairs=3)
     effects = CameraEffects(
-        {"+x": "baseline"}, WeakestCamera(2, "baseline"), [1, 2], ["+x"],
+        {"+x": "baseline"},
+        WeakestCamera(2, "baseline"),
+        [1, 2],
+        ["+x"],
         {("+x", "q_mAP"): {1: strong_loss, 2: strong_gain}, ("+x", "g_mAP"): {1: noise, 2: strong_gain}},
     )
     fig = camera_effects_figure(effects)

@@ -74,7 +74,9 @@ def test_the_table_equals_an_independent_pandas_computation_from_the_parquet_row
     assert list(ours.index) == ["baseline", "+apra", "+gem"]  # the study's plan order
     assert sorted(ours.index) == sorted(expected.index)
     for column in expected.columns:
-        pd.testing.assert_series_equal(ours[column].reindex(expected.index), expected[column], check_names=False, check_dtype=False, rtol=1e-12)
+        pd.testing.assert_series_equal(
+            ours[column].reindex(expected.index), expected[column], check_names=False, check_dtype=False, rtol=1e-12
+        )
     # The forced rerun's newer result is the one counted; the failed seed is not.
     assert ours.loc["+apra", "seeds"] == 3 and ours.loc["+gem", "failed"] == 1
 
@@ -108,8 +110,14 @@ def test_report_writes_every_format_and_the_figures(fake_store, tmp_path):
     written = write_study_report("fake", store, out)
     names = sorted(p.relative_to(out).as_posix() for p in written)
     assert names == [
-        "ablation.csv", "ablation.html", "ablation.md", "ablation.tex",
-        "figures/camera_bars.png", "figures/camera_effects.png", "figures/camera_heatmap.png", "figures/learning_curves.png",
+        "ablation.csv",
+        "ablation.html",
+        "ablation.md",
+        "ablation.tex",
+        "figures/camera_bars.png",
+        "figures/camera_effects.png",
+        "figures/camera_heatmap.png",
+        "figures/learning_curves.png",
     ]
     assert all(p.stat().st_size > 0 for p in written)
     # One self-contained page: every figure embedded as a data URI, nothing fetched from elsewhere.
@@ -149,7 +157,10 @@ def test_latex_compiles_with_booktabs(tmp_path, parts):
     )
     result = subprocess.run(
         ["pdflatex", "-interaction=nonstopmode", "-halt-on-error", document.name],
-        cwd=tmp_path, capture_output=True, text=True, timeout=120,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode == 0, result.stdout[-3000:]
     assert (tmp_path / "paper.pdf").stat().st_size > 0

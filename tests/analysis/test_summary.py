@@ -161,8 +161,14 @@ def test_markdown_shows_intervals_marks_and_a_footnote_of_test_seeds_families_an
     # statsmodels' Holm over the secondary family (+x's five non-mAP columns; +y is untested).
     secondary = ["rank1", "weakest_q_mAP", "weakest_g_mAP", "avg_q_mAP", "avg_g_mAP"]
     pairs = {m: (values("+x", m), values("baseline", m)) for m in ("rank1", "avg_q_mAP", "avg_g_mAP")}
-    pairs["weakest_q_mAP"] = ([camera_value("+x", s, 3, "q_mAP") for s in (0, 1, 2)], [camera_value("baseline", s, 3, "q_mAP") for s in (0, 1, 2)])
-    pairs["weakest_g_mAP"] = ([camera_value("+x", s, 3, "g_mAP") for s in (0, 1, 2)], [camera_value("baseline", s, 3, "g_mAP") for s in (0, 1, 2)])
+    pairs["weakest_q_mAP"] = (
+        [camera_value("+x", s, 3, "q_mAP") for s in (0, 1, 2)],
+        [camera_value("baseline", s, 3, "q_mAP") for s in (0, 1, 2)],
+    )
+    pairs["weakest_g_mAP"] = (
+        [camera_value("+x", s, 3, "g_mAP") for s in (0, 1, 2)],
+        [camera_value("baseline", s, 3, "g_mAP") for s in (0, 1, 2)],
+    )
     # (camera 3 is the study's weakest: see the test above)
     tests = {m: scipy_stats.ttest_rel(*pairs[m]) for m in secondary}
     starred = dict(zip(secondary, multipletests([tests[m].pvalue for m in secondary], method="holm")[0]))
@@ -250,7 +256,12 @@ def test_camera_effects_and_the_weakest_camera_advantage_equal_their_paired_comp
     assert (advantage.effect.low, advantage.effect.high) == pytest.approx(tuple(expected.confidence_interval()))
     table = camera_table(summary)
     assert table.header == ["variant", "vs", "metric", "c1", "c2", "c3 (weakest)", "c3 gain − best other"]
-    assert [" ".join(c.text for c in r[:3]) for r in table.blocks[0]] == ["+x baseline q-mAP", "+x baseline g-mAP", "+y baseline q-mAP", "+y baseline g-mAP"]
+    assert [" ".join(c.text for c in r[:3]) for r in table.blocks[0]] == [
+        "+x baseline q-mAP",
+        "+x baseline g-mAP",
+        "+y baseline q-mAP",
+        "+y baseline g-mAP",
+    ]
     assert "Per-camera effects" in to_markdown(summary)
 
 
@@ -274,12 +285,19 @@ def test_leave_one_out_studies_use_the_check_mark_layout_of_robust_reid_table_2(
     latex = to_latex(summary)
     assert r"GeM &  & \checkmark & \checkmark \\" in latex and "amssymb" in latex
     rows = list(csv.DictReader(io.StringIO(to_csv(summary))))
-    assert [(r["variant"], r["off:GeM"], r["reference"]) for r in rows] == [("full", "0", "1"), ("w/o GeM", "1", "0"), ("w/o soft_margin", "0", "0")]
+    assert [(r["variant"], r["off:GeM"], r["reference"]) for r in rows] == [
+        ("full", "0", "1"),
+        ("w/o GeM", "1", "0"),
+        ("w/o soft_margin", "0", "0"),
+    ]
 
 
 def test_a_leave_one_out_table_compares_with_the_variant_that_switches_nothing_off():
     # Robust-ReID Table 2: HA-CNN and columns a-i first, the full recipe ("Robust-ReID") last.
-    renamed = [{**r, "variant": {"full": "Robust-ReID"}.get(r["variant"], r["variant"]), "variant_index": (r["variant_index"] - 1) % 3} for r in loo_rows()]
+    renamed = [
+        {**r, "variant": {"full": "Robust-ReID"}.get(r["variant"], r["variant"]), "variant_index": (r["variant_index"] - 1) % 3}
+        for r in loo_rows()
+    ]
     summary = summarize("s", renamed, metrics=("rank1", "mAP"))
     assert summary.baseline == "Robust-ReID"
     assert "| rank-1 | 85.0 (-5.0) | 88.0 (-2.0) | 90.0 |" in to_markdown(summary).splitlines()
@@ -343,7 +361,12 @@ def test_a_reproduction_is_judged_on_effects_with_a_verdict_per_row_and_metric()
         source="APRA, Table 2",
         dataset="market1501",
         protocol="single query",
-        rows={"baseline": {"mAP": 35.0, "rank1": 60.0}, "+x": {"mAP": 52.5, "rank1": 75.0}, "+y": {"mAP": 36.0, "rank1": 58.0}, "+z": {"mAP": 1.0}},
+        rows={
+            "baseline": {"mAP": 35.0, "rank1": 60.0},
+            "+x": {"mAP": 52.5, "rank1": 75.0},
+            "+y": {"mAP": 36.0, "rank1": 58.0},
+            "+z": {"mAP": 1.0},
+        },
     )
     x = summary.rows[1]
     # Our +x effects (points) with scipy's paired interval: mAP [12.8, 18.5] holds the paper's
@@ -359,10 +382,16 @@ def test_a_reproduction_is_judged_on_effects_with_a_verdict_per_row_and_metric()
     assert rows["+y"].verdicts["mAP"].verdict == "too few seeds to tell"
     assert rows["+y"].verdicts["rank1"].verdict == "consistent" and rows["+y"].verdicts["rank1"].with_zero
     # The reference row is shown in absolute numbers, not judged.
-    assert rows["baseline"].verdicts == {} and rows["baseline"].absolute["mAP"] == (pytest.approx(100 * summary.rows[0].stats["mAP"].mean), 35.0)
+    assert rows["baseline"].verdicts == {} and rows["baseline"].absolute["mAP"] == (
+        pytest.approx(100 * summary.rows[0].stats["mAP"].mean),
+        35.0,
+    )
     markdown = to_markdown(summary)
     assert "Reproduction of APRA, Table 2 on market1501, judged on effects (single query)" in markdown
-    assert f"paper +17.5, ours {100 * x.stats['mAP'].effect.mean:+.1f} [{100 * interval.low:+.1f}, {100 * interval.high:+.1f}] (n=3): consistent" in markdown
+    assert (
+        f"paper +17.5, ours {100 * x.stats['mAP'].effect.mean:+.1f} [{100 * interval.low:+.1f}, {100 * interval.high:+.1f}] (n=3): consistent"
+        in markdown
+    )
     assert "Warning: dataset: the paper reports market1501, this study ran on synthetic." in markdown
     assert "Warning: the paper's rows '+z' match no variant with results in this study." in markdown
     assert "+17.5" in to_latex(summary) and "consistent" in to_html(summary) and "Warning" in to_html(summary)
@@ -374,12 +403,22 @@ def test_a_reproduction_is_judged_on_effects_with_a_verdict_per_row_and_metric()
 def test_the_recipe_the_paper_reports_is_compared_field_by_field_with_the_trials():
     recipe = PaperRecipe(input_size=(256, 128), epochs=120, backbone="resnet50", pretrained=True, batch=(16, 4), seeds=1)
     numbers = ReferenceNumbers(source="P", dataset="market1501", recipe=recipe, rows={"base": {"mAP": 80.0}})
-    base = {"cfg.dataset.name": "market1501", "cfg.dataset.height": 256, "cfg.dataset.width": 128, "cfg.train.epochs": 120,
-            "cfg.model.backbone": "resnet50", "cfg.model.pretrained": "resnet50.tv_in1k", "cfg.train.ids_per_batch": 16, "cfg.train.images_per_id": 4}
+    base = {
+        "cfg.dataset.name": "market1501",
+        "cfg.dataset.height": 256,
+        "cfg.dataset.width": 128,
+        "cfg.train.epochs": 120,
+        "cfg.model.backbone": "resnet50",
+        "cfg.model.pretrained": "resnet50.tv_in1k",
+        "cfg.train.ids_per_batch": 16,
+        "cfg.train.images_per_id": 4,
+    }
     same = [{**base, "changes": "{}"}, {**base, "cfg.model.backbone": "resnet18", "changes": json.dumps({"model.backbone": "resnet18"})}]
     # A row that swaps the backbone on purpose is no deviation: the recipe is read from the others.
     assert recipe_warnings(numbers, recipe_values(same)) == []
-    short = [{**base, "cfg.train.epochs": 1, "cfg.dataset.height": 128, "cfg.dataset.width": 64, "cfg.model.pretrained": None, "changes": "{}"}]
+    short = [
+        {**base, "cfg.train.epochs": 1, "cfg.dataset.height": 128, "cfg.dataset.width": 64, "cfg.model.pretrained": None, "changes": "{}"}
+    ]
     assert recipe_warnings(numbers, recipe_values(short)) == [
         "input size: the paper uses 256x128, this study 128x64",
         "epochs: the paper trains 120, this study 1",
@@ -390,7 +429,11 @@ def test_the_recipe_the_paper_reports_is_compared_field_by_field_with_the_trials
 def test_a_relaunch_with_a_changed_recipe_counts_each_variant_seed_once_its_latest_trial():
     # The old recipe's trials stay in the store under other hashes; only the newest of each seed counts.
     old = [{**row(v, s, i, rank1=0.1, mAP=0.1), "config_hash": f"old-{v}-{s}"} for i, v in enumerate(("base", "+x")) for s in (0, 1)]
-    new = [{**row(v, s, i, rank1=0.5 + 0.1 * i + 0.01 * s, mAP=0.4 + 0.1 * i), "finished_at": "2026-02-01"} for i, v in enumerate(("base", "+x")) for s in (0, 1)]
+    new = [
+        {**row(v, s, i, rank1=0.5 + 0.1 * i + 0.01 * s, mAP=0.4 + 0.1 * i), "finished_at": "2026-02-01"}
+        for i, v in enumerate(("base", "+x"))
+        for s in (0, 1)
+    ]
     summary = summarize("s", old + new, metrics=("rank1", "mAP"))
     rows = {r.variant: r for r in summary.rows}
     assert rows["base"].seeds == [0, 1] and rows["+x"].seeds == [0, 1]
@@ -407,7 +450,10 @@ def test_bold_marks_only_the_single_best_value_that_is_significantly_above_its_c
     }
     rows = [row("baseline", s, 0, mAP=v, rank1=v) for s, v in enumerate(base)]
     for i, (name, diffs) in enumerate(gains.items()):
-        rows += [row(name, s, i + 1, mAP=v + d, rank1=v + (0.2 + 0.01 * s if name == "+noisy" else d)) for s, (v, d) in enumerate(zip(base, diffs))]
+        rows += [
+            row(name, s, i + 1, mAP=v + d, rank1=v + (0.2 + 0.01 * s if name == "+noisy" else d))
+            for s, (v, d) in enumerate(zip(base, diffs))
+        ]
     summary = summarize("s", rows, metrics=("mAP", "rank1"))
     by = {r.variant: r for r in summary.rows}
     assert by["+big"].stats["mAP"].effect.significant and summary.is_best(by["+big"], "mAP")
@@ -451,7 +497,9 @@ def test_each_row_is_compared_with_its_own_contrast_and_the_table_names_it():
     assert (csv_rows["triplet+aug"]["vs"], csv_rows["softmax"]["reference"]) == ("triplet", "1")
     # The plan's contrasts win over the stored ones (a spec edited since), and old rows without
     # any fall back to the design's reference row (here the first variant).
-    replanned = summarize("s", rows, metrics=("mAP",), contrasts={"softmax": None, "softmax+aug": "softmax", "triplet": "softmax", "triplet+aug": "softmax"})
+    replanned = summarize(
+        "s", rows, metrics=("mAP",), contrasts={"softmax": None, "softmax+aug": "softmax", "triplet": "softmax", "triplet+aug": "softmax"}
+    )
     assert replanned.rows[3].contrast == "softmax" and replanned.rows[3].stats["mAP"].effect.mean == pytest.approx(0.10, abs=0.002)
     old = summarize("s", [{k: v for k, v in r.items() if k != "variant_meta"} for r in rows], metrics=("mAP",))
     assert [r.contrast for r in old.rows] == [None, "softmax", "softmax", "softmax"]

@@ -13,12 +13,23 @@ from analysis.summary import summarize
 
 
 def trial(variant: str, seed: int, index: int, **metrics) -> dict:
-    return {"study": "s", "variant": variant, "variant_index": index, "seed": seed, "config_hash": f"{variant}-{seed}",
-            "status": "completed", "finished_at": "2026-01-01", **metrics}
+    return {
+        "study": "s",
+        "variant": variant,
+        "variant_index": index,
+        "seed": seed,
+        "config_hash": f"{variant}-{seed}",
+        "status": "completed",
+        "finished_at": "2026-01-01",
+        **metrics,
+    }
 
 
 def cameras(variant: str, seed: int, metric: str, values: list[float]) -> list[dict]:
-    return [{"config_hash": f"{variant}-{seed}", "camera": camera, "metric": metric, "value": value} for camera, value in enumerate(values, start=1)]
+    return [
+        {"config_hash": f"{variant}-{seed}", "camera": camera, "metric": metric, "value": value}
+        for camera, value in enumerate(values, start=1)
+    ]
 
 
 TRIALS = [
@@ -32,12 +43,18 @@ TRIALS = [
 # Own dataset: 3 cameras, camera 2 the baseline's weakest. The target: 5 cameras, its camera 4
 # the baseline's weakest there, and lower than any own camera (it must not become the study's).
 CAMERAS = [
-    *cameras("baseline", 0, "q_mAP", [0.7, 0.5, 0.6]), *cameras("baseline", 0, "duke/q_mAP", [0.3, 0.2, 0.3, 0.05, 0.2]),
-    *cameras("baseline", 1, "q_mAP", [0.7, 0.4, 0.6]), *cameras("baseline", 1, "duke/q_mAP", [0.3, 0.2, 0.3, 0.10, 0.2]),
-    *cameras("baseline", 2, "q_mAP", [0.7, 0.5, 0.6]), *cameras("baseline", 2, "duke/q_mAP", [0.3, 0.2, 0.3, 0.03, 0.2]),
-    *cameras("+apra", 0, "q_mAP", [0.7, 0.6, 0.6]), *cameras("+apra", 0, "duke/q_mAP", [0.3, 0.2, 0.3, 0.10, 0.2]),
-    *cameras("+apra", 1, "q_mAP", [0.7, 0.5, 0.6]), *cameras("+apra", 1, "duke/q_mAP", [0.3, 0.2, 0.3, 0.20, 0.2]),
-    *cameras("+apra", 2, "q_mAP", [0.7, 0.6, 0.6]), *cameras("+apra", 2, "duke/q_mAP", [0.3, 0.2, 0.3, 0.09, 0.2]),
+    *cameras("baseline", 0, "q_mAP", [0.7, 0.5, 0.6]),
+    *cameras("baseline", 0, "duke/q_mAP", [0.3, 0.2, 0.3, 0.05, 0.2]),
+    *cameras("baseline", 1, "q_mAP", [0.7, 0.4, 0.6]),
+    *cameras("baseline", 1, "duke/q_mAP", [0.3, 0.2, 0.3, 0.10, 0.2]),
+    *cameras("baseline", 2, "q_mAP", [0.7, 0.5, 0.6]),
+    *cameras("baseline", 2, "duke/q_mAP", [0.3, 0.2, 0.3, 0.03, 0.2]),
+    *cameras("+apra", 0, "q_mAP", [0.7, 0.6, 0.6]),
+    *cameras("+apra", 0, "duke/q_mAP", [0.3, 0.2, 0.3, 0.10, 0.2]),
+    *cameras("+apra", 1, "q_mAP", [0.7, 0.5, 0.6]),
+    *cameras("+apra", 1, "duke/q_mAP", [0.3, 0.2, 0.3, 0.20, 0.2]),
+    *cameras("+apra", 2, "q_mAP", [0.7, 0.6, 0.6]),
+    *cameras("+apra", 2, "duke/q_mAP", [0.3, 0.2, 0.3, 0.09, 0.2]),
 ]
 METRICS = ("mAP", "weakest_q_mAP", "duke/mAP", "duke/weakest_q_mAP")
 
@@ -67,7 +84,12 @@ def test_a_targets_weakest_camera_is_its_own_and_the_studys_stays_on_the_own_cam
 
 
 def test_the_headers_name_the_target_and_its_weakest_camera(summary):
-    assert summary.headers() == [("mAP", "mAP"), ("weakest_q_mAP", "weakest q-mAP (c2)"), ("duke/mAP", "duke mAP"), ("duke/weakest_q_mAP", "duke weakest q-mAP (c4)")]
+    assert summary.headers() == [
+        ("mAP", "mAP"),
+        ("weakest_q_mAP", "weakest q-mAP (c2)"),
+        ("duke/mAP", "duke mAP"),
+        ("duke/weakest_q_mAP", "duke weakest q-mAP (c4)"),
+    ]
     table = to_markdown(summary)
     assert "| duke mAP | duke weakest q-mAP (c4) |" in table
     assert "| +apra | 3 |" in table and "+5.0 [" in table  # duke/mAP: 26.3 vs 22.0, paired difference +5.0 points

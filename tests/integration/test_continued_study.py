@@ -51,7 +51,9 @@ def test_a_dependent_runs_after_its_parent_from_its_checkpoint(tiny_market, tmp_
     # The dependent loaded the parent's final model from the default checkpoint folder; once it
     # completed, no child needed a model any more, and the folder was emptied.
     assert list((study / "checkpoints").glob("*.pt")) == []
-    curves = sorted((row["variant"], row["epoch"]) for f in (results / "curves" / "cont").glob("*.parquet") for row in pq.read_table(f).to_pylist())
+    curves = sorted(
+        (row["variant"], row["epoch"]) for f in (results / "curves" / "cont").glob("*.parquet") for row in pq.read_table(f).to_pylist()
+    )
     assert curves == [("+SWA", 2), ("-", 1)]  # the continuation alone, numbered on
     assert child["epochs_done"] == 1 and child["mAP"] is not None
 

@@ -172,7 +172,12 @@ def test_each_failed_attempt_is_one_line_and_debug_shows_its_traceback(tiny_mark
     assert "Traceback" not in result.stdout
     # --debug: each attempt's traceback on stderr, once; Ray Tune's own copies stay silent.
     assert sorted(line.split(" (")[0] for line in result.stderr.splitlines() if line.startswith("Failure # ")) == [
-        "Failure # 1", "Failure # 1", "Failure # 2", "Failure # 2", "Failure # 3", "Failure # 3"
+        "Failure # 1",
+        "Failure # 1",
+        "Failure # 2",
+        "Failure # 2",
+        "Failure # 3",
+        "Failure # 3",
     ], result.stderr[-3000:]
     for traceback in result.stderr.split("Failure # ")[1:]:  # the frames down to the raise
         assert 'trainables/engine.py", line' in traceback and "NonFiniteLossError: loss became nan" in traceback

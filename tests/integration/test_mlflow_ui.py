@@ -29,9 +29,16 @@ STUDY = "ui-e2e"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 # Flags seen working headless on these machines (DESIGN.md).
 CHROMIUM_FLAGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    "--window-size=1400,1000", "--hide-scrollbars",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--window-size=1400,1000",
+    "--hide-scrollbars",
     # Without it the metric charts (drawn on animation frames) were often still spinners
     # when the virtual time budget ran out.
     "--run-all-compositor-stages-before-draw",
@@ -51,9 +58,18 @@ def stack(moto_endpoint, tmp_path_factory):
     port = free_port()
     mlflow = Path(sys.executable).with_name("mlflow")
     command = [
-        str(mlflow) if mlflow.exists() else "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
-        "--backend-store-uri", f"sqlite:///{workdir / 'mlflow.db'}",
-        "--artifacts-destination", f"s3://{bucket}/mlartifacts", "--workers", "1",
+        str(mlflow) if mlflow.exists() else "mlflow",
+        "server",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--backend-store-uri",
+        f"sqlite:///{workdir / 'mlflow.db'}",
+        "--artifacts-destination",
+        f"s3://{bucket}/mlartifacts",
+        "--workers",
+        "1",
     ]
     log = open(workdir / "mlflow_server.log", "wb")
     # Its own process group: the server starts worker processes, all stopped at teardown.
@@ -98,7 +114,11 @@ def study(stack, tiny_market):
     env = {**stack["env"], "REID_ORCH_NUM_CPUS": "2", "PYTHONUNBUFFERED": "1"}
     result = subprocess.run(
         [str(exe), "launch", str(spec), "--tracking-uri", stack["url"]],
-        capture_output=True, text=True, cwd=stack["workdir"], env=env, timeout=900,
+        capture_output=True,
+        text=True,
+        cwd=stack["workdir"],
+        env=env,
+        timeout=900,
     )
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
 
@@ -109,7 +129,15 @@ def study(stack, tiny_market):
     runs = client.search_runs([experiment.experiment_id])
     parent = next(r for r in runs if r.data.tags.get("reid.role") == "study")
     children = sorted((r for r in runs if r.data.tags.get("reid.role") == "trial"), key=lambda r: r.info.run_name)
-    return {"stdout": result.stdout, "stderr": result.stderr, "client": client, "experiment": experiment.experiment_id, "parent": parent, "children": children, "env": env}
+    return {
+        "stdout": result.stdout,
+        "stderr": result.stderr,
+        "client": client,
+        "experiment": experiment.experiment_id,
+        "parent": parent,
+        "children": children,
+        "env": env,
+    }
 
 
 def test_the_launch_leaves_ray_quiet(study):
@@ -133,10 +161,15 @@ def test_results_and_the_report_land_in_s3(stack, study):
     assert len(s3_keys(stack, f"results/cameras/{STUDY}/")) == 2
     # ... and the tables and figures are artifacts of the parent run, stored on S3 by the server.
     prefix = f"mlartifacts/{study['experiment']}/{study['parent'].info.run_id}/artifacts/"
-    names = {k[len(prefix):] for k in s3_keys(stack, prefix)}
+    names = {k[len(prefix) :] for k in s3_keys(stack, prefix)}
     assert names >= {
-        "ablation.csv", "ablation.html", "ablation.md", "ablation.tex",
-        "figures/camera_bars.png", "figures/camera_heatmap.png", "figures/learning_curves.png",
+        "ablation.csv",
+        "ablation.html",
+        "ablation.md",
+        "ablation.tex",
+        "figures/camera_bars.png",
+        "figures/camera_heatmap.png",
+        "figures/learning_curves.png",
     }
     png = boto3_client(stack["s3"]).get_object(Bucket=stack["bucket"], Key=prefix + "figures/camera_bars.png")["Body"].read()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
@@ -158,7 +191,9 @@ def test_runs_carry_the_axes_as_params_and_tags_and_camera_metrics_per_step(stud
 def run_chromium(*args: str, user_dir: Path) -> subprocess.CompletedProcess:
     return subprocess.run(
         [CHROMIUM, *CHROMIUM_FLAGS, f"--user-data-dir={user_dir}", "--virtual-time-budget=30000", *args],
-        capture_output=True, text=True, timeout=180,
+        capture_output=True,
+        text=True,
+        timeout=180,
     )
 
 
@@ -255,13 +290,20 @@ def test_the_shared_view_groups_the_trials_by_variant_in_the_chart_view(stack, s
     # MLflow's catch-all sections last; none of the parent run's summary numbers.
     sections = chart_sections(page)
     assert sections == [
-        "Study metric: mAP, with rank1", "weakest_camera",
-        "cam/c01", "cam/c02", "cam/c03", "cam/c04", "cam/c05", "cam/c06",
-        "Model metrics", "System metrics",
+        "Study metric: mAP, with rank1",
+        "weakest_camera",
+        "cam/c01",
+        "cam/c02",
+        "cam/c03",
+        "cam/c04",
+        "cam/c05",
+        "cam/c06",
+        "Model metrics",
+        "System metrics",
     ], sections
     # The first section charts mAP and rank-1 per variant (seeds averaged into their group):
     # bars of the final values, then the curves with one line per variant.
-    first = page[page.index("Study metric: mAP, with rank1"): page.index("weakest_camera")]
+    first = page[page.index("Study metric: mAP, with rank1") : page.index("weakest_camera")]
     for fragment in ("full (mAP)", "w/o erasing (mAP)", "full (rank1)", "w/o erasing (rank1)"):
         assert fragment in first, fragment
     assert "Model metrics (0)" not in page
@@ -270,9 +312,10 @@ def test_the_shared_view_groups_the_trials_by_variant_in_the_chart_view(stack, s
 @pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (apt-get install chromium); .ci/run installs it")
 def test_the_experiment_opens_in_the_model_training_view(stack, study, tmp_path):
     OUTPUT.mkdir(parents=True, exist_ok=True)
-    page = open_page(f"{stack['url']}/#/experiments/{study['experiment']}?workflowType=machine_learning", "experiment_home", tmp_path, ["Model registry"])
+    page = open_page(
+        f"{stack['url']}/#/experiments/{study['experiment']}?workflowType=machine_learning", "experiment_home", tmp_path, ["Model registry"]
+    )
     # The experiment link lands on its runs in the model-training view (its sidebar lists the
     # model registry), not on the GenAI overview of traces and token usage.
     assert "Runs - Experiment" in page and "Model registry" in page and STUDY in page
     assert "Observability" not in page and "Token Usage" not in page
-

@@ -102,11 +102,15 @@ def wait_for_nodes(cluster: LocalCluster, count: int, timeout: float) -> None:
     """Until ``ray status`` lists ``count`` live nodes (bounded)."""
     deadline = time.monotonic() + timeout
     while True:
-        status = subprocess.run([str(BIN / "ray"), "status", f"--address={cluster.address}"], env=cluster.env, capture_output=True, text=True, timeout=60)
+        status = subprocess.run(
+            [str(BIN / "ray"), "status", f"--address={cluster.address}"], env=cluster.env, capture_output=True, text=True, timeout=60
+        )
         alive = status.stdout.split("Pending:")[0].count("node_")
         if status.returncode == 0 and alive >= count:
             return
-        assert time.monotonic() < deadline, f"{alive} of {count} Ray nodes up after {timeout:.0f}s: {status.stdout[-1500:]}{status.stderr[-1500:]}"
+        assert time.monotonic() < deadline, (
+            f"{alive} of {count} Ray nodes up after {timeout:.0f}s: {status.stdout[-1500:]}{status.stderr[-1500:]}"
+        )
         time.sleep(1)
 
 
@@ -151,7 +155,9 @@ def test_plugin_study_lands_on_both_nodes_and_results_on_shared_storage(two_node
     study_dir = tmp_path / "spec"
     study_dir.mkdir()
     spec = example_study(study_dir, tiny_market)
-    spec.write_text(spec.read_text(encoding="utf-8").replace("output: {checkpoints: checkpoints}", f'output: {{store: "{shared}"}}'), encoding="utf-8")
+    spec.write_text(
+        spec.read_text(encoding="utf-8").replace("output: {checkpoints: checkpoints}", f'output: {{store: "{shared}"}}'), encoding="utf-8"
+    )
     # A trial no node of this cluster can hold is refused before anything is submitted.
     greedy = study_dir / "greedy.yaml"  # beside the plugin it names
     text = spec.read_text(encoding="utf-8")
@@ -160,7 +166,10 @@ def test_plugin_study_lands_on_both_nodes_and_results_on_shared_storage(two_node
     refused = run_orchestrator("launch", str(greedy), "--address", address, cwd=tmp_path, timeout=300, RAY_AUTH_MODE="token")
     errors = [line for line in refused.stderr.splitlines() if line.startswith("error:")]
     assert refused.returncode == 2 and len(errors) == 1, refused.stdout[-3000:] + refused.stderr[-3000:]
-    assert "resources.gpus_per_trial: a trial asks for 1 CPU and 1 GPU, more than any of the nodes of the cluster has (1 CPU / 0 GPU)" in errors[0]
+    assert (
+        "resources.gpus_per_trial: a trial asks for 1 CPU and 1 GPU, more than any of the nodes of the cluster has (1 CPU / 0 GPU)"
+        in errors[0]
+    )
     assert not (tmp_path / "studies").exists() and not shared.exists()
 
     result = run_orchestrator("launch", str(spec), "--address", address, cwd=tmp_path, timeout=600, RAY_AUTH_MODE="token")

@@ -36,9 +36,18 @@ def mlflow_server(tmp_path_factory):
     port = free_port()
     mlflow = Path(sys.executable).with_name("mlflow")
     command = [
-        str(mlflow) if mlflow.exists() else "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
-        "--backend-store-uri", f"sqlite:///{folder / 'mlflow.db'}", "--artifacts-destination", str(folder / "artifacts"),
-        "--workers", "1",
+        str(mlflow) if mlflow.exists() else "mlflow",
+        "server",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--backend-store-uri",
+        f"sqlite:///{folder / 'mlflow.db'}",
+        "--artifacts-destination",
+        str(folder / "artifacts"),
+        "--workers",
+        "1",
     ]
     env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
     env.pop("MLFLOW_TRACKING_URI", None)
@@ -73,9 +82,7 @@ def test_no_secret_reaches_output_files_mlflow_parquet_or_ray_logs(mlflow_server
         encoding="utf-8",
     )
     uri = f"http://reid:{URI_PASSWORD}@127.0.0.1:{port}"
-    result = run_orchestrator(
-        "launch", str(spec), cwd=tmp_path, timeout=600, MLFLOW_TRACKING_URI=uri, RAY_TMPDIR=str(ray_tmp), **SECRETS
-    )
+    result = run_orchestrator("launch", str(spec), cwd=tmp_path, timeout=600, MLFLOW_TRACKING_URI=uri, RAY_TMPDIR=str(ray_tmp), **SECRETS)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
 
     # The run went where the secrets could have gone: the server has its runs, Tune pickled

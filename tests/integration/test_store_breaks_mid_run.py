@@ -61,7 +61,12 @@ def test_rows_refused_mid_run_are_kept_and_stored_by_resume(tiny_market, tmp_pat
     breaker = threading.Thread(target=break_store_after_first_row, args=(results, moved, stop), daemon=True)
     breaker.start()
     launch = subprocess.run(
-        [str(EXE), "launch", str(spec)], capture_output=True, text=True, cwd=tmp_path, env=orchestrator_env(REID_ORCH_NUM_CPUS="2"), timeout=900
+        [str(EXE), "launch", str(spec)],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=orchestrator_env(REID_ORCH_NUM_CPUS="2"),
+        timeout=900,
     )
     stop.set()
     assert moved.is_dir(), launch.stdout[-3000:] + launch.stderr[-3000:]

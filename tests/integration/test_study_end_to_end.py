@@ -153,7 +153,9 @@ def test_python_dash_m_trainables_reproduces_a_stored_trial_from_the_spec_and_it
     from storage import ResultStore
 
     workdir, spec, _, _ = finished_study
-    row = next(r for r in ResultStore(str(workdir / "studies" / "e2e" / "results")).read_rows("trials", "e2e") if r["variant"] == "+erasing")
+    row = next(
+        r for r in ResultStore(str(workdir / "studies" / "e2e" / "results")).read_rows("trials", "e2e") if r["variant"] == "+erasing"
+    )
     command = [sys.executable, "-m", "trainables", str(spec), "--hash", row["config_hash"][:12]]
     result = subprocess.run(command, capture_output=True, text=True, cwd=workdir, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]

@@ -115,7 +115,15 @@ def documents_in(folder: Path):
 
 OPTION_SETS = [
     RenderOptions(),
-    RenderOptions(image="registry.example.org/reid:1.2", gpus_per_trial=0.25, workers=4, gpus_per_worker=8, data_pvc="market", dataset_root="/data/Market-1501", namespace="reid"),
+    RenderOptions(
+        image="registry.example.org/reid:1.2",
+        gpus_per_trial=0.25,
+        workers=4,
+        gpus_per_worker=8,
+        data_pvc="market",
+        dataset_root="/data/Market-1501",
+        namespace="reid",
+    ),
     RenderOptions(gpus_per_trial=0, workers=1, gpus_per_worker=0, store_uri="s3://bucket/prefix/deeper"),
 ]
 
@@ -181,8 +189,19 @@ def test_shipped_manifests_validate_and_match_a_fresh_render(schemas, tmp_path):
 def test_a_uri_with_a_credential_is_refused_by_the_cli(tmp_path):
     exe = Path(sys.executable).with_name("orchestrator")
     result = subprocess.run(
-        [str(exe), "k8s", "render", str(ROOT / "examples" / "quickstart.yaml"), "--out", str(tmp_path / "out"), "--store-uri", "s3://AKIA:topsecret@bucket/x"],
-        capture_output=True, text=True, env={**os.environ},
+        [
+            str(exe),
+            "k8s",
+            "render",
+            str(ROOT / "examples" / "quickstart.yaml"),
+            "--out",
+            str(tmp_path / "out"),
+            "--store-uri",
+            "s3://AKIA:topsecret@bucket/x",
+        ],
+        capture_output=True,
+        text=True,
+        env={**os.environ},
     )
     assert result.returncode == 2
     assert "embeds a credential" in result.stderr and "topsecret" not in result.stderr
@@ -197,7 +216,10 @@ def test_a_broken_rayjob_is_caught(schemas):
 
 
 RAYJOB_MISTAKES = [
-    ("a number where the API wants a string", lambda job: job["spec"]["rayClusterSpec"]["headGroupSpec"]["rayStartParams"].update({"num-gpus": 0})),
+    (
+        "a number where the API wants a string",
+        lambda job: job["spec"]["rayClusterSpec"]["headGroupSpec"]["rayStartParams"].update({"num-gpus": 0}),
+    ),
     ("an unknown submission mode", lambda job: job["spec"].update({"submissionMode": "BatchMode"})),
     ("an unknown auth mode", lambda job: job["spec"]["rayClusterSpec"]["authOptions"].update({"mode": "password"})),
     ("a worker group without maxReplicas", lambda job: job["spec"]["rayClusterSpec"]["workerGroupSpecs"][0].pop("maxReplicas")),
@@ -238,14 +260,18 @@ def test_names_kubernetes_would_reject_are_refused(option, value, fragment, tmp_
 
     from orchestrator.cli import app
 
-    result = CliRunner().invoke(app, ["k8s", "render", str(ROOT / "examples" / "quickstart.yaml"), "--out", str(tmp_path / "out"), option, value])
+    result = CliRunner().invoke(
+        app, ["k8s", "render", str(ROOT / "examples" / "quickstart.yaml"), "--out", str(tmp_path / "out"), option, value]
+    )
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert result.exit_code == 2 and len(lines) == 1, result.stderr
     assert fragment in lines[0]
     assert not (tmp_path / "out").exists()
 
 
-@pytest.mark.parametrize("image", ["reid-orchestrator:0.1.0", "localhost:5000/team/reid-orchestrator:v2", "ghcr.io/org/reid@sha256:" + "a" * 64])
+@pytest.mark.parametrize(
+    "image", ["reid-orchestrator:0.1.0", "localhost:5000/team/reid-orchestrator:v2", "ghcr.io/org/reid@sha256:" + "a" * 64]
+)
 def test_valid_image_references_render(image):
     job = render_manifests(load_spec(ROOT / "examples" / "quickstart.yaml"), RenderOptions(image=image, namespace="reid-1"))["rayjob.yaml"]
     assert job["spec"]["rayClusterSpec"]["headGroupSpec"]["template"]["spec"]["containers"][0]["image"] == image

@@ -39,7 +39,9 @@ def test_the_specs_resources_are_kept_unless_a_flag_overrides_them():
     assert loaded.spec.resources.gpus_per_trial == 0.5
     kept = render_manifests(loaded, RenderOptions(data_pvc="market", dataset_root="/data/Market-1501"))
     assert cluster_spec(kept)["resources"]["gpus_per_trial"] == 0.5
-    overridden = render_manifests(loaded, RenderOptions(gpus_per_trial=0.25, cpus_per_trial=3, data_pvc="market", dataset_root="/data/Market-1501"))
+    overridden = render_manifests(
+        loaded, RenderOptions(gpus_per_trial=0.25, cpus_per_trial=3, data_pvc="market", dataset_root="/data/Market-1501")
+    )
     assert cluster_spec(overridden)["resources"]["gpus_per_trial"] == 0.25
     assert cluster_spec(overridden)["resources"]["cpus_per_trial"] == 3
     assert cluster_spec(kept)["baseline"]["dataset"]["root"] == "/data/Market-1501"
@@ -48,7 +50,10 @@ def test_the_specs_resources_are_kept_unless_a_flag_overrides_them():
 @pytest.fixture
 def cpu16(tmp_path) -> Path:
     path = tmp_path / "cpu16.yaml"
-    path.write_text("study: {name: c}\nbaseline:\n  dataset: {name: synthetic, height: 64, width: 32}\nresources:\n  cpus_per_trial: 16\n", encoding="utf-8")
+    path.write_text(
+        "study: {name: c}\nbaseline:\n  dataset: {name: synthetic, height: 64, width: 32}\nresources:\n  cpus_per_trial: 16\n",
+        encoding="utf-8",
+    )
     return path
 
 
@@ -63,16 +68,52 @@ def line_of(path: str, text: str) -> int:
 
 GPUS_LINE, ROOT_LINE = line_of(TABLE2, "gpus_per_trial:"), line_of(TABLE2, "root: /path/to/Market-1501")
 REFUSED = [
-    ("cpus on 8-CPU workers (flag)", [QUICKSTART, "--cpus-per-trial", "16"], "--cpus-per-trial 16: a trial asks for 16 CPU but a worker pod has 8 (--cpus-per-worker)"),
-    ("more GPUs than a worker has", [QUICKSTART, "--gpus-per-trial", "2", "--gpus-per-worker", "1"], "--gpus-per-trial 2: a trial asks for 2 GPU but a worker pod has 1"),
-    ("GPUs on CPU-only workers", [TABLE2, "--gpus-per-worker", "0", "--data-pvc", "m", "--dataset-root", "/data/M"], f"apra_table2.yaml:{GPUS_LINE}: resources.gpus_per_trial: a trial asks for 0.5 GPU but a worker pod has 0"),
-    ("a fraction above one GPU", [QUICKSTART, "--gpus-per-trial", "1.5", "--gpus-per-worker", "4"], "--gpus-per-trial 1.5: 1.5 GPUs: above 1, Ray takes whole GPUs only"),
-    ("a laptop dataset, no volume", [TABLE2], f"apra_table2.yaml:{ROOT_LINE}: baseline.dataset.root: dataset 'market1501' at /path/to/Market-1501 is on no volume the pods mount: pass --data-pvc"),
-    ("a volume, no root inside it", [TABLE2, "--data-pvc", "market"], "dataset 'market1501' at /path/to/Market-1501: the pods mount --data-pvc at /data; pass --dataset-root /data/<folder>"),
-    ("a root outside the volume", [TABLE2, "--data-pvc", "market", "--dataset-root", "/home/me/Market"], "--dataset-root '/home/me/Market': the dataset volume is mounted at /data"),
+    (
+        "cpus on 8-CPU workers (flag)",
+        [QUICKSTART, "--cpus-per-trial", "16"],
+        "--cpus-per-trial 16: a trial asks for 16 CPU but a worker pod has 8 (--cpus-per-worker)",
+    ),
+    (
+        "more GPUs than a worker has",
+        [QUICKSTART, "--gpus-per-trial", "2", "--gpus-per-worker", "1"],
+        "--gpus-per-trial 2: a trial asks for 2 GPU but a worker pod has 1",
+    ),
+    (
+        "GPUs on CPU-only workers",
+        [TABLE2, "--gpus-per-worker", "0", "--data-pvc", "m", "--dataset-root", "/data/M"],
+        f"apra_table2.yaml:{GPUS_LINE}: resources.gpus_per_trial: a trial asks for 0.5 GPU but a worker pod has 0",
+    ),
+    (
+        "a fraction above one GPU",
+        [QUICKSTART, "--gpus-per-trial", "1.5", "--gpus-per-worker", "4"],
+        "--gpus-per-trial 1.5: 1.5 GPUs: above 1, Ray takes whole GPUs only",
+    ),
+    (
+        "a laptop dataset, no volume",
+        [TABLE2],
+        f"apra_table2.yaml:{ROOT_LINE}: baseline.dataset.root: dataset 'market1501' at /path/to/Market-1501 is on no volume the pods mount: pass --data-pvc",
+    ),
+    (
+        "a volume, no root inside it",
+        [TABLE2, "--data-pvc", "market"],
+        "dataset 'market1501' at /path/to/Market-1501: the pods mount --data-pvc at /data; pass --dataset-root /data/<folder>",
+    ),
+    (
+        "a root outside the volume",
+        [TABLE2, "--data-pvc", "market", "--dataset-root", "/home/me/Market"],
+        "--dataset-root '/home/me/Market': the dataset volume is mounted at /data",
+    ),
     ("a PVC name with a space", [QUICKSTART, "--data-pvc", "Bad PVC!"], "--data-pvc 'Bad PVC!' is not a valid PersistentVolumeClaim name"),
-    ("a PVC name with a newline", [QUICKSTART, "--data-pvc", "market\nx"], "--data-pvc 'market\\nx' is not a valid PersistentVolumeClaim name"),
-    ("an FTP store", [QUICKSTART, "--store-uri", "ftp://x/y"], "--store-uri 'ftp://x/y': every pod of the cluster writes there, so it must be an S3 URI with a bucket"),
+    (
+        "a PVC name with a newline",
+        [QUICKSTART, "--data-pvc", "market\nx"],
+        "--data-pvc 'market\\nx' is not a valid PersistentVolumeClaim name",
+    ),
+    (
+        "an FTP store",
+        [QUICKSTART, "--store-uri", "ftp://x/y"],
+        "--store-uri 'ftp://x/y': every pod of the cluster writes there, so it must be an S3 URI with a bucket",
+    ),
     ("an empty store", [QUICKSTART, "--store-uri", ""], "--store-uri '': every pod of the cluster writes there"),
     ("a bucketless store", [QUICKSTART, "--store-uri", "s3://"], "--store-uri 's3://'"),
     ("a local artifacts folder", [QUICKSTART, "--artifacts-uri", "/tmp/mlflow"], "--artifacts-uri '/tmp/mlflow'"),
@@ -109,7 +150,10 @@ def test_a_dataset_a_variant_points_elsewhere_is_refused(tmp_path):
     )
     code, lines = render(str(spec), "--data-pvc", "market", "--dataset-root", "/data/a", out=tmp_path / "out")
     assert code == 2 and len(lines) == 1, lines
-    assert f"s.yaml:6: ablation.variants[0].set['dataset.root']: dataset 'market1501' at {tmp_path} (set by a variant) is outside the volume" in lines[0]
+    assert (
+        f"s.yaml:6: ablation.variants[0].set['dataset.root']: dataset 'market1501' at {tmp_path} (set by a variant) is outside the volume"
+        in lines[0]
+    )
 
 
 def all_containers(manifests):
@@ -153,7 +197,9 @@ def test_the_mlflow_server_runs_the_studys_image_and_names_its_service_as_an_all
 
 def test_a_rendering_with_a_dataset_volume_and_the_specs_resources_validates(schemas, tmp_path):  # noqa: F811
     loaded = load_spec(EXAMPLES / "apra_table2.yaml")
-    write_manifests(render_manifests(loaded, RenderOptions(data_pvc="market-1501.v2", dataset_root="/data/Market-1501", workers=3)), tmp_path)
+    write_manifests(
+        render_manifests(loaded, RenderOptions(data_pvc="market-1501.v2", dataset_root="/data/Market-1501", workers=3)), tmp_path
+    )
     for _, documents in documents_in(tmp_path):
         validate_documents(documents, schemas)
     job = next(d for _, docs in documents_in(tmp_path) for d in docs if d["kind"] == "RayJob")
@@ -181,12 +227,16 @@ def test_the_rendered_mlflow_server_command_serves_its_service_name(tmp_path):
     bin_dir = str(Path(os.sys.executable).parent)
     env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "MLFLOW_BACKEND_STORE_URI": f"sqlite:///{tmp_path / 'mlflow.db'}"}
     with open(tmp_path / "server.log", "wb") as log:
-        server = subprocess.Popen(["/bin/sh", "-c", command], env=env, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        server = subprocess.Popen(
+            ["/bin/sh", "-c", command], env=env, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
         try:
             wait_for_http(f"http://127.0.0.1:{port}/health", timeout=180, process=server)
 
             def status(host: str) -> int:
-                request = urllib.request.Request(f"http://127.0.0.1:{port}/api/2.0/mlflow/experiments/search?max_results=1", headers={"Host": host})
+                request = urllib.request.Request(
+                    f"http://127.0.0.1:{port}/api/2.0/mlflow/experiments/search?max_results=1", headers={"Host": host}
+                )
                 try:
                     with urllib.request.urlopen(request, timeout=30) as response:
                         return response.status

@@ -45,16 +45,27 @@ def write_fake_study(
                     off = [] if variant == "full" else [variant[len("w/o ") :]]
                     meta = {"design": "leave_one_out", "parts": list(leave_one_out_parts), "off": off}
                 trial = {
-                    "study": study, "trial_id": config_hash, "config_hash": config_hash, "variant": variant,
-                    "variant_index": index, "seed": seed, "status": status, "error": "NaN loss" if status == "failed" else None,
-                    "finished_at": finished, "design": meta.get("design", "one_at_a_time"), "variant_meta": json.dumps(meta),
+                    "study": study,
+                    "trial_id": config_hash,
+                    "config_hash": config_hash,
+                    "variant": variant,
+                    "variant_index": index,
+                    "seed": seed,
+                    "status": status,
+                    "error": "NaN loss" if status == "failed" else None,
+                    "finished_at": finished,
+                    "design": meta.get("design", "one_at_a_time"),
+                    "variant_meta": json.dumps(meta),
                 }
                 tables = {"trials": [trial]}
                 if status == "completed":
                     trial.update(
-                        rank1=float(np.clip(level + 0.25 + 0.02 * rng.standard_normal(), 0, 1)), mAP=level,
-                        lowest_q_mAP=min(q.values()), avg_q_mAP=float(np.mean(list(q.values()))),
-                        lowest_g_mAP=min(g.values()), avg_g_mAP=float(np.mean(list(g.values()))),
+                        rank1=float(np.clip(level + 0.25 + 0.02 * rng.standard_normal(), 0, 1)),
+                        mAP=level,
+                        lowest_q_mAP=min(q.values()),
+                        avg_q_mAP=float(np.mean(list(q.values()))),
+                        lowest_g_mAP=min(g.values()),
+                        avg_g_mAP=float(np.mean(list(g.values()))),
                     )
                     base = {k: trial[k] for k in ("study", "trial_id", "config_hash", "variant", "seed")}
                     tables["cameras"] = [
@@ -63,7 +74,13 @@ def write_fake_study(
                         for cam in CAMERAS
                     ]
                     tables["curves"] = [
-                        {**base, "epoch": epoch, "loss": 3.0 / epoch, "rank1": trial["rank1"] * epoch / EPOCHS[-1], "mAP": level * epoch / EPOCHS[-1]}
+                        {
+                            **base,
+                            "epoch": epoch,
+                            "loss": 3.0 / epoch,
+                            "rank1": trial["rank1"] * epoch / EPOCHS[-1],
+                            "mAP": level * epoch / EPOCHS[-1],
+                        }
                         for epoch in EPOCHS
                     ]
                 store.write_trial(study, config_hash, tables)

@@ -59,7 +59,11 @@ def test_the_earlier_launchs_checkpoints_a_trial_resumed_from_go_too(tmp_path):
 
 def test_a_sweep_deletes_the_checkpoints_of_trials_done_and_keeps_the_others(tmp_path):
     ray = tmp_path / "ray"
-    for launch, trial, config_hash in (("s-20261201-101010", "t1", "done1"), ("s-20261202-101010", "t2", "open2"), ("other-20261202-101010", "t3", "done1")):
+    for launch, trial, config_hash in (
+        ("s-20261201-101010", "t1", "done1"),
+        ("s-20261202-101010", "t2", "open2"),
+        ("other-20261202-101010", "t3", "done1"),
+    ):
         folder = ray / launch / trial
         (folder / "checkpoint_000003").mkdir(parents=True)
         (folder / "checkpoint_000003" / "trainer.pt").write_bytes(b"m")

@@ -44,7 +44,10 @@ def test_plan_prints_every_trial_and_the_count():
     [
         ("study:\n  name: x\nbaseline:\n  model:\n    backbone: resnet1\n", ":5: baseline.model.backbone: unknown timm backbone 'resnet1'"),
         ("study:\n  name: x\n  typo: 1\n", ":3: study.typo: unknown key 'typo'"),
-        ("study:\n  name: x\nbaseline:\n  dataset: {name: market1501, root: /no/such/dir}\n", ":4: baseline.dataset.root: dataset folder not found"),
+        (
+            "study:\n  name: x\nbaseline:\n  dataset: {name: market1501, root: /no/such/dir}\n",
+            ":4: baseline.dataset.root: dataset folder not found",
+        ),
         ("study:\n  name: x\nbaseline:\n  dataset: {name: market1501}\n", ":4: baseline.dataset: dataset 'market1501' needs 'root'"),
     ],
 )

@@ -15,7 +15,9 @@ def foreign_store(tmp_path):
     """A result store holding a Parquet file another tool wrote: no 'variant' column."""
     folder = tmp_path / "store" / "trials" / "x"
     folder.mkdir(parents=True)
-    pq.write_table(pa.table({"study": ["x"], "config_hash": ["h"], "status": ["completed"]}), folder / "part-a-20260101T000000Z-abcd1234.parquet")
+    pq.write_table(
+        pa.table({"study": ["x"], "config_hash": ["h"], "status": ["completed"]}), folder / "part-a-20260101T000000Z-abcd1234.parquet"
+    )
     return tmp_path / "store"
 
 

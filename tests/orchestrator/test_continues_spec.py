@@ -10,11 +10,31 @@ HEAD = "study: {name: s}\nbaseline:\n  train: {epochs: 2, lr_steps: [], warmup_e
 SWA = "set: {train.swa.enabled: true}"
 
 CASES = [
-    ("names no variant", f"    - {{name: a}}\n    - {{name: b, continues: c, {SWA}}}\n", "spec.yaml:8: ablation.variants[1].continues: variant 'b' continues 'c', which is no variant of this study; variants: a, b"),
-    ("cycle", f"    - {{name: a, continues: b, {SWA}}}\n    - {{name: b, continues: a, {SWA}}}\n", "spec.yaml:7: ablation.variants[0].continues: variants continue each other in a cycle: 'a' -> 'b' -> 'a'"),
-    ("no cycles to run", "    - {name: a}\n    - {name: b, continues: a}\n", "spec.yaml:8: ablation.variants[1].continues: variant 'b' continues 'a' but runs no continuation epochs"),
-    ("another model", "    - {name: a}\n    - {name: b, continues: a, set: {train.swa.enabled: true, model.pooling: gem}}\n", "variant 'b' continues 'a' but sets model.pooling to 'gem' (parent: 'avg')"),
-    ("init_from by hand", "    - {name: a, set: {train.swa.enabled: true, train.init_from: 0123456789abcdef}}\n", "spec.yaml:7: ablation.variants[0].set['train.init_from']: train.init_from is set by a variant's 'continues'"),
+    (
+        "names no variant",
+        f"    - {{name: a}}\n    - {{name: b, continues: c, {SWA}}}\n",
+        "spec.yaml:8: ablation.variants[1].continues: variant 'b' continues 'c', which is no variant of this study; variants: a, b",
+    ),
+    (
+        "cycle",
+        f"    - {{name: a, continues: b, {SWA}}}\n    - {{name: b, continues: a, {SWA}}}\n",
+        "spec.yaml:7: ablation.variants[0].continues: variants continue each other in a cycle: 'a' -> 'b' -> 'a'",
+    ),
+    (
+        "no cycles to run",
+        "    - {name: a}\n    - {name: b, continues: a}\n",
+        "spec.yaml:8: ablation.variants[1].continues: variant 'b' continues 'a' but runs no continuation epochs",
+    ),
+    (
+        "another model",
+        "    - {name: a}\n    - {name: b, continues: a, set: {train.swa.enabled: true, model.pooling: gem}}\n",
+        "variant 'b' continues 'a' but sets model.pooling to 'gem' (parent: 'avg')",
+    ),
+    (
+        "init_from by hand",
+        "    - {name: a, set: {train.swa.enabled: true, train.init_from: 0123456789abcdef}}\n",
+        "spec.yaml:7: ablation.variants[0].set['train.init_from']: train.init_from is set by a variant's 'continues'",
+    ),
 ]
 
 

@@ -92,7 +92,20 @@ def test_data_masks_with_a_random_mask_rcnn(tmp_path):
     weights = tmp_path / "maskrcnn.pth"
     torch.save(maskrcnn_resnet50_fpn(weights=None, weights_backbone=None).state_dict(), weights)
     root = layouts.make_market1501(tmp_path / "data", with_masks=False)
-    args = ("data", "masks", "--dataset", "market1501", "--root", str(root), "--weights", str(weights), "--min-size", "32", "--device", "cpu")
+    args = (
+        "data",
+        "masks",
+        "--dataset",
+        "market1501",
+        "--root",
+        str(root),
+        "--weights",
+        str(weights),
+        "--min-size",
+        "32",
+        "--device",
+        "cpu",
+    )
     result = run_cli(*args)
     assert result.returncode == 0, result.stderr
     assert "5 computed, 0 reused" in result.stdout

@@ -40,24 +40,60 @@ def bad_layout(tmp_path: Path) -> Path:
 
 # (case, targets block (YAML list, line 7 on), extra spec text, expected fragment of the one error line)
 CASES = [
-    ("missing folder", "- {label: duke, name: dukemtmc, root: /no/such/duke}\n", "",
-     "spec.yaml:7: baseline.eval.targets[0].root: evaluation target 'duke': dataset folder not found: /no/such/duke"),
-    ("second target's folder", "- {label: duke, name: dukemtmc, root: '{duke}'}\n- label: msmt\n  name: msmt17\n  root: /no/msmt\n", "",
-     "spec.yaml:10: baseline.eval.targets[1].root: evaluation target 'msmt': dataset folder not found: /no/msmt"),
-    ("unknown adapter", "- {label: duke, name: duke_mtmc, root: '{duke}'}\n", "",
-     "spec.yaml:7: baseline.eval.targets[0].name: unknown dataset 'duke_mtmc'; known: "),
-    ("bad layout", "- {label: duke, name: dukemtmc, root: '{half}'}\n", "",
-     "spec.yaml:7: baseline.eval.targets[0].root: evaluation target 'duke': dataset 'dukemtmc': missing folder(s) bounding_box_train, bounding_box_test"),
-    ("cameras beyond the reader's", "- {label: m2, name: market1501, root: '{duke}'}\n", "",
-     "spec.yaml:7: baseline.eval.targets[0].root: evaluation target 'm2': dataset 'market1501': bad image file names"),
-    ("reserved label", "- {label: rank1, name: dukemtmc, root: '{duke}'}\n", "",
-     "spec.yaml:7: baseline.eval.targets[0].label: target label 'rank1' is a metric or key name of its own"),
-    ("duplicate label", "- {label: duke, name: dukemtmc, root: '{duke}'}\n- {label: duke, name: market1501, root: '{duke}'}\n", "",
-     "spec.yaml:6: baseline.eval.targets: target label 'duke' is used twice"),
-    ("column of no target", "- {label: duke, name: dukemtmc, root: '{duke}'}\n", "report:\n  metrics: [mAP, duke/mAP, msmt/mAP]\n",
-     "spec.yaml:9: report.metrics[2]: column 'msmt/mAP' is of evaluation target 'msmt', which this study does not evaluate (its targets: duke)"),
-    ("unknown target column", "- {label: duke, name: dukemtmc, root: '{duke}'}\n", "report:\n  metrics: [duke/loss]\n",
-     "spec.yaml:9: report.metrics: unknown metric 'duke/loss'; a table can show: rank1, "),
+    (
+        "missing folder",
+        "- {label: duke, name: dukemtmc, root: /no/such/duke}\n",
+        "",
+        "spec.yaml:7: baseline.eval.targets[0].root: evaluation target 'duke': dataset folder not found: /no/such/duke",
+    ),
+    (
+        "second target's folder",
+        "- {label: duke, name: dukemtmc, root: '{duke}'}\n- label: msmt\n  name: msmt17\n  root: /no/msmt\n",
+        "",
+        "spec.yaml:10: baseline.eval.targets[1].root: evaluation target 'msmt': dataset folder not found: /no/msmt",
+    ),
+    (
+        "unknown adapter",
+        "- {label: duke, name: duke_mtmc, root: '{duke}'}\n",
+        "",
+        "spec.yaml:7: baseline.eval.targets[0].name: unknown dataset 'duke_mtmc'; known: ",
+    ),
+    (
+        "bad layout",
+        "- {label: duke, name: dukemtmc, root: '{half}'}\n",
+        "",
+        "spec.yaml:7: baseline.eval.targets[0].root: evaluation target 'duke': dataset 'dukemtmc': missing folder(s) bounding_box_train, bounding_box_test",
+    ),
+    (
+        "cameras beyond the reader's",
+        "- {label: m2, name: market1501, root: '{duke}'}\n",
+        "",
+        "spec.yaml:7: baseline.eval.targets[0].root: evaluation target 'm2': dataset 'market1501': bad image file names",
+    ),
+    (
+        "reserved label",
+        "- {label: rank1, name: dukemtmc, root: '{duke}'}\n",
+        "",
+        "spec.yaml:7: baseline.eval.targets[0].label: target label 'rank1' is a metric or key name of its own",
+    ),
+    (
+        "duplicate label",
+        "- {label: duke, name: dukemtmc, root: '{duke}'}\n- {label: duke, name: market1501, root: '{duke}'}\n",
+        "",
+        "spec.yaml:6: baseline.eval.targets: target label 'duke' is used twice",
+    ),
+    (
+        "column of no target",
+        "- {label: duke, name: dukemtmc, root: '{duke}'}\n",
+        "report:\n  metrics: [mAP, duke/mAP, msmt/mAP]\n",
+        "spec.yaml:9: report.metrics[2]: column 'msmt/mAP' is of evaluation target 'msmt', which this study does not evaluate (its targets: duke)",
+    ),
+    (
+        "unknown target column",
+        "- {label: duke, name: dukemtmc, root: '{duke}'}\n",
+        "report:\n  metrics: [duke/loss]\n",
+        "spec.yaml:9: report.metrics: unknown metric 'duke/loss'; a table can show: rank1, ",
+    ),
 ]
 
 
@@ -88,7 +124,10 @@ def test_a_target_set_by_a_variant_is_checked_at_the_variant(tiny_market, tmp_pa
     )
     code, lines, _ = run("validate", tmp_path, text, monkeypatch)
     assert code == 2 and len(lines) == 1, lines
-    assert "spec.yaml:13: ablation.variants[1].set['eval.targets'][0].root" in lines[0] and "evaluation target 'duke': dataset folder not found: /no/duke" in lines[0]
+    assert (
+        "spec.yaml:13: ablation.variants[1].set['eval.targets'][0].root" in lines[0]
+        and "evaluation target 'duke': dataset folder not found: /no/duke" in lines[0]
+    )
 
 
 def test_a_good_target_validates_and_plans_one_trial_per_seed(tiny_market, tiny_duke, tmp_path, monkeypatch):

@@ -29,7 +29,10 @@ def test_a_study_name_too_long_for_file_names_is_refused_before_anything_is_writ
     (tmp_path / "spec.yaml").write_text(f"study: {{name: {'a' * length}}}\n{SYNTHETIC}", encoding="utf-8")
     code, lines, _ = invoke(command, str(tmp_path / "spec.yaml"))
     assert code == 2 and len(lines) == 1, lines
-    assert f"spec.yaml:1: study.name: a study name has at most 100 characters (file and folder names are built from it), got {length}" in lines[0]
+    assert (
+        f"spec.yaml:1: study.name: a study name has at most 100 characters (file and folder names are built from it), got {length}"
+        in lines[0]
+    )
     assert not (tmp_path / "studies").exists()
 
 
@@ -63,7 +66,9 @@ def silent_listener():
     server.close()
 
 
-@pytest.mark.parametrize(("listener", "reason"), [("web_server", "it answered '"), ("silent_listener", "no answer to gRPC's greeting within")])
+@pytest.mark.parametrize(
+    ("listener", "reason"), [("web_server", "it answered '"), ("silent_listener", "no answer to gRPC's greeting within")]
+)
 def test_an_address_where_another_service_listens_fails_within_seconds(listener, reason, request, tiny_market, tmp_path, monkeypatch):
     port = request.getfixturevalue(listener)
     monkeypatch.chdir(tmp_path)
@@ -125,7 +130,9 @@ def test_a_batch_wider_than_the_training_identities_is_refused_by_validate(tiny_
     assert "spec.yaml:7: ablation.variants[0].set['train.ids_per_batch']: a batch takes 120 identities" in lines[0]
     assert "training split of dataset 'synthetic' has 100: lower train.ids_per_batch to at most 100" in lines[0]
     # The tiny Market copy has 12 training identities; the default batch takes 16.
-    (tmp_path / "spec.yaml").write_text(f"study: {{name: s}}\nbaseline:\n  dataset: {{name: market1501, root: '{tiny_market}'}}\n", encoding="utf-8")
+    (tmp_path / "spec.yaml").write_text(
+        f"study: {{name: s}}\nbaseline:\n  dataset: {{name: market1501, root: '{tiny_market}'}}\n", encoding="utf-8"
+    )
     code, lines, _ = invoke("launch", str(tmp_path / "spec.yaml"))
     assert code == 2 and len(lines) == 1, lines
     assert "baseline.train.ids_per_batch: a batch takes 16 identities" in lines[0] and "has 12" in lines[0]
@@ -160,7 +167,11 @@ def test_summarize_into_a_reader_that_left_stops_quietly(tmp_path):
     store = ResultStore(str(tmp_path / "store"))
     write_fake_study(store)
     process = subprocess.Popen(
-        [str(EXE), "summarize", "fake", "--store", store.uri], stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=tmp_path, env=orchestrator_env()
+        [str(EXE), "summarize", "fake", "--store", store.uri],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=tmp_path,
+        env=orchestrator_env(),
     )
     process.stdout.close()  # the reader is gone before the first line
     _, err = process.communicate(timeout=120)

@@ -71,7 +71,9 @@ def test_a_dependent_of_a_failed_parent_is_recorded_failed_not_run(tmp_path, mon
         ran.append(named(trials))
         for trial in trials:
             ok = trial.seed == 0
-            row = trial_row("cont", trial, 0, status="completed" if ok else "failed", error=None, final={}, started_at=None, finished_at="now")
+            row = trial_row(
+                "cont", trial, 0, status="completed" if ok else "failed", error=None, final={}, started_at=None, finished_at="now"
+            )
             store.write_trial("cont", trial.trial_id, {"trials": [row]})
             if ok:
                 folder.mkdir(parents=True, exist_ok=True)

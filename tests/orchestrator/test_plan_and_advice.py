@@ -44,10 +44,14 @@ def test_plan_json_lists_every_trial_with_its_resolved_config(tmp_path):
 
 def test_large_backbone_from_scratch_on_a_real_dataset_warns_naming_the_key(tiny_market, tmp_path):
     path = tmp_path / "spec.yaml"
-    path.write_text(f"study: {{name: s}}\nbaseline:\n  dataset: {{name: market1501, root: {tiny_market}}}\n  model:\n    backbone: resnet50\n  train: {{ids_per_batch: 8}}\n")
+    path.write_text(
+        f"study: {{name: s}}\nbaseline:\n  dataset: {{name: market1501, root: {tiny_market}}}\n  model:\n    backbone: resnet50\n  train: {{ids_per_batch: 8}}\n"
+    )
     lines = scratch_training_warnings(load_spec(path))
     assert len(lines) == 1
-    assert lines[0].startswith(f"warning: {path}:5: baseline.model.backbone: resnet50 (23.5M parameters) trains from random weights on market1501")
+    assert lines[0].startswith(
+        f"warning: {path}:5: baseline.model.backbone: resnet50 (23.5M parameters) trains from random weights on market1501"
+    )
     result = CliRunner().invoke(app, ["validate", str(path)])
     assert result.exit_code == 0 and "trains from random weights" in result.stderr
     for model in ("{backbone: resnet50, pretrained: true}", "{backbone: resnet18}"):
@@ -62,10 +66,15 @@ def test_weights_that_cannot_be_fetched_from_here_warn(tiny_market, tmp_path, mo
     from trainables.models import pretrained
 
     path = tmp_path / "spec.yaml"
-    path.write_text(f"study: {{name: s}}\nbaseline:\n  dataset: {{name: market1501, root: {tiny_market}}}\n  model: {{backbone: resnet50, pretrained: true}}\n")
+    path.write_text(
+        f"study: {{name: s}}\nbaseline:\n  dataset: {{name: market1501, root: {tiny_market}}}\n  model: {{backbone: resnet50, pretrained: true}}\n"
+    )
     monkeypatch.setattr(pretrained, "cached_file", lambda repo: None)
     monkeypatch.setattr(pretrained, "hub_url", lambda: "http://127.0.0.1:1")
     lines = weights_warnings(load_spec(path))
-    assert len(lines) == 1 and ":4: baseline.model.pretrained: ImageNet weights 'resnet50.tv_in1k' are not in the Hugging Face cache" in lines[0]
+    assert (
+        len(lines) == 1
+        and ":4: baseline.model.pretrained: ImageNet weights 'resnet50.tv_in1k' are not in the Hugging Face cache" in lines[0]
+    )
     monkeypatch.setattr(pretrained, "cached_file", lambda repo: tmp_path / "model.safetensors")
     assert weights_warnings(load_spec(path)) == []

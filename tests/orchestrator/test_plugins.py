@@ -14,7 +14,7 @@ from search_spaces.trial_config import INSERT_SECTIONS
 from tests.cli import run_orchestrator
 
 # A torch-free plugin: only a config section (what validation and identity need).
-GATE = '''
+GATE = """
 from pydantic import Field
 from search_spaces.trial_config import StagedInsert, register_insert_section
 {extra}
@@ -22,7 +22,7 @@ from search_spaces.trial_config import StagedInsert, register_insert_section
 @register_insert_section("{name}")
 class GateConfig(StagedInsert):
     width: int = Field(4, ge=1)
-'''
+"""
 
 SPEC = """\
 plugins: [{plugins}]
@@ -53,7 +53,13 @@ def write_study(folder: Path, name: str = "gate", extra: str = "", plugin_file: 
 
 def hashes(spec: Path) -> dict[tuple, str]:
     trials = load_spec(spec).trials
-    return {(t.config.model.active_inserts().get("gate") is not None and t.config.model.gate.stages, t.config.loss.triplet.margin): t.config_hash for t in trials}
+    return {
+        (
+            t.config.model.active_inserts().get("gate") is not None and t.config.model.gate.stages,
+            t.config.loss.triplet.margin,
+        ): t.config_hash
+        for t in trials
+    }
 
 
 def test_a_file_plugin_adds_its_section_and_its_identity_to_the_trials_using_it(plugin_dir):
@@ -70,7 +76,7 @@ def test_editing_the_plugin_changes_the_hashes_of_its_trials_only(plugin_dir):
     spec = write_study(plugin_dir)
     before = hashes(spec)
     unload_plugin("gate_plugin")
-    (plugin_dir / "gate_plugin.py").write_text(GATE.format(name="gate", extra="# tuned") , encoding="utf-8")
+    (plugin_dir / "gate_plugin.py").write_text(GATE.format(name="gate", extra="# tuned"), encoding="utf-8")
     after = hashes(spec)
     assert before.keys() == after.keys()
     changed = {key for key in before if before[key] != after[key]}
@@ -101,7 +107,11 @@ def test_a_trial_without_the_plugin_keeps_the_hash_it_has_without_plugins(plugin
     [
         ("import os\n\nraise RuntimeError('no GPU here')\n", 3, "plugin 'broken' failed to import: RuntimeError: no GPU here"),
         ("x = 1\ndef f(:\n", 2, "plugin 'broken' failed to import: SyntaxError"),
-        ("from search_spaces.trial_config import register_insert_section\nregister_insert_section('apra')(object)\n", 2, "must subclass InsertSection"),
+        (
+            "from search_spaces.trial_config import register_insert_section\nregister_insert_section('apra')(object)\n",
+            2,
+            "must subclass InsertSection",
+        ),
     ],
 )
 def test_a_plugin_that_fails_to_import_is_one_error_at_its_file_and_line(plugin_dir, body, line, message):
@@ -165,7 +175,14 @@ def test_resume_finds_file_plugins_beside_the_original_spec(plugin_dir):
     planned = {t.config_hash for t in load_spec(spec).trials}
     unload_plugin("gate_plugin")
     study_dir = plugin_dir / "studies" / "gated"
-    record_launch(study_dir, spec.read_text(), store_uri=str(study_dir / "results"), tracking_uri="sqlite:///x.db", address=None, spec_dir=str(plugin_dir))
+    record_launch(
+        study_dir,
+        spec.read_text(),
+        store_uri=str(study_dir / "results"),
+        tracking_uri="sqlite:///x.db",
+        address=None,
+        spec_dir=str(plugin_dir),
+    )
     resumed = load_for_resume(locate_study(str(study_dir)))
     assert {t.config_hash for t in resumed.trials} == planned
 
@@ -185,7 +202,9 @@ def test_a_plugin_section_without_its_plugin_says_to_list_the_plugin(plugin_dir,
     with pytest.raises(SpecError) as caught:
         load_spec(spec)
     message = str(caught.value)
-    assert where in message and message.endswith("if 'gate' is a plugin's section, list the plugin under the spec's top-level plugins:"), message
+    assert where in message and message.endswith("if 'gate' is a plugin's section, list the plugin under the spec's top-level plugins:"), (
+        message
+    )
     # A misspelt built-in section gets its correction instead.
     spec.write_text("study: {name: s}\nbaseline:\n  model: {dranett: {stages: [1]}}\n", encoding="utf-8")
     with pytest.raises(SpecError, match=r"unknown key 'dranett'; did you mean 'model.dranet'\?$"):

@@ -50,7 +50,9 @@ def test_preset_row_trains_and_evaluates_on_the_market_fixture(name, tiny_market
     if config.train.init_from:  # a continued row (Robust-ReID Table 3): its parent, shortened, first
         parent = shortened(next(t for t in trials if t.config_hash == config.train.init_from).config)
         run_trial(parent, data, report=lambda m: None, runtime=runtime)
-        config = TrialConfig.model_validate({**config.model_dump(mode="json"), "train": {**config.train.model_dump(mode="json"), "init_from": config_hash(parent)}})
+        config = TrialConfig.model_validate(
+            {**config.model_dump(mode="json"), "train": {**config.train.model_dump(mode="json"), "init_from": config_hash(parent)}}
+        )
     final = run_trial(config, data, report=lambda m: None, runtime=runtime)
     assert 0.0 < final["mAP"] <= 1.0 and final["rank1"] <= final["rank5"]
     if config.augment.implicit_attention.is_active():

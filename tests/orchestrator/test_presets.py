@@ -117,7 +117,12 @@ def test_robust_reid_table_2_columns_in_the_papers_check_mark_layout():
     # Each column against the column the text compares it with (section 4.1).
     contrasts = {name: trial.contrast for name, trial in rows.items()}
     assert contrasts == {
-        "HA-CNN": None, "a": "HA-CNN", **{column: "i" for column in "bcdefg"}, "h": "g", "i": "Robust-ReID", "Robust-ReID": None,
+        "HA-CNN": None,
+        "a": "HA-CNN",
+        **{column: "i" for column in "bcdefg"},
+        "h": "g",
+        "i": "Robust-ReID",
+        "Robust-ReID": None,
     }
 
 
@@ -139,7 +144,12 @@ def test_robust_reid_table_3_setups_are_table_2_columns_continued():
         assert train == t2[theirs].config.model_dump(mode="json")  # the same update, continued
         assert t3[mine].config_hash != t2[theirs].config_hash
     lr_only = t3["3 +LR scheme"].config.train.swa
-    assert lr_only.enabled and not lr_only.average and not lr_only.swag and (lr_only.cycles, lr_only.cycle_epochs, lr_only.decay) == (15, 35, 0.7)
+    assert (
+        lr_only.enabled
+        and not lr_only.average
+        and not lr_only.swag
+        and (lr_only.cycles, lr_only.cycle_epochs, lr_only.decay) == (15, 35, 0.7)
+    )
     one = t3["1 -"].config.model
     assert (one.backbone, one.shuffle_blocks, one.pooling, one.neck) == ("robust_reid_1x", False, "avg", "l2norm")
     # Within each setup: the "+" rows against their own "-" row, which is a reference of its own.
@@ -149,12 +159,24 @@ def test_robust_reid_table_3_setups_are_table_2_columns_continued():
 
 
 def test_bag_of_tricks_baselines_have_the_papers_tricks():
-    for name, first in (("apra_table2", "BagTricks"), ("implicit_attention_table1", "Luo et al. (triplet)"), ("implicit_attention_fig3", "baseline")):
+    for name, first in (
+        ("apra_table2", "BagTricks"),
+        ("implicit_attention_table1", "Luo et al. (triplet)"),
+        ("implicit_attention_fig3", "baseline"),
+    ):
         _, rows = _rows(name)
         c = rows[first].config
-        assert (c.model.backbone, c.model.pretrained, c.model.last_stride, c.model.neck) == ("resnet50", "resnet50.tv_in1k", 1, "bnneck"), name
+        assert (c.model.backbone, c.model.pretrained, c.model.last_stride, c.model.neck) == ("resnet50", "resnet50.tv_in1k", 1, "bnneck"), (
+            name
+        )
         assert (c.eval.feature, c.eval.distance, c.dataset.height, c.dataset.width) == ("post_neck", "cosine", 256, 128), name
-        assert (c.train.optimizer, c.train.lr, c.train.epochs, c.train.lr_steps, c.train.ids_per_batch) == ("adam", 3.5e-4, 120, (40, 70), 16), name
+        assert (c.train.optimizer, c.train.lr, c.train.epochs, c.train.lr_steps, c.train.ids_per_batch) == (
+            "adam",
+            3.5e-4,
+            120,
+            (40, 70),
+            16,
+        ), name
     _, apra = _rows("apra_table2")
     assert apra["BagTricks"].config.loss.center.weight == 0.0005 and apra["+APRA"].config.model.apra.stages == (1,)
     assert apra["+APRA"].config.model.apra.lam == 0.01 and not apra["BagTricks"].config.model.apra.is_active()
@@ -167,8 +189,16 @@ def test_implicit_attention_presets_follow_table_1_and_figure_3():
     assert all(t1[name].config.loss.triplet.kind == "batch_hard" for name in t1 if name not in softmax)
     assert t1["Full Body (triplet)"].config.augment.implicit_attention.p == 0.3
     loaded, fig3 = _rows("implicit_attention_fig3")
-    upper = sorted(t.config.augment.implicit_attention.p for t in fig3.values() if t.config.augment.implicit_attention.roi == "upper_body" and t.config.augment.implicit_attention.enabled)
-    full = sorted(t.config.augment.implicit_attention.p for t in fig3.values() if t.config.augment.implicit_attention.roi == "full_body" and t.config.augment.implicit_attention.enabled)
+    upper = sorted(
+        t.config.augment.implicit_attention.p
+        for t in fig3.values()
+        if t.config.augment.implicit_attention.roi == "upper_body" and t.config.augment.implicit_attention.enabled
+    )
+    full = sorted(
+        t.config.augment.implicit_attention.p
+        for t in fig3.values()
+        if t.config.augment.implicit_attention.roi == "full_body" and t.config.augment.implicit_attention.enabled
+    )
     assert upper == [0.1, 0.3, 0.5, 0.7, 0.9] and full == [0.3, 0.5]
     assert "rank50" in loaded.spec.report.metrics
     # Each augmentation against the baseline of its own loss; the triplet baseline against softmax's.
@@ -230,7 +260,9 @@ def test_a_presets_deviations_reach_preset_show_and_the_tables_footnote():
     loaded, _ = _rows("dranet_table4")
     first = loaded.spec.report.deviations[0]
     assert first in shown.stdout.replace("\n    ", " ")
-    summary = summarize("s", [{"study": "s", "variant": "Baseline", "seed": 0, "config_hash": "h", "status": "completed", "mAP": 0.5}], metrics=("mAP",))
+    summary = summarize(
+        "s", [{"study": "s", "variant": "Baseline", "seed": 0, "config_hash": "h", "status": "completed", "mAP": 0.5}], metrics=("mAP",)
+    )
     summary.deviations = loaded.spec.report.deviations
     assert "Departures from the paper: " + first in " ".join(notes(summary))
 
@@ -249,6 +281,8 @@ def test_preset_show_swaps_in_the_evaluation_targets_folder(tiny_market, tiny_du
     runner = CliRunner()
     listed = runner.invoke(app, ["preset", "list"])
     assert any(line.split()[:3] == ["apra_explore_market_to_duke", "exploration:", "APRA"] for line in listed.stdout.splitlines())
-    shown = runner.invoke(app, ["preset", "show", "apra_explore_market_to_duke", "--dataset-root", str(tiny_market), "--target-root", str(tiny_duke)])
+    shown = runner.invoke(
+        app, ["preset", "show", "apra_explore_market_to_duke", "--dataset-root", str(tiny_market), "--target-root", str(tiny_duke)]
+    )
     assert shown.exit_code == 0, shown.stderr
     assert f"root: {tiny_market}" in shown.stdout and f"{{label: duke, name: dukemtmc, root: {tiny_duke}}}" in shown.stdout

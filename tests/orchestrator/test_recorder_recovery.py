@@ -80,7 +80,9 @@ def test_a_trial_resumed_from_its_checkpoint_is_recorded_once(tmp_path):
 
 
 def test_a_trial_restarted_without_a_checkpoint_keeps_only_its_second_run(tmp_path):
-    store, tracker, _ = recorded(tmp_path, [result(1), result(2, evaluated=True), None, *(result(e, evaluated=e in (2, 5)) for e in range(1, 6))])
+    store, tracker, _ = recorded(
+        tmp_path, [result(1), result(2, evaluated=True), None, *(result(e, evaluated=e in (2, 5)) for e in range(1, 6))]
+    )
     assert tracker.steps == [1, 2, 3, 4, 5]
     (row,) = store.read_rows("trials", "s")
     assert row["epochs_done"] == 5 and row["epochs_rerun"] == 2

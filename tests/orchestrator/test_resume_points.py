@@ -15,7 +15,9 @@ from storage import ResultStore
 from tests.orchestrator.test_recorder_recovery import Trial, Tracker, result
 
 
-def checkpoint(storage: Path, launch: str, trial: str, index: int, epoch: int | None, params: dict | None = None, state: bool = True) -> Path:
+def checkpoint(
+    storage: Path, launch: str, trial: str, index: int, epoch: int | None, params: dict | None = None, state: bool = True
+) -> Path:
     """One Tune checkpoint folder; ``epoch`` None leaves out the history (a copy cut short)."""
     trial_dir = storage / launch / trial
     folder = trial_dir / f"checkpoint_{index:06d}"
@@ -82,7 +84,11 @@ def test_a_failed_trial_resumes_only_from_a_later_attempts_checkpoint(tmp_path):
 
 def test_the_last_outcome_of_each_trial_is_its_latest_row(tmp_path):
     store = ResultStore(str(tmp_path / "results"))
-    rows = [("a", "failed", "2026-11-30T10:00:00+00:00"), ("a", "completed", "2026-11-30T11:00:00+00:00"), ("b", "failed", "2026-11-30T09:00:00+00:00")]
+    rows = [
+        ("a", "failed", "2026-11-30T10:00:00+00:00"),
+        ("a", "completed", "2026-11-30T11:00:00+00:00"),
+        ("b", "failed", "2026-11-30T09:00:00+00:00"),
+    ]
     for index, (digest, status, finished) in enumerate(rows):
         store.write_trial("s", f"t{index}", {"trials": [{"study": "s", "config_hash": digest, "status": status, "finished_at": finished}]})
     assert store.last_outcomes("s") == {"a": ("completed", "2026-11-30T11:00:00+00:00"), "b": ("failed", "2026-11-30T09:00:00+00:00")}
@@ -108,7 +114,13 @@ def test_a_resumed_trial_continues_its_curve_and_run_without_gaps_or_repeats(tmp
     reports = [result(1), result(2, evaluated=True)]
     store, tracker, lines = ResultStore(str(tmp_path)), ResumingTracker(logged=3), []
     recorder = StudyRecorder(
-        study="s", trials=trials, variant_order=["a"], axes=[], store=store, tracker=tracker, echo=lines.append,
+        study="s",
+        trials=trials,
+        variant_order=["a"],
+        axes=[],
+        store=store,
+        tracker=tracker,
+        echo=lines.append,
         resumed={digest: ResumePoint(digest, "ray/s-1/t/checkpoint_000000", 2, reports)},
     )
     trial = Trial(digest)

@@ -25,6 +25,10 @@ def test_rows_split_camera_metrics_from_scalars():
     assert row[MAP] == 0.5 and not any(parse_camera_key(key) for key in row)
     assert row["identity_version"] == IDENTITY_VERSION and json.loads(row["config_json"])["seed"] == trial.seed
     cameras = camera_rows("s", trial, final)
-    assert sorted((r["camera"], r["metric"], r["value"], r[EPOCH]) for r in cameras) == [(1, "q_mAP", 0.4, 4), (2, "g_mAP", 0.3, 4), (2, "rank1", 1.0, 4)]
+    assert sorted((r["camera"], r["metric"], r["value"], r[EPOCH]) for r in cameras) == [
+        (1, "q_mAP", 0.4, 4),
+        (2, "g_mAP", 0.3, 4),
+        (2, "rank1", 1.0, 4),
+    ]
     curve = curve_row("s", trial, final)
     assert curve[EPOCH] == 4 and curve[MAP] == 0.5 and not any(parse_camera_key(key) for key in curve)

@@ -27,8 +27,15 @@ SPEC = (
 
 def row(trial, status: str, m_ap: float | None, started: str, finished: str) -> dict:
     return {
-        "study": "s", "trial_id": trial.config_hash, "config_hash": trial.config_hash, "variant": trial.variant,
-        "seed": trial.seed, "status": status, "mAP": m_ap, "started_at": started, "finished_at": finished,
+        "study": "s",
+        "trial_id": trial.config_hash,
+        "config_hash": trial.config_hash,
+        "variant": trial.variant,
+        "seed": trial.seed,
+        "status": status,
+        "mAP": m_ap,
+        "started_at": started,
+        "finished_at": finished,
     }
 
 
@@ -79,7 +86,9 @@ def test_time_left_shows_while_a_driver_runs(study):
     from storage.lock import StudyLock
 
     store, trials, _ = study
-    store.write_trial("s", "x", {"trials": [row(trials["a", 0], "completed", 0.5, "2026-01-01T00:00:00+00:00", "2026-01-01T00:10:00+00:00")]})
+    store.write_trial(
+        "s", "x", {"trials": [row(trials["a", 0], "completed", 0.5, "2026-01-01T00:00:00+00:00", "2026-01-01T00:10:00+00:00")]}
+    )
     lock = StudyLock(store.uri, "s", heartbeat_seconds=60)
     lock.acquire()
     try:
@@ -93,7 +102,9 @@ def test_time_left_shows_while_a_driver_runs(study):
 def test_an_edited_relaunch_counts_only_the_trials_the_spec_plans(study):
     store, trials, study_dir = study
     for (variant, seed), trial in trials.items():
-        store.write_trial("s", trial.config_hash, {"trials": [row(trial, "completed", 0.3, "2026-01-01T00:00:00+00:00", "2026-01-01T00:01:00+00:00")]})
+        store.write_trial(
+            "s", trial.config_hash, {"trials": [row(trial, "completed", 0.3, "2026-01-01T00:00:00+00:00", "2026-01-01T00:01:00+00:00")]}
+        )
     # The spec is edited down to one variant and relaunched: 2 trials planned, 6 rows stored.
     edited = SPEC.replace(", {name: b, set: {model.neck: l2norm}}, {name: c, set: {train.lr: 0.001}}", "")
     record_launch(study_dir, edited, store_uri=store.uri, tracking_uri=f"sqlite:///{study_dir / 'x.db'}", address=None)

@@ -115,9 +115,12 @@ def test_the_experiment_opens_in_the_model_training_view_with_a_grouped_by_varia
     by_section = {s["uuid"]: s["name"] for s in state["compareRunSections"]}
     charts = [(by_section[c["metricSectionId"]], c["type"], c["metricKey"]) for c in state["compareRunCharts"]]
     assert charts[:6] == [
-        ("Study metric: mAP, with rank1", "BAR", "mAP"), ("Study metric: mAP, with rank1", "BAR", "rank1"),
-        ("Study metric: mAP, with rank1", "LINE", "mAP"), ("Study metric: mAP, with rank1", "LINE", "rank1"),
-        ("weakest_camera", "BAR", "weakest_camera/q_mAP"), ("weakest_camera", "BAR", "weakest_camera/g_mAP"),
+        ("Study metric: mAP, with rank1", "BAR", "mAP"),
+        ("Study metric: mAP, with rank1", "BAR", "rank1"),
+        ("Study metric: mAP, with rank1", "LINE", "mAP"),
+        ("Study metric: mAP, with rank1", "LINE", "rank1"),
+        ("weakest_camera", "BAR", "weakest_camera/q_mAP"),
+        ("weakest_camera", "BAR", "weakest_camera/g_mAP"),
     ]
     assert ("cam/c02", "LINE", "cam/c02/g_mAP") in charts and len(charts) == 6 + 3 * 3
     assert len({c["uuid"] for c in state["compareRunCharts"]}) == len(charts)
@@ -125,7 +128,10 @@ def test_the_experiment_opens_in_the_model_training_view_with_a_grouped_by_varia
     run = t.start_trial(trial(), axes=[])
     found = t.client.search_runs([t.experiment_id], filter_string=state["searchFilter"])
     assert [r.info.run_id for r in found] == [run]
-    assert t.view_path() == f"#/experiments/{t.experiment_id}/runs?workflowType=machine_learning&viewStateShareKey={variant_view_key()}&compareRunsMode=CHART"
+    assert (
+        t.view_path()
+        == f"#/experiments/{t.experiment_id}/runs?workflowType=machine_learning&viewStateShareKey={variant_view_key()}&compareRunsMode=CHART"
+    )
     assert t.experiment_path() == f"#/experiments/{t.experiment_id}?workflowType=machine_learning"
     again = tracker(tmp_path)  # a relaunch (or `status`) keeps the view and its key
     again.save_variant_view("rank1", cameras=[1])
@@ -141,8 +147,16 @@ def test_the_parent_run_carries_per_variant_numbers_as_a_table_not_as_metrics(tm
     from analysis.summary import summarize
 
     def row(variant, seed, index, value):
-        return {"study": "s", "variant": variant, "variant_index": index, "seed": seed, "config_hash": f"{variant}{seed}",
-                "status": "completed", "finished_at": "x", "mAP": value}
+        return {
+            "study": "s",
+            "variant": variant,
+            "variant_index": index,
+            "seed": seed,
+            "config_hash": f"{variant}{seed}",
+            "status": "completed",
+            "finished_at": "x",
+            "mAP": value,
+        }
 
     rows = [row("baseline", s, 0, 0.3 + 0.01 * s) for s in range(3)] + [row("+apra", s, 1, 0.35 + 0.012 * s) for s in range(3)]
     # Camera 2 is the baseline's weakest; +apra seed 1's own weakest is camera 1.
@@ -156,7 +170,9 @@ def test_the_parent_run_carries_per_variant_numbers_as_a_table_not_as_metrics(tm
     t = tracker(tmp_path)
     children = {}
     for r in rows:  # the trial runs, as the recorder leaves them
-        run = t.client.create_run(t.experiment_id, tags={"reid.role": "trial", "reid.study": "s", "reid.variant": r["variant"], "reid.seed": str(r["seed"])})
+        run = t.client.create_run(
+            t.experiment_id, tags={"reid.role": "trial", "reid.study": "s", "reid.variant": r["variant"], "reid.seed": str(r["seed"])}
+        )
         t.client.set_terminated(run.info.run_id, "FINISHED")
         children[r["config_hash"]] = run.info.run_id
     t.log_summary(summary)
@@ -170,7 +186,12 @@ def test_the_parent_run_carries_per_variant_numbers_as_a_table_not_as_metrics(tm
     folder = t.client.download_artifacts(t.parent_run_id, "summary", str(tmp_path / "down"))
     with open(f"{folder}/variant_numbers.csv", encoding="utf-8") as handle:
         table = list(csv.DictReader(handle))
-    assert [(r["variant"], r["metric"]) for r in table] == [("baseline", "mAP"), ("baseline", "weakest_q_mAP"), ("+apra", "mAP"), ("+apra", "weakest_q_mAP")]
+    assert [(r["variant"], r["metric"]) for r in table] == [
+        ("baseline", "mAP"),
+        ("baseline", "weakest_q_mAP"),
+        ("+apra", "mAP"),
+        ("+apra", "weakest_q_mAP"),
+    ]
     baseline_map, apra_map = table[0], table[2]
     assert float(baseline_map["mean"]) == pytest.approx(0.31) and baseline_map["delta"] == "" and baseline_map["seeds"] == "3"
     # +apra - baseline, seed by seed: 0.05, 0.052, 0.054.

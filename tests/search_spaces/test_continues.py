@@ -46,7 +46,12 @@ def test_a_dependent_resolves_to_its_parent_at_the_same_seed():
             assert (child.config.train.first_epoch, child.config.train.total_epochs) == (5, 10)
     # The parent's identity is part of the dependent's: another parent seed, another hash.
     assert rows[("+SWAG", 0)].config_hash != rows[("+SWAG", 1)].config_hash
-    alone = TrialConfig.model_validate({**rows[("+SWAG", 0)].config.model_dump(mode="python"), "train": {**rows[("+SWAG", 0)].config.train.model_dump(mode="python"), "init_from": None}})
+    alone = TrialConfig.model_validate(
+        {
+            **rows[("+SWAG", 0)].config.model_dump(mode="python"),
+            "train": {**rows[("+SWAG", 0)].config.train.model_dump(mode="python"), "init_from": None},
+        }
+    )
     assert config_hash(alone) != rows[("+SWAG", 0)].config_hash
 
 
@@ -86,7 +91,11 @@ def test_leave_one_out_parts_rows_continue():
 @pytest.mark.parametrize(
     ("variants", "message", "origin"),
     [
-        ([{"name": "a"}, {"name": "b", "continues": "nope", "set": SWA_ON}], "continues 'nope', which is no variant", ("ablation", "variants", 1, "continues")),
+        (
+            [{"name": "a"}, {"name": "b", "continues": "nope", "set": SWA_ON}],
+            "continues 'nope', which is no variant",
+            ("ablation", "variants", 1, "continues"),
+        ),
         ([{"name": "a", "continues": "a", "set": SWA_ON}], "cycle: 'a' -> 'a'", ("ablation", "variants", 0, "continues")),
         (
             [{"name": "a", "continues": "b", "set": SWA_ON}, {"name": "b", "continues": "a", "set": SWA_ON}],

@@ -19,7 +19,13 @@ def contrasts(ablation: dict) -> dict[str, str | None]:
 
 
 def test_one_at_a_time_rows_are_compared_with_the_baseline():
-    got = contrasts({"design": "one_at_a_time", "axes": {"loss.triplet.margin": [0.1, 0.5]}, "variants": [{"name": "+re", "set": {"augment.random_erasing.p": 0.5}}]})
+    got = contrasts(
+        {
+            "design": "one_at_a_time",
+            "axes": {"loss.triplet.margin": [0.1, 0.5]},
+            "variants": [{"name": "+re", "set": {"augment.random_erasing.p": 0.5}}],
+        }
+    )
     assert got == {"baseline": None, "loss.triplet.margin=0.1": "baseline", "loss.triplet.margin=0.5": "baseline", "+re": "baseline"}
 
 
@@ -58,8 +64,15 @@ def test_leave_one_out_compares_with_the_row_that_switches_nothing_off():
     got = contrasts(
         {
             "design": "leave_one_out",
-            "parts": [{"name": "margin", "set": {"loss.triplet.margin": 0.5}}, {"name": "erasing", "set": {"augment.random_erasing.p": 0.5}}],
-            "variants": [{"name": "w/o margin", "without": ["margin"]}, {"name": "w/o erasing", "without": ["erasing"]}, {"name": "all", "without": []}],
+            "parts": [
+                {"name": "margin", "set": {"loss.triplet.margin": 0.5}},
+                {"name": "erasing", "set": {"augment.random_erasing.p": 0.5}},
+            ],
+            "variants": [
+                {"name": "w/o margin", "without": ["margin"]},
+                {"name": "w/o erasing", "without": ["erasing"]},
+                {"name": "all", "without": []},
+            ],
         }
     )
     assert got == {"w/o margin": "all", "w/o erasing": "all", "all": None}
@@ -73,8 +86,9 @@ def test_reference_row_rule():
 
 
 def spec_text(variants: str, extra: str = "") -> str:
-    return textwrap.dedent(
-        """
+    return (
+        textwrap.dedent(
+            """
         study:
           name: s
         ablation:
@@ -82,7 +96,10 @@ def spec_text(variants: str, extra: str = "") -> str:
         {extra}  variants:
         {variants}
         """
-    ).format(variants=textwrap.indent(textwrap.dedent(variants).strip("\n"), "    "), extra=extra).lstrip("\n")
+        )
+        .format(variants=textwrap.indent(textwrap.dedent(variants).strip("\n"), "    "), extra=extra)
+        .lstrip("\n")
+    )
 
 
 @pytest.mark.parametrize(
@@ -181,8 +198,18 @@ def test_parts_and_search_designs_take_no_compare_to():
         expand(
             Recipe(),
             AblationSpec.model_validate(
-                {"design": "leave_one_out", "parts": [{"name": "GeM", "set": {"model.pooling": "avg"}, "compare_to": "x"}], "variants": [{"name": "x"}]}
+                {
+                    "design": "leave_one_out",
+                    "parts": [{"name": "GeM", "set": {"model.pooling": "avg"}, "compare_to": "x"}],
+                    "variants": [{"name": "x"}],
+                }
             ),
         )
     with pytest.raises(ValueError, match="samples its rows"):
-        AblationSpec.model_validate({"design": "optuna", "compare_to": "x", "search": {"num_samples": 2, "space": {"train.lr": {"type": "uniform", "low": 0.001, "high": 0.01}}}})
+        AblationSpec.model_validate(
+            {
+                "design": "optuna",
+                "compare_to": "x",
+                "search": {"num_samples": 2, "space": {"train.lr": {"type": "uniform", "low": 0.001, "high": 0.01}}},
+            }
+        )

@@ -117,7 +117,10 @@ def test_a_switched_off_module_ignores_its_parameters():
 
 
 def optuna_block(**search):
-    return {"design": "optuna", "search": {"num_samples": 4, "space": {"train.lr": {"type": "loguniform", "low": 1e-4, "high": 1e-2}}, **search}}
+    return {
+        "design": "optuna",
+        "search": {"num_samples": 4, "space": {"train.lr": {"type": "loguniform", "low": 1e-4, "high": 1e-2}}, **search},
+    }
 
 
 def test_a_search_design_expands_to_no_trials_and_resolves_samples():

@@ -52,7 +52,9 @@ def test_a_target_is_part_of_the_identity():
 
 
 def test_a_target_follows_the_trials_image_size_unless_it_sets_its_own():
-    config = TrialConfig.model_validate({"dataset": {"height": 256, "width": 128}, "eval": {"targets": [DUKE, {**DUKE, "label": "small", "height": 128}]}})
+    config = TrialConfig.model_validate(
+        {"dataset": {"height": 256, "width": 128}, "eval": {"targets": [DUKE, {**DUKE, "label": "small", "height": 128}]}}
+    )
     same, small = (target.dataset_for(config.dataset) for target in config.eval.targets)
     assert same == DatasetConfig(name="dukemtmc", root="/data/DukeMTMC-reID", height=256, width=128)
     assert (small.height, small.width) == (128, 128)

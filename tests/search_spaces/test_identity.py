@@ -155,7 +155,7 @@ def test_a_new_field_away_from_its_neutral_value_is_a_new_identity(change):
     assert config_hash(base) == config_hash(TrialConfig(seed=1))
     changed = grown({"seed": 1, **change})
     assert config_hash(changed) != config_hash(base)
-    (section, fields), = change.items()
+    ((section, fields),) = change.items()
     assert identity_tree(changed)[section].items() >= fields.items()
 
 
@@ -195,7 +195,9 @@ def test_a_new_section_is_neutral_at_its_default_instance_not_its_fields_default
 
 def test_hash_of_grown_configs_ignores_key_order_and_written_out_defaults():
     implicit = grown({"loss": {"aux_center": {"weight": 0.01}}, "seed": 3})
-    explicit = grown({"seed": 3, "train": {"grad_clip": None}, "loss": {"aux_center": {"lr": 0.5, "weight": 0.01}}, "model": {"warm_start": False}})
+    explicit = grown(
+        {"seed": 3, "train": {"grad_clip": None}, "loss": {"aux_center": {"lr": 0.5, "weight": 0.01}}, "model": {"warm_start": False}}
+    )
     assert config_hash(implicit) == config_hash(explicit)
 
 

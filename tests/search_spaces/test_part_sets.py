@@ -16,11 +16,15 @@ RECIPE = Recipe.model_validate({"model": {"pooling": "gem"}, "loss": {"triplet":
 
 
 def plan(variants, parts=PARTS, seeds=(0,)):
-    return expand(RECIPE, AblationSpec.model_validate({"design": "leave_one_out", "parts": parts, "variants": variants, "seeds": list(seeds)}))
+    return expand(
+        RECIPE, AblationSpec.model_validate({"design": "leave_one_out", "parts": parts, "variants": variants, "seeds": list(seeds)})
+    )
 
 
 def test_a_row_switches_off_several_parts_at_once():
-    trials = plan([{"name": "full"}, {"name": "b", "without": ["soft margin", "soft triplet"]}, {"name": "f", "without": ["GeM"]}], seeds=(0, 1))
+    trials = plan(
+        [{"name": "full"}, {"name": "b", "without": ["soft margin", "soft triplet"]}, {"name": "f", "without": ["GeM"]}], seeds=(0, 1)
+    )
     assert [t.variant for t in trials] == ["full", "full", "b", "b", "f", "f"]
     b = trials[2]
     assert (b.config.loss.triplet.kind, b.config.loss.triplet.soft_margin, b.config.model.pooling) == ("batch_all", False, "gem")
@@ -54,5 +58,7 @@ def test_unknown_and_misplaced_parts_are_errors():
 
 
 def test_one_part_per_row_still_works_without_parts():
-    trials = expand(RECIPE, AblationSpec.model_validate({"design": "leave_one_out", "variants": [{"name": "GeM", "set": {"model.pooling": "avg"}}]}))
+    trials = expand(
+        RECIPE, AblationSpec.model_validate({"design": "leave_one_out", "variants": [{"name": "GeM", "set": {"model.pooling": "avg"}}]})
+    )
     assert [t.variant for t in trials] == ["full", "w/o GeM"] and trials[1].variant_meta["off"] == ["GeM"]

@@ -14,7 +14,6 @@ from search_spaces.registry import Registry, RegistryError, forget_plugin, loadi
 from search_spaces.trial_config import INSERT_SECTIONS, StagedInsert, field_paths, register_insert_section
 
 
-
 class GateConfig(StagedInsert):
     """A test insert: a gate with a width and a loss weight."""
 
@@ -93,7 +92,14 @@ def test_unknown_axis_of_a_section_names_its_fields(gate):
 
 @pytest.mark.parametrize(
     "place, name",
-    [("model", "backbone"), ("model", "pooling"), ("loss", "triplet"), ("loss", "id_weight"), ("augment", "flip"), ("augment", "random_erasing")],
+    [
+        ("model", "backbone"),
+        ("model", "pooling"),
+        ("loss", "triplet"),
+        ("loss", "id_weight"),
+        ("augment", "flip"),
+        ("augment", "random_erasing"),
+    ],
 )
 def test_a_section_may_not_take_the_name_of_a_declared_option(place, name):
     from search_spaces import trial_config as tc

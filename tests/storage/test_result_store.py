@@ -90,7 +90,11 @@ def test_unwritable_store_is_reported(tmp_path):
 
 
 def test_latest_per_config_prefers_the_newest_row():
-    rows = [trial("a", finished_at="2026-01-01", mAP=0.1), trial("a", finished_at="2026-02-01", mAP=0.2), trial("b", finished_at="2026-01-01")]
+    rows = [
+        trial("a", finished_at="2026-01-01", mAP=0.1),
+        trial("a", finished_at="2026-02-01", mAP=0.2),
+        trial("b", finished_at="2026-01-01"),
+    ]
     latest = {r["config_hash"]: r for r in latest_per_config(rows)}
     assert latest["a"]["mAP"] == 0.2 and len(latest) == 2
 

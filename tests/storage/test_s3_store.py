@@ -35,7 +35,9 @@ def keys(endpoint: str, bucket: str) -> list[str]:
 
 
 def visible_parquet(endpoint: str, bucket: str, folder: str) -> list[str]:
-    return [k for k in keys(endpoint, bucket) if k.startswith(folder) and k.endswith(".parquet") and not k.rsplit("/", 1)[1].startswith(".")]
+    return [
+        k for k in keys(endpoint, bucket) if k.startswith(folder) and k.endswith(".parquet") and not k.rsplit("/", 1)[1].startswith(".")
+    ]
 
 
 def write_trials(store: ResultStore, study: str, count: int, start: int = 0) -> None:
@@ -45,7 +47,17 @@ def write_trials(store: ResultStore, study: str, count: int, start: int = 0) -> 
             study,
             trial_id,
             {
-                "trials": [{"study": study, "trial_id": trial_id, "config_hash": trial_id, "variant": f"v{i % 2}", "seed": i, "status": "completed", "mAP": i / 100}],
+                "trials": [
+                    {
+                        "study": study,
+                        "trial_id": trial_id,
+                        "config_hash": trial_id,
+                        "variant": f"v{i % 2}",
+                        "seed": i,
+                        "status": "completed",
+                        "mAP": i / 100,
+                    }
+                ],
                 "cameras": [
                     {"study": study, "trial_id": trial_id, "config_hash": trial_id, "camera": cam, "metric": metric, "value": i + cam / 10}
                     for cam in (1, 2, 3)
@@ -266,7 +278,9 @@ def test_the_cli_refuses_to_launch_on_a_missing_bucket(s3_env, tmp_path):
     spec = tmp_path / "s3.yaml"
     spec.write_text("study:\n  name: s3check\noutput:\n  store: s3://absent-bucket/results\n", encoding="utf-8")
     exe = Path(sys.executable).with_name("orchestrator")
-    result = subprocess.run([str(exe), "launch", str(spec)], capture_output=True, text=True, cwd=tmp_path, env=os.environ.copy(), timeout=300)
+    result = subprocess.run(
+        [str(exe), "launch", str(spec)], capture_output=True, text=True, cwd=tmp_path, env=os.environ.copy(), timeout=300
+    )
     assert result.returncode == 2, result.stdout + result.stderr
     assert "'absent-bucket' does not exist" in result.stderr
     assert SECRET not in result.stdout + result.stderr

@@ -54,11 +54,7 @@ def reference_evaluate(distmat, q_pids, g_pids, q_camids, g_camids, max_rank: in
     g_aps: dict[int, list[float]] = {}
     skipped = 0
     for q in range(num_q):
-        keep = [
-            g
-            for g in range(num_g)
-            if g_pids[g] != -1 and not (g_pids[g] == q_pids[q] and g_camids[g] == q_camids[q])
-        ]
+        keep = [g for g in range(num_g) if g_pids[g] != -1 and not (g_pids[g] == q_pids[q] and g_camids[g] == q_camids[q])]
         keep = np.array(keep, dtype=np.int64)
         if len(keep) == 0:
             skipped += 1

@@ -37,11 +37,22 @@ def _write_market_folders(layout: Path, names: dict[str, list[str]], suffix: str
 
 
 MARKET_NAMES = {
-    "bounding_box_train": ["0002_c1s1_000451_03", "0002_c2s1_000551_01", "0007_c3s3_015476_04",
-                           "0007_c6s4_002202_01", "0011_c4s2_004911_02"],
+    "bounding_box_train": [
+        "0002_c1s1_000451_03",
+        "0002_c2s1_000551_01",
+        "0007_c3s3_015476_04",
+        "0007_c6s4_002202_01",
+        "0011_c4s2_004911_02",
+    ],
     "query": ["0001_c1s1_001051_00", "0003_c5s1_001501_00"],
-    "bounding_box_test": ["0001_c2s1_000301_01", "0003_c6s1_002201_02", "0000_c1s1_000012_00",
-                          "0000_c3s2_000151_04", "-1_c1s1_000021_01", "-1_c2s1_000211_03"],
+    "bounding_box_test": [
+        "0001_c2s1_000301_01",
+        "0003_c6s1_002201_02",
+        "0000_c1s1_000012_00",
+        "0000_c3s2_000151_04",
+        "-1_c1s1_000021_01",
+        "-1_c2s1_000211_03",
+    ],
 }
 
 
@@ -89,12 +100,19 @@ def make_cuhk03np(base: Path) -> Path:
 
 MSMT_LISTS = {
     # split -> lines (path under the split folder, pid as in the list file: 0-based)
-    "train": [("0000/0000_000_01_0303morning_0015_0.jpg", 0), ("0000/0000_001_05_0303morning_0030_1.jpg", 0),
-              ("0001/0001_000_07_0303noon_0120_0.jpg", 1), ("0001/0001_001_15_0303afternoon_0042_0.jpg", 1)],
+    "train": [
+        ("0000/0000_000_01_0303morning_0015_0.jpg", 0),
+        ("0000/0000_001_05_0303morning_0030_1.jpg", 0),
+        ("0001/0001_000_07_0303noon_0120_0.jpg", 1),
+        ("0001/0001_001_15_0303afternoon_0042_0.jpg", 1),
+    ],
     "val": [("0002/0002_000_03_0303morning_0701_0.jpg", 2), ("0002/0002_001_04_0303morning_0702_0.jpg", 2)],
     "query": [("0000/0000_000_02_0304morning_0011_0.jpg", 0), ("0003/0003_000_09_0304noon_0211_0.jpg", 3)],
-    "gallery": [("0000/0000_001_03_0304morning_0021_0.jpg", 0), ("0003/0003_001_10_0304noon_0301_0.jpg", 3),
-                ("0004/0004_000_11_0304noon_0400_1.jpg", 4)],
+    "gallery": [
+        ("0000/0000_001_03_0304morning_0021_0.jpg", 0),
+        ("0003/0003_001_10_0304noon_0301_0.jpg", 3),
+        ("0004/0004_000_11_0304noon_0400_1.jpg", 4),
+    ],
 }
 
 
@@ -112,9 +130,12 @@ def make_msmt17(base: Path, version: str = "MSMT17_V1") -> Path:
 
 def make_folder(base: Path) -> Path:
     """A plain folder in Market naming with cameras beyond Market's six (c9, c12)."""
-    _write_market_folders(base, {
-        "bounding_box_train": ["0001_c9_0", "0001_c12_1", "0002_c9_2", "0002_c1_3"],
-        "query": ["0010_c12_0"],
-        "bounding_box_test": ["0010_c9_1", "0000_c1_2", "-1_c9_3"],
-    })
+    _write_market_folders(
+        base,
+        {
+            "bounding_box_train": ["0001_c9_0", "0001_c12_1", "0002_c9_2", "0002_c1_3"],
+            "query": ["0010_c12_0"],
+            "bounding_box_test": ["0010_c9_1", "0000_c1_2", "-1_c9_3"],
+        },
+    )
     return base

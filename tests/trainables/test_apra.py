@@ -154,7 +154,12 @@ def test_one_bf16_channels_last_training_step_with_apra_on_cuda():
     optimizer = build_optimizer(config, model)
     before = model.inserted[0].camera_classifier.weight.detach().clone()
     parts = train_step(
-        model, ReIDObjective(term_weights={"loss_camera": 0.01}), optimizer, torch.randn(6, 3, 128, 64, device=device), LABELS.to(device), CAMERAS.to(device)
+        model,
+        ReIDObjective(term_weights={"loss_camera": 0.01}),
+        optimizer,
+        torch.randn(6, 3, 128, 64, device=device),
+        LABELS.to(device),
+        CAMERAS.to(device),
     )
     assert all(torch.isfinite(torch.tensor(v)) for v in parts.values())
     assert "loss_camera" in parts

@@ -137,7 +137,12 @@ def test_a_bag_of_tricks_trial_with_the_cyclic_schedule_alone(tiny_market):
             "loss": {"center": {"weight": 0.0005}},
             "eval": {"distance": "cosine", "feature": "post_neck", "max_rank": 50},
             "train": {
-                "epochs": 1, "ids_per_batch": 4, "images_per_id": 4, "warmup_epochs": 0, "lr_steps": [], "eval_every": 10,
+                "epochs": 1,
+                "ids_per_batch": 4,
+                "images_per_id": 4,
+                "warmup_epochs": 0,
+                "lr_steps": [],
+                "eval_every": 10,
                 "swa": {"enabled": True, "average": False, "swag": True, "cycles": 2, "cycle_epochs": 1, "lr": 1e-3},
             },
         }

@@ -54,7 +54,10 @@ print("decoded everything before the interrupt")
 def test_ctrl_c_during_decoding_returns_at_once_and_the_process_exits(tiny_market, after):
     result = subprocess.run(
         [sys.executable, "-c", SCRIPT, str(tiny_market), str(after)],
-        capture_output=True, text=True, timeout=120, cwd=Path(__file__).resolve().parents[2],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=Path(__file__).resolve().parents[2],
     )
     assert result.returncode == 130, result.stdout + result.stderr[-2000:]
     waited, at_return, later = result.stdout.split()

@@ -59,7 +59,9 @@ def test_every_toggle_after_every_stage_keeps_shapes_and_adds_hard_logits(backbo
     rcam, rsam = TOGGLES[toggle]
     x = torch.randn(4, 3, 64, 32)
     for stage in range(5):
-        model = ReIDModel(backbone=backbone, num_classes=3, inserts=[{"module": "dranet", "stage": stage, "kwargs": {"rcam": rcam, "rsam": rsam}}])
+        model = ReIDModel(
+            backbone=backbone, num_classes=3, inserts=[{"module": "dranet", "stage": stage, "kwargs": {"rcam": rcam, "rsam": rsam}}]
+        )
         out = model(x)
         assert out.logits.shape == (4, 3) and out.features.shape == (4, model.feature_dim)
         assert list(out.hard_logits) == [n for n, on in (("dranet_channel", rcam), ("dranet_spatial", rsam)) if on]
@@ -70,7 +72,9 @@ def test_every_toggle_after_every_stage_keeps_shapes_and_adds_hard_logits(backbo
 
 def test_hard_examples_are_trained_with_the_id_loss():
     torch.manual_seed(0)
-    model = ReIDModel(backbone="resnet10t", num_classes=3, inserts=[{"module": "dranet", "stage": 3, "kwargs": {"rcam": True, "rsam": True}}])
+    model = ReIDModel(
+        backbone="resnet10t", num_classes=3, inserts=[{"module": "dranet", "stage": 3, "kwargs": {"rcam": True, "rsam": True}}]
+    )
     out = model(torch.randn(4, 3, 64, 32))
     terms = ReIDObjective(term_weights={"loss_hard": 0.5})(out, LABELS)
     ce = [torch.nn.functional.cross_entropy(h, LABELS, label_smoothing=0.1) for h in out.hard_logits.values()]
@@ -82,7 +86,9 @@ def test_hard_examples_are_trained_with_the_id_loss():
 
 
 def test_switched_off_modules_reduce_to_the_baseline_model_and_loss():
-    off = TrialConfig.model_validate({"model": {"apra": {"stages": [], "lam": 0.5}, "dranet": {"rcam": False, "rsam": False, "alpha_c": 3}}})
+    off = TrialConfig.model_validate(
+        {"model": {"apra": {"stages": [], "lam": 0.5}, "dranet": {"rcam": False, "rsam": False, "alpha_c": 3}}}
+    )
     assert off == TrialConfig()  # the off modules' parameters do not change the config (or its hash)
     assert model_kwargs(off, 3, 6)["inserts"] == []
     plain = seed_modules(ReIDModel(backbone="resnet10t", num_classes=3), off.seed)  # as build_model seeds it

@@ -60,12 +60,23 @@ class Recorder(HookBase):
 def test_hooks_are_called_in_order_around_every_step_and_epoch(tiny_market, tiny_data):
     calls: list = []
     recorder = Recorder(calls)
-    trainer = build_trainer(tiny_config(tiny_market), tiny_data, report=lambda m: calls.append(("report", m["epoch"])), runtime=RUNTIME, hooks=[recorder])
+    trainer = build_trainer(
+        tiny_config(tiny_market), tiny_data, report=lambda m: calls.append(("report", m["epoch"])), runtime=RUNTIME, hooks=[recorder]
+    )
     batches = len(trainer.sampler.epoch(0))
     final = trainer.train()
     epoch = ["before_epoch", *["after_step"] * batches]
     # The evaluation hook runs before the added one: the last epoch's report already has mAP.
-    expected = ["before_train", *epoch, ("after_epoch", 1, False), ("report", 1), *epoch, ("after_epoch", 2, True), ("report", 2), "after_train"]
+    expected = [
+        "before_train",
+        *epoch,
+        ("after_epoch", 1, False),
+        ("report", 1),
+        *epoch,
+        ("after_epoch", 2, True),
+        ("report", 2),
+        "after_train",
+    ]
     assert calls == expected
     step = recorder.steps[0]
     assert (step.epoch, step.iteration) == (1, 0)

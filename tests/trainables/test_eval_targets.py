@@ -62,7 +62,11 @@ def test_the_final_evaluation_equals_evaluating_the_model_on_the_target_directly
 def test_a_target_leaves_the_trials_own_numbers_as_they_were(tiny_market, tiny_duke):
     with_target, _ = train(trial_config(tiny_market, tiny_duke))
     without, _ = train(trial_config(tiny_market, tiny_duke, eval={"targets": []}))
-    own = {key: value for key, value in with_target[-1].items() if not key.startswith("duke/") and key not in ("eval_seconds", "epoch_seconds", "images_per_second")}
+    own = {
+        key: value
+        for key, value in with_target[-1].items()
+        if not key.startswith("duke/") and key not in ("eval_seconds", "epoch_seconds", "images_per_second")
+    }
     assert own == {key: value for key, value in without[-1].items() if key in own}
     assert set(own) == {key for key in without[-1] if key not in ("eval_seconds", "epoch_seconds", "images_per_second")}
 
@@ -76,7 +80,11 @@ def test_with_swa_the_target_sees_the_averaged_model(tiny_market, tiny_duke):
 
 
 def test_with_swag_the_target_gets_the_model_average_too(tiny_market, tiny_duke):
-    config = trial_config(tiny_market, tiny_duke, train={"epochs": 1, "swa": {"enabled": True, "cycles": 2, "cycle_epochs": 1, "swag": True, "swag_samples": 2}})
+    config = trial_config(
+        tiny_market,
+        tiny_duke,
+        train={"epochs": 1, "swa": {"enabled": True, "cycles": 2, "cycle_epochs": 1, "swag": True, "swag_samples": 2}},
+    )
     reports, model = train(config)
     swa_mean = direct(model, tiny_duke, config)  # the SWA mean alone: not SWAG's average of two sampled models
     reported = targets_of(reports[-1])

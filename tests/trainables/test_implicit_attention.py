@@ -341,11 +341,13 @@ def test_viewpoint_labels(tmp_path, tiny_market):
 def test_a_trial_trains_with_the_composite(tiny_market):
     from trainables.trial import RuntimeOptions, run_trial
 
-    config = TrialConfig.model_validate({
-        "dataset": {"name": "market1501", "root": str(tiny_market), "height": 64, "width": 32},
-        "augment": {"implicit_attention": {"enabled": True, "p": 0.5}},
-        "train": {"epochs": 1, "ids_per_batch": 4, "images_per_id": 4, "warmup_epochs": 0, "lr_steps": [], "eval_every": 1},
-    })
+    config = TrialConfig.model_validate(
+        {
+            "dataset": {"name": "market1501", "root": str(tiny_market), "height": 64, "width": 32},
+            "augment": {"implicit_attention": {"enabled": True, "p": 0.5}},
+            "train": {"epochs": 1, "ids_per_batch": 4, "images_per_id": 4, "warmup_epochs": 0, "lr_steps": [], "eval_every": 1},
+        }
+    )
     # Plain data, as a caller that does not know about the composite passes it: the trial
     # loads the bank itself.
     final = run_trial(config, load_reid_data(config.dataset), report=lambda m: None, runtime=RuntimeOptions(threads=1))

@@ -60,7 +60,9 @@ def test_batch_hard_with_hinge_still_matches_the_original_function():
     g = torch.Generator().manual_seed(0)
     features = torch.randn(12, 8, generator=g)
     labels = torch.arange(4).repeat_interleave(3)
-    assert float(batch_hard_triplet(features, labels, 0.3)) == pytest.approx(float(triplet_loss(features, labels, kind="batch_hard", margin=0.3)))
+    assert float(batch_hard_triplet(features, labels, 0.3)) == pytest.approx(
+        float(triplet_loss(features, labels, kind="batch_hard", margin=0.3))
+    )
 
 
 def test_triplet_registry_errors():

@@ -36,8 +36,16 @@ def test_parse_market_name(name: str, expected: tuple[int, int]) -> None:
 
 @pytest.mark.parametrize(
     "name",
-    ["Thumbs.jpg", "abc_c1s1_000451_03.jpg", "0002_x1s1_000451_03.jpg", "-2_c1s1_0_0.jpg",
-     "0002c1s1.jpg", "0002_c0s1_000451_03.jpg", "0002_c.jpg", "x.jpg"],
+    [
+        "Thumbs.jpg",
+        "abc_c1s1_000451_03.jpg",
+        "0002_x1s1_000451_03.jpg",
+        "-2_c1s1_0_0.jpg",
+        "0002c1s1.jpg",
+        "0002_c0s1_000451_03.jpg",
+        "0002_c.jpg",
+        "x.jpg",
+    ],
 )
 def test_parse_market_name_rejects_bad_names(name: str) -> None:
     with pytest.raises(DatasetError) as info:
@@ -66,13 +74,15 @@ def market_root(tmp_path: Path) -> Path:
     """A tiny Market-style dataset with junk, distractors, a Thumbs.db and some masks."""
     root = tmp_path / "market"
     names = {
-        "bounding_box_train": ["0003_c2s1_000010_00.jpg", "0001_c1s1_000001_00.jpg",
-                               "0001_c3s1_000002_00.jpg", "-1_c1s1_000003_00.jpg",
-                               "0000_c1s1_000004_00.jpg"],
-        "query": ["0005_c1s1_000020_00.jpg", "0006_c2s1_000021_00.jpg",
-                  "-1_c1s1_000022_00.jpg", "0000_c1s1_000023_00.jpg"],
-        "bounding_box_test": ["0005_c2s1_000030_00.jpg", "0006_c1s1_000031_00.jpg",
-                              "0000_c3s1_000032_00.jpg", "-1_c1s1_000033_00.jpg"],
+        "bounding_box_train": [
+            "0003_c2s1_000010_00.jpg",
+            "0001_c1s1_000001_00.jpg",
+            "0001_c3s1_000002_00.jpg",
+            "-1_c1s1_000003_00.jpg",
+            "0000_c1s1_000004_00.jpg",
+        ],
+        "query": ["0005_c1s1_000020_00.jpg", "0006_c2s1_000021_00.jpg", "-1_c1s1_000022_00.jpg", "0000_c1s1_000023_00.jpg"],
+        "bounding_box_test": ["0005_c2s1_000030_00.jpg", "0006_c1s1_000031_00.jpg", "0000_c3s1_000032_00.jpg", "-1_c1s1_000033_00.jpg"],
     }
     for folder, files in names.items():
         for name in files:
@@ -87,8 +97,7 @@ def test_read_market_split_protocol(market_root: Path) -> None:
     query = read_market_split(market_root, "query")
     gallery = read_market_split(market_root, "gallery")
     # sorted by file name; junk dropped everywhere; distractors only in the gallery
-    assert [r.path.name for r in train] == ["0001_c1s1_000001_00.jpg", "0001_c3s1_000002_00.jpg",
-                                            "0003_c2s1_000010_00.jpg"]
+    assert [r.path.name for r in train] == ["0001_c1s1_000001_00.jpg", "0001_c3s1_000002_00.jpg", "0003_c2s1_000010_00.jpg"]
     assert [(r.pid, r.camid) for r in train] == [(1, 1), (1, 3), (3, 2)]
     assert [r.pid for r in query] == [5, 6]
     assert sorted(r.pid for r in gallery) == [0, 5, 6]
@@ -144,8 +153,7 @@ def test_load_split_shapes_dtypes_and_rgb(market_root: Path) -> None:
     assert arrays.camids.dtype == np.int64 and arrays.camids.tolist() == [1, 3, 2]
     assert arrays.masks is None
     assert arrays.paths == [str(r.path) for r in records]
-    red, green, blue = arrays.images[..., 0].mean(), arrays.images[..., 1].mean(), \
-        arrays.images[..., 2].mean()
+    red, green, blue = arrays.images[..., 0].mean(), arrays.images[..., 1].mean(), arrays.images[..., 2].mean()
     assert red > 180 and green < 60 and blue < 40  # RGB order, not BGR
 
 
@@ -164,8 +172,7 @@ def test_load_split_corrupt_image(market_root: Path, corruption: str) -> None:
     records = read_market_split(market_root, "gallery")
     victim = records[1].path
     data = victim.read_bytes()
-    victim.write_bytes({"garbage": b"\x00not a jpeg" * 20, "truncated": data[: len(data) // 2],
-                        "empty": b""}[corruption])
+    victim.write_bytes({"garbage": b"\x00not a jpeg" * 20, "truncated": data[: len(data) // 2], "empty": b""}[corruption])
     with pytest.raises(DatasetError) as info:
         load_split(records, 16, 8)
     assert str(victim) in str(info.value) and "1 file(s)" in str(info.value)

@@ -15,7 +15,13 @@ def test_evaluate_reports_the_defined_names():
     q_cams, g_cams = np.tile([1, 2], 6), np.tile([1, 2, 3, 3], 6)
     result = evaluate(rng.random((12, 24)), q_pids, g_pids, q_cams, g_cams)
     # rank-k for every reported k within max_rank (50 by default; the CMC saturates past the gallery)
-    expected = {*(metrics.rank_key(k) for k in metrics.REPORTED_RANKS), metrics.MAP, metrics.MINP, metrics.NUM_VALID_QUERIES, metrics.NUM_QUERIES_WITHOUT_POSITIVE}
+    expected = {
+        *(metrics.rank_key(k) for k in metrics.REPORTED_RANKS),
+        metrics.MAP,
+        metrics.MINP,
+        metrics.NUM_VALID_QUERIES,
+        metrics.NUM_QUERIES_WITHOUT_POSITIVE,
+    }
     for metric in metrics.CAMERA_METRICS:
         expected.add(metric)
         expected.add(metrics.lowest_camera_key(metric))

@@ -147,7 +147,9 @@ def test_a_backbone_registered_by_a_plugin_gives_its_trials_the_plugin_identity(
         assert plugin.backbones == ("lab_resnet",)
         assert TrialConfig.model_validate({"model": {"backbone": "lab_resnet"}}).plugins == {"lab_backbone": plugin.identity}
         assert TrialConfig.model_validate({"model": {"backbone": "resnet10t"}}).plugins == {}
-        assert ReIDModel(**model_kwargs(TrialConfig.model_validate({"model": {"backbone": "lab_resnet"}}), num_classes=3)).feature_dim == 512
+        assert (
+            ReIDModel(**model_kwargs(TrialConfig.model_validate({"model": {"backbone": "lab_resnet"}}), num_classes=3)).feature_dim == 512
+        )
     finally:
         unload_plugin("lab_backbone")
 

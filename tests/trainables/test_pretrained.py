@@ -115,9 +115,13 @@ def test_weights_are_part_of_the_trial_identity(tmp_path):
     base = TrialConfig.model_validate({"model": {"backbone": "resnet50"}})
     tagged = TrialConfig.model_validate({"model": {"backbone": "resnet50", "pretrained": True}})
     assert tagged.model.pretrained == "resnet50.tv_in1k"  # true resolves to the pinned tag
-    assert config_hash(tagged) == config_hash(TrialConfig.model_validate({"model": {"backbone": "resnet50", "pretrained": "resnet50.tv_in1k"}}))
+    assert config_hash(tagged) == config_hash(
+        TrialConfig.model_validate({"model": {"backbone": "resnet50", "pretrained": "resnet50.tv_in1k"}})
+    )
     assert config_hash(tagged) != config_hash(base)
-    assert config_hash(tagged) != config_hash(TrialConfig.model_validate({"model": {"backbone": "resnet50", "pretrained": "resnet50.a1_in1k"}}))
+    assert config_hash(tagged) != config_hash(
+        TrialConfig.model_validate({"model": {"backbone": "resnet50", "pretrained": "resnet50.a1_in1k"}})
+    )
 
     weights = tmp_path / "w.pth"
     torch.save({"a": torch.zeros(2)}, weights)

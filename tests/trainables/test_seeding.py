@@ -65,7 +65,9 @@ def test_other_seeds_give_other_weights_and_the_global_generator_is_untouched():
 DRANET1 = {"module": "dranet", "stage": 1, "kwargs": {"rcam": True, "rsam": False}}
 
 
-@pytest.mark.parametrize("inserts", [[], [APRA1], [APRA1, DRANET2], [APRA1, DRANET1]], ids=["none", "apra", "apra+dranet", "two-at-stage-1"])
+@pytest.mark.parametrize(
+    "inserts", [[], [APRA1], [APRA1, DRANET2], [APRA1, DRANET1]], ids=["none", "apra", "apra+dranet", "two-at-stage-1"]
+)
 def test_the_one_pass_build_gives_the_weights_of_the_re_initialised_model(inserts):
     kwargs = dict(backbone="resnet10t", num_classes=5, inserts=inserts)
     torch.manual_seed(0)

@@ -28,9 +28,19 @@ from trainables.data.synthetic import (
     spec_hash,
 )
 
-SMALL = SyntheticSpec(num_train_ids=8, num_test_ids=6, num_cameras=6, cameras_per_id=4,
-                      images_per_camera=2, num_distractors=5, num_junk=3, height=64, width=32,
-                      seed=3, hard_camera=6)
+SMALL = SyntheticSpec(
+    num_train_ids=8,
+    num_test_ids=6,
+    num_cameras=6,
+    cameras_per_id=4,
+    images_per_camera=2,
+    num_distractors=5,
+    num_junk=3,
+    height=64,
+    width=32,
+    seed=3,
+    hard_camera=6,
+)
 SPLITS = ("train", "query", "gallery")
 
 
@@ -40,10 +50,7 @@ def small_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _hashes(root: Path) -> dict[str, str]:
-    return {
-        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in sorted(root.rglob("*")) if p.is_file()
-    }
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(root.rglob("*")) if p.is_file()}
 
 
 def test_counts_and_identity_protocol(small_root: Path) -> None:
@@ -51,8 +58,9 @@ def test_counts_and_identity_protocol(small_root: Path) -> None:
     per_id_cams = SMALL.cameras_per_id
     assert len(recs["train"]) == SMALL.num_train_ids * per_id_cams * SMALL.images_per_camera
     assert len(recs["query"]) == SMALL.num_test_ids * per_id_cams
-    assert len(recs["gallery"]) == (SMALL.num_test_ids * per_id_cams * SMALL.images_per_camera
-                                    + SMALL.num_distractors)  # junk dropped on reading
+    assert len(recs["gallery"]) == (
+        SMALL.num_test_ids * per_id_cams * SMALL.images_per_camera + SMALL.num_distractors
+    )  # junk dropped on reading
     train_ids = {r.pid for r in recs["train"]}
     query_ids = {r.pid for r in recs["query"]}
     gallery_ids = {r.pid for r in recs["gallery"]}
@@ -119,12 +127,10 @@ def test_mask_is_exactly_the_drawn_person(monkeypatch: pytest.MonkeyPatch) -> No
         return img
 
     monkeypatch.setattr(synthetic, "_background", magenta)
-    clean = synthetic.CameraNuisance("clean", 1.0, 1.0, (1.0, 1.0, 1.0), 0.0, 0.0, 0.9,
-                                     "pavement", (0, 0, 0))
+    clean = synthetic.CameraNuisance("clean", 1.0, 1.0, (1.0, 1.0, 1.0), 0.0, 0.0, 0.9, "pavement", (0, 0, 0))
     for pid in range(1, 13):
         ident = synthetic._sample_identity(np.random.default_rng([0, 0, pid, 0, 0]))
-        rgb, mask = synthetic._render_image(ident, clean, np.random.default_rng([pid, 1]), 128,
-                                            64)
+        rgb, mask = synthetic._render_image(ident, clean, np.random.default_rng([pid, 1]), 128, 64)
         background = (rgb[..., 1] == 0) & (rgb[..., 0] == rgb[..., 2]) & (rgb[..., 0] > 180)
         assert np.array_equal(mask == 255, ~background), pid
         assert 0.1 < (mask > 0).mean() < 0.6
@@ -196,8 +202,7 @@ def test_camera_table() -> None:
 
 @pytest.mark.parametrize(
     ("field", "value"),
-    [("cameras_per_id", 1), ("cameras_per_id", 7), ("hard_camera", 7), ("num_train_ids", 0),
-     ("seed", -1), ("height", 8)],
+    [("cameras_per_id", 1), ("cameras_per_id", 7), ("hard_camera", 7), ("num_train_ids", 0), ("seed", -1), ("height", 8)],
 )
 def test_spec_validation(field: str, value: int) -> None:
     with pytest.raises(DatasetError, match=field):
@@ -243,8 +248,7 @@ def test_failure_midway_leaves_nothing(tmp_path: Path, monkeypatch: pytest.Monke
     assert list(parent.iterdir()) == []  # no temporary folder left behind either
 
 
-def test_losing_a_generation_race_keeps_the_winner(tmp_path: Path,
-                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+def test_losing_a_generation_race_keeps_the_winner(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Another process finishes while we write: our rename fails and we use its copy."""
     out = tmp_path / "ds"
     real_write = synthetic._write_dataset
@@ -263,8 +267,7 @@ def test_losing_a_generation_race_keeps_the_winner(tmp_path: Path,
     assert len(read_market_split(out, "query")) == 24
 
 
-def test_ensure_synthetic_dataset_uses_cache_env(tmp_path: Path,
-                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+def test_ensure_synthetic_dataset_uses_cache_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("REID_ORCH_CACHE", str(tmp_path / "cache"))
     assert default_cache_dir() == tmp_path / "cache"
     messages: list[str] = []

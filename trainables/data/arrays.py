@@ -101,9 +101,14 @@ def _decode_mask(path: Path, height: int, width: int) -> np.ndarray | None:
     return (mask > 127).astype(np.uint8)
 
 
-def load_split(records: Sequence[ImageRecord], height: int, width: int,
-               with_masks: bool = False, progress: Callable[[str], None] | None = None,
-               num_threads: int | None = None) -> SplitArrays:
+def load_split(
+    records: Sequence[ImageRecord],
+    height: int,
+    width: int,
+    with_masks: bool = False,
+    progress: Callable[[str], None] | None = None,
+    num_threads: int | None = None,
+) -> SplitArrays:
     """Decode ``records`` into one :class:`SplitArrays` of ``(height, width)`` images.
 
     Args:
@@ -150,15 +155,11 @@ def load_split(records: Sequence[ImageRecord], height: int, width: int,
     report = every_tenth(n, progress, lambda done: f"decoded {done}/{n} images")
     bad = [path for failed in run_on_threads(work, n, num_threads, report) for path in failed]
     if bad:
-        raise DatasetError(
-            f"cannot decode {summarize_paths(bad)}; the files are missing, truncated or not "
-            "images: replace or remove them"
-        )
+        raise DatasetError(f"cannot decode {summarize_paths(bad)}; the files are missing, truncated or not images: replace or remove them")
     return SplitArrays.from_records(records, images, masks)
 
 
-def load_masks(records: Sequence[ImageRecord], height: int, width: int,
-               num_threads: int | None = None) -> np.ndarray:
+def load_masks(records: Sequence[ImageRecord], height: int, width: int, num_threads: int | None = None) -> np.ndarray:
     """Decode only the masks of ``records``: ``(N, height, width)`` uint8 in {0, 1}.
 
     Raises:
@@ -196,8 +197,9 @@ def _readable(path: Path) -> bool:
     return cv2.imdecode(data, cv2.IMREAD_REDUCED_GRAYSCALE_2) is not None
 
 
-def find_unreadable(paths: Sequence[str | Path], num_threads: int | None = None,
-                    progress: Callable[[str], None] | None = None) -> list[Path]:
+def find_unreadable(
+    paths: Sequence[str | Path], num_threads: int | None = None, progress: Callable[[str], None] | None = None
+) -> list[Path]:
     """The files among ``paths`` that are missing, empty, truncated or not images, in order."""
     items = [Path(p) for p in paths]
     n = len(items)
@@ -206,14 +208,10 @@ def find_unreadable(paths: Sequence[str | Path], num_threads: int | None = None,
     return [path for path, ok in zip(items, readable) if not ok]
 
 
-def load_market_dataset(root: str | Path, height: int, width: int,
-                        with_masks: bool = False) -> dict[str, SplitArrays]:
+def load_market_dataset(root: str | Path, height: int, width: int, with_masks: bool = False) -> dict[str, SplitArrays]:
     """Read and decode train, query and gallery of a Market-1501 style dataset at ``root``.
 
     Person ids are kept as in the file names; use :func:`trainables.data.market.relabel` for
     contiguous training labels.
     """
-    return {
-        split: load_split(read_market_split(root, split), height, width, with_masks=with_masks)
-        for split in SPLIT_FOLDERS
-    }
+    return {split: load_split(read_market_split(root, split), height, width, with_masks=with_masks) for split in SPLIT_FOLDERS}

@@ -62,8 +62,7 @@ def random_pad_crop(x: torch.Tensor, pad: int, generator: torch.Generator) -> to
     return padded.permute(0, 2, 3, 1)[batch, rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2)
 
 
-def flip_pad_crop(images: torch.Tensor, flip: bool, pad: int, generator: torch.Generator,
-                  vectorized: bool | None = None) -> torch.Tensor:
+def flip_pad_crop(images: torch.Tensor, flip: bool, pad: int, generator: torch.Generator, vectorized: bool | None = None) -> torch.Tensor:
     """``random_pad_crop(random_flip(to_normalized_float(images)))`` in one pass, same draws.
 
     The shift and the mirror are applied while gathering the uint8 pixels (a slice copy per
@@ -178,8 +177,9 @@ class CompositeTensors:
     partners: torch.Tensor
 
     @classmethod
-    def from_arrays(cls, roi: np.ndarray, backgrounds: np.ndarray, offsets: np.ndarray, partners: np.ndarray,
-                    device: torch.device | str = "cpu") -> "CompositeTensors":
+    def from_arrays(
+        cls, roi: np.ndarray, backgrounds: np.ndarray, offsets: np.ndarray, partners: np.ndarray, device: torch.device | str = "cpu"
+    ) -> "CompositeTensors":
         as_tensor = lambda a: torch.from_numpy(np.ascontiguousarray(a)).to(device)  # noqa: E731
         return cls(
             roi=as_tensor((np.asarray(roi) > 0).astype(np.uint8)[..., None]),

@@ -46,21 +46,24 @@ def summarize_records(records: DatasetRecords) -> DatasetReport:
     for split in SPLITS:
         chosen = records.split(split)
         dropped = records.dropped.get(split, {})
-        rows.append(SplitSummary(
-            split=split,
-            identities=len({r.pid for r in chosen if r.pid != DISTRACTOR_PID}),
-            images=len(chosen),
-            cameras=tuple(sorted({r.camid for r in chosen})),
-            distractors=sum(r.pid == DISTRACTOR_PID for r in chosen),
-            dropped_junk=int(dropped.get("junk", 0)),
-            dropped_distractors=int(dropped.get("distractors", 0)),
-            masks=sum(r.mask_path is not None for r in chosen),
-        ))
+        rows.append(
+            SplitSummary(
+                split=split,
+                identities=len({r.pid for r in chosen if r.pid != DISTRACTOR_PID}),
+                images=len(chosen),
+                cameras=tuple(sorted({r.camid for r in chosen})),
+                distractors=sum(r.pid == DISTRACTOR_PID for r in chosen),
+                dropped_junk=int(dropped.get("junk", 0)),
+                dropped_distractors=int(dropped.get("distractors", 0)),
+                masks=sum(r.mask_path is not None for r in chosen),
+            )
+        )
     return DatasetReport(records.name, records.root, tuple(rows))
 
 
-def check_dataset(name: str, root: str | Path, *, decode: bool = True,
-                  progress: Callable[[str], None] | None = None, **options: Any) -> DatasetReport:
+def check_dataset(
+    name: str, root: str | Path, *, decode: bool = True, progress: Callable[[str], None] | None = None, **options: Any
+) -> DatasetReport:
     """Read dataset ``name`` at ``root`` and (with ``decode``) decode every kept image and mask.
 
     Raises:
@@ -96,7 +99,6 @@ def format_report(report: DatasetReport) -> list[str]:
     for row in report.splits:
         junk = row.dropped_junk + row.dropped_distractors
         lines.append(
-            f"{row.split:<8} {row.identities:>10} {row.images:>8} {row.distractors:>11} {junk:>9} "
-            f"{row.masks:>7}  {_cameras(row.cameras)}"
+            f"{row.split:<8} {row.identities:>10} {row.images:>8} {row.distractors:>11} {junk:>9} {row.masks:>7}  {_cameras(row.cameras)}"
         )
     return lines

@@ -178,8 +178,9 @@ def load_reid_data(config: DatasetConfig, progress: Progress = None, augment: Au
     return _with_composite(data, records, config, params, progress)
 
 
-def _with_composite(data: ReIDData, records: DatasetRecords, config: DatasetConfig, params: CompositeParams,
-                    progress: Progress) -> ReIDData:
+def _with_composite(
+    data: ReIDData, records: DatasetRecords, config: DatasetConfig, params: CompositeParams, progress: Progress
+) -> ReIDData:
     if data.train.paths != [str(r.path) for r in records.train]:
         raise DatasetError(
             f"the decoded training set does not match the files of dataset '{config.name}' at "
@@ -198,7 +199,9 @@ def _with_composite(data: ReIDData, records: DatasetRecords, config: DatasetConf
     if params.same_viewpoint:
         viewpoints = read_viewpoints(records.train, records.root, synthetic=config.name == "synthetic")
     bank = load_or_build_bank(
-        data.train.images, masks, params,
+        data.train.images,
+        masks,
+        params,
         root=records.root,
         fingerprint=dataset_fingerprint(records.train, records.root, (config.height, config.width)),
         viewpoints=viewpoints,
@@ -208,8 +211,7 @@ def _with_composite(data: ReIDData, records: DatasetRecords, config: DatasetConf
     return ReIDData(train=train, query=data.query, gallery=data.gallery, composite=bank)
 
 
-def ensure_composite(data: ReIDData, config: DatasetConfig, augment: AugmentConfig,
-                     progress: Progress = None) -> CompositeBank | None:
+def ensure_composite(data: ReIDData, config: DatasetConfig, augment: AugmentConfig, progress: Progress = None) -> CompositeBank | None:
     """The composite bank a trial needs: ``data.composite`` when it was loaded with the same
     parameters, else loaded now (from the on-disk cache when present). None when the trial's
     implicit-attention section is off."""

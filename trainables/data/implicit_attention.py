@@ -99,13 +99,18 @@ class CompositeParams:
             )
 
     def background_fields(self) -> dict:
-        return {"roi": self.roi, "upper_fraction": self.upper_fraction, "dilation": self.dilation,
-                "inpaint_radius": self.inpaint_radius}
+        return {"roi": self.roi, "upper_fraction": self.upper_fraction, "dilation": self.dilation, "inpaint_radius": self.inpaint_radius}
 
     def partner_fields(self) -> dict:
-        return {"roi": self.roi, "upper_fraction": self.upper_fraction, "area_ratio": self.area_ratio,
-                "mask_iou": self.mask_iou, "same_viewpoint": self.same_viewpoint,
-                "max_partners": self.max_partners, "grid": list(SHAPE_GRID)}
+        return {
+            "roi": self.roi,
+            "upper_fraction": self.upper_fraction,
+            "area_ratio": self.area_ratio,
+            "mask_iou": self.mask_iou,
+            "same_viewpoint": self.same_viewpoint,
+            "max_partners": self.max_partners,
+            "grid": list(SHAPE_GRID),
+        }
 
     def key(self) -> str:
         """A short stable text naming these parameters (part of ``dataset_key``)."""
@@ -261,8 +266,9 @@ def inpaint_background(image: np.ndarray, roi: np.ndarray, dilation: int = 7, ra
     return cv2.inpaint(np.ascontiguousarray(image), dilated, radius, cv2.INPAINT_TELEA)
 
 
-def inpaint_backgrounds(images: np.ndarray, rois: np.ndarray, dilation: int = 7, radius: float = 3.0,
-                        num_threads: int | None = None, progress: Progress = None) -> np.ndarray:
+def inpaint_backgrounds(
+    images: np.ndarray, rois: np.ndarray, dilation: int = 7, radius: float = 3.0, num_threads: int | None = None, progress: Progress = None
+) -> np.ndarray:
     """:func:`inpaint_background` of every image, on a thread pool (OpenCV releases the GIL)."""
     n = len(images)
     out = np.empty_like(images)
@@ -282,8 +288,9 @@ def composite(image_i: np.ndarray, roi_i: np.ndarray, background_j: np.ndarray) 
     return cv2.copyTo(np.ascontiguousarray(image_i), mask, out)
 
 
-def build_bank(images: np.ndarray, masks: np.ndarray, params: CompositeParams,
-               viewpoints: np.ndarray | None = None, progress: Progress = None) -> CompositeBank:
+def build_bank(
+    images: np.ndarray, masks: np.ndarray, params: CompositeParams, viewpoints: np.ndarray | None = None, progress: Progress = None
+) -> CompositeBank:
     """Compute ROI masks, backgrounds and partner lists of ``images`` (no cache)."""
     if masks.shape != images.shape[:3]:
         raise DatasetError(f"masks {masks.shape} do not match images {images.shape[:3]}")
@@ -292,8 +299,11 @@ def build_bank(images: np.ndarray, masks: np.ndarray, params: CompositeParams,
     rois = roi_masks(masks, params.roi, params.upper_fraction)
     backgrounds = inpaint_backgrounds(images, rois, params.dilation, params.inpaint_radius, progress=progress)
     offsets, partners = compatible_partners(
-        rois, area_ratio=params.area_ratio, mask_iou=params.mask_iou,
-        viewpoints=viewpoints if params.same_viewpoint else None, max_partners=params.max_partners,
+        rois,
+        area_ratio=params.area_ratio,
+        mask_iou=params.mask_iou,
+        viewpoints=viewpoints if params.same_viewpoint else None,
+        max_partners=params.max_partners,
     )
     return CompositeBank(rois, backgrounds, offsets, partners, params)
 
@@ -410,9 +420,16 @@ def _store(dirs: Sequence[Path], name: str, save: Callable[[Path], None]) -> Pat
     return None
 
 
-def load_or_build_bank(images: np.ndarray, masks: np.ndarray, params: CompositeParams, *,
-                       root: str | Path, fingerprint: str, viewpoints: np.ndarray | None = None,
-                       progress: Progress = None) -> CompositeBank:
+def load_or_build_bank(
+    images: np.ndarray,
+    masks: np.ndarray,
+    params: CompositeParams,
+    *,
+    root: str | Path,
+    fingerprint: str,
+    viewpoints: np.ndarray | None = None,
+    progress: Progress = None,
+) -> CompositeBank:
     """:func:`build_bank` through the on-disk cache of the dataset at ``root``.
 
     Backgrounds are keyed by (fingerprint, ROI, dilation, radius) and partner lists by
@@ -446,8 +463,11 @@ def load_or_build_bank(images: np.ndarray, masks: np.ndarray, params: CompositeP
         if progress is not None:
             progress(f"implicit attention: matching partners of {n} images")
         offsets, partners = compatible_partners(
-            rois, area_ratio=params.area_ratio, mask_iou=params.mask_iou,
-            viewpoints=viewpoints if params.same_viewpoint else None, max_partners=params.max_partners,
+            rois,
+            area_ratio=params.area_ratio,
+            mask_iou=params.mask_iou,
+            viewpoints=viewpoints if params.same_viewpoint else None,
+            max_partners=params.max_partners,
         )
         _store(dirs, pa_name, lambda p: _write(p, np.savez, offsets=offsets, partners=partners))
     return CompositeBank(rois, backgrounds, offsets, partners, params)

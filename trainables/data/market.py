@@ -93,15 +93,11 @@ def parse_market_name(filename: str | Path, max_camera: int | None = None) -> tu
     match = _NAME_RE.match(name)
     if match is None:
         raise DatasetError(
-            f"bad image file name {str(filename)!r}: expected {EXPECTED_NAME_PATTERN}; "
-            "rename the file or move it out of the split folder"
+            f"bad image file name {str(filename)!r}: expected {EXPECTED_NAME_PATTERN}; rename the file or move it out of the split folder"
         )
     pid, camid = int(match.group(1)), int(match.group(2))
     if camid < 1:
-        raise DatasetError(
-            f"bad image file name {str(filename)!r}: camera ids are 1-based, got c{camid}; "
-            f"expected {EXPECTED_NAME_PATTERN}"
-        )
+        raise DatasetError(f"bad image file name {str(filename)!r}: camera ids are 1-based, got c{camid}; expected {EXPECTED_NAME_PATTERN}")
     if max_camera is not None and camid > max_camera:
         raise DatasetError(
             f"bad image file name {str(filename)!r}: camera c{camid} is above this dataset's "
@@ -126,8 +122,7 @@ def keep_record(split: str, pid: int) -> bool:
     return _keep(split, pid)
 
 
-def scan_market_folder(folder: str | Path,
-                       max_camera: int | None = None) -> tuple[list[ImageRecord], list[Path]]:
+def scan_market_folder(folder: str | Path, max_camera: int | None = None) -> tuple[list[ImageRecord], list[Path]]:
     """Every image of one folder in Market naming, junk and distractors included.
 
     Returns ``(records sorted by file name, image files whose names do not parse)``; files that
@@ -153,8 +148,7 @@ def scan_market_folder(folder: str | Path,
     if broken:
         shown = "; ".join(broken[:5]) + (f" (and {len(broken) - 5} more)" if len(broken) > 5 else "")
         raise DatasetError(
-            f"{folder}: {len(broken)} image(s) are symbolic links to no file: {shown}; "
-            "point them at the images or remove them"
+            f"{folder}: {len(broken)} image(s) are symbolic links to no file: {shown}; point them at the images or remove them"
         )
     return records, bad
 
@@ -182,8 +176,7 @@ def _keep(split: str, pid: int) -> bool:
     return True
 
 
-def read_market_split(root: str | Path, split: str,
-                      max_camera: int | None = None) -> list[ImageRecord]:
+def read_market_split(root: str | Path, split: str, max_camera: int | None = None) -> list[ImageRecord]:
     """List the images of one split of a Market-1501 style dataset, sorted by file name.
 
     Args:
@@ -200,9 +193,7 @@ def read_market_split(root: str | Path, split: str,
             offenders are collected and the first few named).
     """
     if split not in SPLIT_FOLDERS:
-        raise DatasetError(
-            f"unknown split {split!r}: expected one of {sorted(SPLIT_FOLDERS)}"
-        )
+        raise DatasetError(f"unknown split {split!r}: expected one of {sorted(SPLIT_FOLDERS)}")
     root = Path(root)
     folder = SPLIT_FOLDERS[split]
     split_dir = root / folder
@@ -212,11 +203,7 @@ def read_market_split(root: str | Path, split: str,
             f"{', '.join(SPLIT_FOLDERS.values())} under {str(root)!r}"
         )
     mask_dir = root / "masks" / folder
-    mask_names = (
-        {p.name for p in mask_dir.iterdir() if p.suffix.lower() == ".png"}
-        if mask_dir.is_dir()
-        else set()
-    )
+    mask_names = {p.name for p in mask_dir.iterdir() if p.suffix.lower() == ".png"} if mask_dir.is_dir() else set()
 
     records: list[ImageRecord] = []
     scanned, bad = scan_market_folder(split_dir, max_camera)
@@ -225,13 +212,11 @@ def read_market_split(root: str | Path, split: str,
             continue
         mask_name = f"{record.path.stem}.png"
         mask_path = mask_dir / mask_name if mask_name in mask_names else None
-        records.append(ImageRecord(path=record.path, pid=record.pid, camid=record.camid,
-                                   mask_path=mask_path))
+        records.append(ImageRecord(path=record.path, pid=record.pid, camid=record.camid, mask_path=mask_path))
 
     if bad:
         raise DatasetError(
-            f"bad image file names in {str(split_dir)!r}, "
-            f"{summarize_paths(bad, _BAD_NAMES_SHOWN)}; expected {EXPECTED_NAME_PATTERN}"
+            f"bad image file names in {str(split_dir)!r}, {summarize_paths(bad, _BAD_NAMES_SHOWN)}; expected {EXPECTED_NAME_PATTERN}"
         )
     return records
 

@@ -75,8 +75,15 @@ def _keys(what: str, keys: Sequence[str], limit: int = 3) -> str:
     return f"{len(keys)} {what} key(s){shown}"
 
 
-def load_mask_rcnn(weights: str | Path, *, device: str = "cpu", min_size: int = 800, max_size: int = 1333,
-                   detections_per_img: int = 100, score_threshold: float = 0.05):
+def load_mask_rcnn(
+    weights: str | Path,
+    *,
+    device: str = "cpu",
+    min_size: int = 800,
+    max_size: int = 1333,
+    detections_per_img: int = 100,
+    score_threshold: float = 0.05,
+):
     """torchvision ``maskrcnn_resnet50_fpn`` with every parameter loaded from ``weights``.
 
     Args:
@@ -106,16 +113,20 @@ def load_mask_rcnn(weights: str | Path, *, device: str = "cpu", min_size: int = 
     classes = state.get("roi_heads.box_predictor.cls_score.weight")
     num_classes = int(classes.shape[0]) if isinstance(classes, torch.Tensor) and classes.ndim == 2 else 91
     model = maskrcnn_resnet50_fpn(
-        weights=None, weights_backbone=None, num_classes=num_classes, min_size=min_size, max_size=max_size,
-        box_detections_per_img=detections_per_img, box_score_thresh=score_threshold,
+        weights=None,
+        weights_backbone=None,
+        num_classes=num_classes,
+        min_size=min_size,
+        max_size=max_size,
+        box_detections_per_img=detections_per_img,
+        box_score_thresh=score_threshold,
     )
     expected = model.state_dict()
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
     if missing or unexpected:
         raise MaskWeightsError(
-            f"{str(path)!r} is not a maskrcnn_resnet50_fpn state dict: "
-            f"{_keys('missing', missing)}, {_keys('unexpected', unexpected)}"
+            f"{str(path)!r} is not a maskrcnn_resnet50_fpn state dict: {_keys('missing', missing)}, {_keys('unexpected', unexpected)}"
         )
     wrong = [k for k, v in state.items() if tuple(v.shape) != tuple(expected[k].shape)]
     if wrong:
@@ -125,8 +136,7 @@ def load_mask_rcnn(weights: str | Path, *, device: str = "cpu", min_size: int = 
     return model.eval().to(device)
 
 
-def person_masks(model, images: Sequence[np.ndarray], *, score_threshold: float = 0.5,
-                 mask_threshold: float = 0.5) -> list[np.ndarray]:
+def person_masks(model, images: Sequence[np.ndarray], *, score_threshold: float = 0.5, mask_threshold: float = 0.5) -> list[np.ndarray]:
     """One uint8 (H, W) mask (0/255) per RGB uint8 image: the top-scoring person detection."""
     import torch
 
@@ -172,8 +182,16 @@ def _read_rgb(path: Path) -> np.ndarray | None:
     return None if bgr is None else cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 
-def compute_masks(records: DatasetRecords, model, *, splits: Sequence[str] = ("train",), batch_size: int = 8,
-                  overwrite: bool = False, score_threshold: float = 0.5, progress: Progress = None) -> MaskRunSummary:
+def compute_masks(
+    records: DatasetRecords,
+    model,
+    *,
+    splits: Sequence[str] = ("train",),
+    batch_size: int = 8,
+    overwrite: bool = False,
+    score_threshold: float = 0.5,
+    progress: Progress = None,
+) -> MaskRunSummary:
     """Write the person mask of every image of ``splits`` that has none yet (all with
     ``overwrite``), beside the dataset.
 

@@ -124,10 +124,7 @@ class SyntheticSpec:
                 f"got {self.hard_camera} with num_cameras={self.num_cameras}"
             )
         if self.height < 32 or self.width < 16:
-            raise DatasetError(
-                f"SyntheticSpec: height >= 32 and width >= 16 are needed, got "
-                f"{self.height}x{self.width}"
-            )
+            raise DatasetError(f"SyntheticSpec: height >= 32 and width >= 16 are needed, got {self.height}x{self.width}")
 
 
 @dataclass(frozen=True)
@@ -154,24 +151,25 @@ class CameraNuisance:
 
 #: Profiles of ordinary cameras, indexed by camera id - 1 (cycled beyond six cameras).
 NORMAL_CAMERA_NUISANCES: tuple[CameraNuisance, ...] = (
-    CameraNuisance("daylight street, neutral and sharp", 1.00, 1.00, (1.00, 1.00, 1.00),
-                   0.0, 2.0, 0.92, "pavement", (150, 150, 146)),
-    CameraNuisance("indoor hall, warm tungsten cast", 0.95, 1.05, (1.10, 1.00, 0.84),
-                   0.5, 3.0, 0.88, "tiles", (205, 190, 165)),
-    CameraNuisance("park in shade, cool cast", 0.88, 1.10, (0.90, 0.98, 1.12),
-                   0.6, 3.0, 0.86, "foliage", (85, 125, 70)),
-    CameraNuisance("sunlit wall, overexposed", 1.18, 0.85, (1.00, 1.00, 0.97),
-                   0.7, 2.0, 0.95, "bricks", (150, 88, 66)),
-    CameraNuisance("far shop front, greenish fluorescent", 1.00, 1.00, (0.94, 1.07, 0.95),
-                   0.9, 4.0, 0.76, "shopfront", (95, 115, 140)),
-    CameraNuisance("overcast plaza, slightly soft", 0.95, 1.00, (1.00, 1.00, 1.03),
-                   0.8, 3.0, 0.84, "pavement", (118, 118, 124)),
+    CameraNuisance("daylight street, neutral and sharp", 1.00, 1.00, (1.00, 1.00, 1.00), 0.0, 2.0, 0.92, "pavement", (150, 150, 146)),
+    CameraNuisance("indoor hall, warm tungsten cast", 0.95, 1.05, (1.10, 1.00, 0.84), 0.5, 3.0, 0.88, "tiles", (205, 190, 165)),
+    CameraNuisance("park in shade, cool cast", 0.88, 1.10, (0.90, 0.98, 1.12), 0.6, 3.0, 0.86, "foliage", (85, 125, 70)),
+    CameraNuisance("sunlit wall, overexposed", 1.18, 0.85, (1.00, 1.00, 0.97), 0.7, 2.0, 0.95, "bricks", (150, 88, 66)),
+    CameraNuisance("far shop front, greenish fluorescent", 1.00, 1.00, (0.94, 1.07, 0.95), 0.9, 4.0, 0.76, "shopfront", (95, 115, 140)),
+    CameraNuisance("overcast plaza, slightly soft", 0.95, 1.00, (1.00, 1.00, 1.03), 0.8, 3.0, 0.84, "pavement", (118, 118, 124)),
 )
 
 #: The deliberately weak camera: night, sodium-lamp orange cast, heavy blur, far away, noisy.
 HARD_CAMERA_NUISANCE = CameraNuisance(
     "night street under sodium lamps: dark, strong orange cast, heavy blur, far, noisy",
-    0.62, 1.30, (1.30, 0.95, 0.60), 1.6, 5.0, 0.64, "night", (52, 48, 58),
+    0.62,
+    1.30,
+    (1.30, 0.95, 0.60),
+    1.6,
+    5.0,
+    0.64,
+    "night",
+    (52, 48, 58),
 )
 
 
@@ -210,13 +208,11 @@ _SKIN_TONES = np.array(
     dtype=np.float32,
 )
 _HAIR_TONES = np.array(
-    [(25, 20, 18), (70, 45, 28), (120, 80, 45), (205, 175, 110), (160, 160, 160),
-     (150, 65, 30)],
+    [(25, 20, 18), (70, 45, 28), (120, 80, 45), (205, 175, 110), (160, 160, 160), (150, 65, 30)],
     dtype=np.float32,
 )
 _TROUSER_TONES = np.array(
-    [(40, 55, 95), (70, 95, 140), (28, 28, 30), (95, 95, 98), (175, 155, 115),
-     (60, 75, 50), (220, 220, 215)],
+    [(40, 55, 95), (70, 95, 140), (28, 28, 30), (95, 95, 98), (175, 155, 115), (60, 75, 50), (220, 220, 215)],
     dtype=np.float32,
 )
 _PATTERNS = ("solid", "stripes", "two_tone")
@@ -259,11 +255,7 @@ def _sample_identity(rng: np.random.Generator) -> _Identity:
     shirt2 = _clothing_colour(rng)
     while float(np.abs(shirt2 - shirt).sum()) < 120.0:  # keep patterns visible
         shirt2 = _clothing_colour(rng)
-    trousers = (
-        _TROUSER_TONES[rng.integers(len(_TROUSER_TONES))] + rng.normal(0, 10, 3)
-        if rng.random() < 0.6
-        else _clothing_colour(rng)
-    )
+    trousers = _TROUSER_TONES[rng.integers(len(_TROUSER_TONES))] + rng.normal(0, 10, 3) if rng.random() < 0.6 else _clothing_colour(rng)
     return _Identity(
         shirt=shirt,
         shirt2=shirt2,
@@ -294,24 +286,25 @@ def _pt(x: float, y: float) -> tuple[int, int]:
     return int(round(x * _ONE)), int(round(y * _ONE))
 
 
-def _quad(label: np.ndarray, p0: tuple[float, float], p1: tuple[float, float],
-          w0: float, w1: float, value: int) -> None:
+def _quad(label: np.ndarray, p0: tuple[float, float], p1: tuple[float, float], w0: float, w1: float, value: int) -> None:
     """A limb: a convex quad from p0 (width w0) to p1 (width w1) with round ends."""
     dx, dy = p1[0] - p0[0], p1[1] - p0[1]
     norm = max(float(np.hypot(dx, dy)), 1e-6)
     nx, ny = -dy / norm, dx / norm
-    pts = np.array([
-        _pt(p0[0] + nx * w0 / 2, p0[1] + ny * w0 / 2),
-        _pt(p1[0] + nx * w1 / 2, p1[1] + ny * w1 / 2),
-        _pt(p1[0] - nx * w1 / 2, p1[1] - ny * w1 / 2),
-        _pt(p0[0] - nx * w0 / 2, p0[1] - ny * w0 / 2),
-    ], dtype=np.int32)
+    pts = np.array(
+        [
+            _pt(p0[0] + nx * w0 / 2, p0[1] + ny * w0 / 2),
+            _pt(p1[0] + nx * w1 / 2, p1[1] + ny * w1 / 2),
+            _pt(p1[0] - nx * w1 / 2, p1[1] - ny * w1 / 2),
+            _pt(p0[0] - nx * w0 / 2, p0[1] - ny * w0 / 2),
+        ],
+        dtype=np.int32,
+    )
     cv2.fillConvexPoly(label, pts, value, cv2.LINE_8, _SHIFT)
     cv2.circle(label, _pt(*p1), int(round(w1 / 2 * _ONE)), value, -1, cv2.LINE_8, _SHIFT)
 
 
-def _draw_person(label: np.ndarray, ident: _Identity, cx: float, foot_y: float, ph: float,
-                 rng: np.random.Generator) -> tuple[float, float]:
+def _draw_person(label: np.ndarray, ident: _Identity, cx: float, foot_y: float, ph: float, rng: np.random.Generator) -> tuple[float, float]:
     """Draw part labels of a front-facing person; return the torso's (top, bottom) rows."""
     u, wr = ph, ident.width_ratio
     top = foot_y - ph
@@ -328,17 +321,20 @@ def _draw_person(label: np.ndarray, ident: _Identity, cx: float, foot_y: float, 
         hip = (cx + side * 0.055 * u * wr, y(0.50))
         ankle = (cx + side * (0.05 * u * wr + spread / 2), y(0.955))
         _quad(label, hip, ankle, leg_w, leg_w * 0.75, _TROUSERS)
-        cv2.ellipse(label, _pt(ankle[0] + side * 0.012 * u, y(0.975)),
-                    _pt(0.04 * u, 0.025 * u), 0, 0, 360, _SHOES, -1, cv2.LINE_8, _SHIFT)
+        cv2.ellipse(label, _pt(ankle[0] + side * 0.012 * u, y(0.975)), _pt(0.04 * u, 0.025 * u), 0, 0, 360, _SHOES, -1, cv2.LINE_8, _SHIFT)
     # long hair behind the head and shoulders
     if ident.long_hair:
-        cv2.ellipse(label, _pt(cx, y(0.12)), _pt(0.062 * u, 0.085 * u), 0, 0, 360, _HAIR, -1,
-                    cv2.LINE_8, _SHIFT)
+        cv2.ellipse(label, _pt(cx, y(0.12)), _pt(0.062 * u, 0.085 * u), 0, 0, 360, _HAIR, -1, cv2.LINE_8, _SHIFT)
     # torso (shoulders to hips) and neck
-    torso = np.array([
-        _pt(cx - shoulder, y(0.165)), _pt(cx + shoulder, y(0.165)),
-        _pt(cx + waist, y(0.53)), _pt(cx - waist, y(0.53)),
-    ], dtype=np.int32)
+    torso = np.array(
+        [
+            _pt(cx - shoulder, y(0.165)),
+            _pt(cx + shoulder, y(0.165)),
+            _pt(cx + waist, y(0.53)),
+            _pt(cx - waist, y(0.53)),
+        ],
+        dtype=np.int32,
+    )
     _quad(label, (cx, y(0.12)), (cx, y(0.17)), 0.045 * u, 0.045 * u, _SKIN)
     cv2.fillConvexPoly(label, torso, _SHIRT, cv2.LINE_8, _SHIFT)
     # arms: sleeve then forearm (skin when short-sleeved) and hand
@@ -348,24 +344,25 @@ def _draw_person(label: np.ndarray, ident: _Identity, cx: float, foot_y: float, 
         hand = (cx + side * (shoulder + arm_w * 0.6 + swing), y(0.50))
         _quad(label, s, elbow, arm_w * 1.1, arm_w, _SHIRT)
         _quad(label, elbow, hand, arm_w, arm_w * 0.85, _SHIRT if ident.long_sleeves else _SKIN)
-        cv2.circle(label, _pt(hand[0], hand[1] + 0.02 * u), int(round(0.03 * u * _ONE)), _SKIN,
-                   -1, cv2.LINE_8, _SHIFT)
+        cv2.circle(label, _pt(hand[0], hand[1] + 0.02 * u), int(round(0.03 * u * _ONE)), _SKIN, -1, cv2.LINE_8, _SHIFT)
     # head with hair on top
-    cv2.ellipse(label, _pt(cx, y(0.08)), _pt(0.05 * u, 0.068 * u), 0, 0, 360, _SKIN, -1,
-                cv2.LINE_8, _SHIFT)
-    cv2.ellipse(label, _pt(cx, y(0.07)), _pt(0.053 * u, 0.06 * u), 0, 180, 360, _HAIR, -1,
-                cv2.LINE_8, _SHIFT)
+    cv2.ellipse(label, _pt(cx, y(0.08)), _pt(0.05 * u, 0.068 * u), 0, 0, 360, _SKIN, -1, cv2.LINE_8, _SHIFT)
+    cv2.ellipse(label, _pt(cx, y(0.07)), _pt(0.053 * u, 0.06 * u), 0, 180, 360, _HAIR, -1, cv2.LINE_8, _SHIFT)
     # shoulder bag with a strap across the torso
     if ident.bag_side:
         side = ident.bag_side
         bx = cx + side * (shoulder + arm_w * 0.9)
-        bag = np.array([
-            _pt(bx - 0.055 * u, y(0.40)), _pt(bx + 0.055 * u, y(0.40)),
-            _pt(bx + 0.055 * u, y(0.55)), _pt(bx - 0.055 * u, y(0.55)),
-        ], dtype=np.int32)
+        bag = np.array(
+            [
+                _pt(bx - 0.055 * u, y(0.40)),
+                _pt(bx + 0.055 * u, y(0.40)),
+                _pt(bx + 0.055 * u, y(0.55)),
+                _pt(bx - 0.055 * u, y(0.55)),
+            ],
+            dtype=np.int32,
+        )
         cv2.fillConvexPoly(label, bag, _BAG, cv2.LINE_8, _SHIFT)
-        _quad(label, (cx - side * shoulder * 0.7, y(0.17)), (bx, y(0.41)),
-              0.022 * u, 0.022 * u, _BAG)
+        _quad(label, (cx - side * shoulder * 0.7, y(0.17)), (bx, y(0.41)), 0.022 * u, 0.022 * u, _BAG)
     return y(0.165), y(0.53)
 
 
@@ -374,8 +371,7 @@ def _smooth_noise(rng: np.random.Generator, height: int, width: int, cells: int)
     return cv2.resize(small, (width, height), interpolation=cv2.INTER_CUBIC)
 
 
-def _background(style: str, base_rgb: tuple[int, int, int], height: int, width: int,
-                rng: np.random.Generator) -> np.ndarray:
+def _background(style: str, base_rgb: tuple[int, int, int], height: int, width: int, rng: np.random.Generator) -> np.ndarray:
     """A float32 (H, W, 3) RGB background of the camera's style with per-image variation."""
     base = np.asarray(base_rgb, dtype=np.float32) + rng.normal(0, 8, 3).astype(np.float32)
     img = np.empty((height, width, 3), dtype=np.float32)
@@ -392,8 +388,7 @@ def _background(style: str, base_rgb: tuple[int, int, int], height: int, width: 
         grid = (((xx + ox) % period) < 1.5) | (((yy + oy) % period) < 1.5)
         img[grid] *= 0.72
     elif style == "foliage":
-        blotch = (_smooth_noise(rng, height, width, 5) * 22
-                  + _smooth_noise(rng, height, width, 12) * 12)
+        blotch = _smooth_noise(rng, height, width, 5) * 22 + _smooth_noise(rng, height, width, 12) * 12
         img += blotch[..., None] * np.array([0.8, 1.0, 0.6], dtype=np.float32)
     elif style == "bricks":
         row = max(4, int(height * 0.06))
@@ -409,14 +404,14 @@ def _background(style: str, base_rgb: tuple[int, int, int], height: int, width: 
         light = (((xx + ox) // panel) % 2) == 1
         img[np.broadcast_to(light, (height, width))] *= 1.35
         frame = int(height * rng.uniform(0.15, 0.3))
-        img[frame:frame + 3] = base * 0.5
+        img[frame : frame + 3] = base * 0.5
     elif style == "night":
         img += (_smooth_noise(rng, height, width, 3) * 10)[..., None]
         for _ in range(int(rng.integers(1, 4))):  # lit windows and lamps
             x0, y0 = int(rng.integers(width)), int(rng.integers(height // 2))
             w = int(rng.integers(3, max(4, width // 5)))
             h = int(rng.integers(3, max(4, height // 10)))
-            img[y0:y0 + h, x0:x0 + w] = (220, 200, 140)
+            img[y0 : y0 + h, x0 : x0 + w] = (220, 200, 140)
     else:  # pragma: no cover - table and styles are edited together
         raise ValueError(f"unknown background style {style!r}")
     # clutter: poles, bins, other objects in random colours
@@ -424,7 +419,7 @@ def _background(style: str, base_rgb: tuple[int, int, int], height: int, width: 
         x0 = int(rng.integers(width))
         w = int(rng.integers(2, max(3, width // 4)))
         y0 = int(rng.integers(height // 3, height))
-        img[y0:, x0:x0 + w] = _clothing_colour(rng) * 0.8
+        img[y0:, x0 : x0 + w] = _clothing_colour(rng) * 0.8
     return img
 
 
@@ -445,8 +440,9 @@ def _apply_camera(img: np.ndarray, cam: CameraNuisance, rng: np.random.Generator
     return np.clip(x + 0.5, 0, 255).astype(np.uint8)
 
 
-def _render_image(ident: _Identity, cam: CameraNuisance, rng: np.random.Generator, height: int,
-                  width: int, junk: bool = False) -> tuple[np.ndarray, np.ndarray]:
+def _render_image(
+    ident: _Identity, cam: CameraNuisance, rng: np.random.Generator, height: int, width: int, junk: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
     """Render one image: ``(rgb uint8 (H, W, 3), mask uint8 (H, W) in {0, 255})``.
 
     The mask is exactly the drawn person pixels (bag included); camera nuisances are applied
@@ -472,8 +468,7 @@ def _render_image(ident: _Identity, cam: CameraNuisance, rng: np.random.Generato
 
     # colours: identity colours with a little per-image variation
     lut = np.zeros((7, 3), dtype=np.float32)
-    parts = {_SKIN: ident.skin, _HAIR: ident.hair, _SHIRT: ident.shirt,
-             _TROUSERS: ident.trousers, _SHOES: ident.shoes, _BAG: ident.bag}
+    parts = {_SKIN: ident.skin, _HAIR: ident.hair, _SHIRT: ident.shirt, _TROUSERS: ident.trousers, _SHOES: ident.shoes, _BAG: ident.bag}
     for part, colour in parts.items():
         lut[part] = colour + rng.normal(0, 6, 3)
     shirt2 = ident.shirt2 + rng.normal(0, 6, 3).astype(np.float32)
@@ -542,18 +537,33 @@ def _plan(spec: SyntheticSpec) -> list[_Job]:
             ident_key = (spec.seed, _TAG_IDENTITY, pid, 0, 0)
             for cam in _identity_cameras(spec, pid):
                 for idx in range(per_cam):
-                    jobs.append(_Job(folder, name(pid, cam, idx), pid, cam, "person",
-                                     ident_key, (spec.seed, tag, pid, cam, idx)))
+                    jobs.append(_Job(folder, name(pid, cam, idx), pid, cam, "person", ident_key, (spec.seed, tag, pid, cam, idx)))
     for k in range(spec.num_distractors):
         cam = int(_rng(spec.seed, _TAG_DISTRACTOR_ID, k, 1, 0).integers(1, spec.num_cameras + 1))
-        jobs.append(_Job("bounding_box_test", name(0, cam, k % 100), 0, cam, "distractor",
-                         (spec.seed, _TAG_DISTRACTOR_ID, k, 0, 0),
-                         (spec.seed, _TAG_DISTRACTOR, k, cam, 0)))
+        jobs.append(
+            _Job(
+                "bounding_box_test",
+                name(0, cam, k % 100),
+                0,
+                cam,
+                "distractor",
+                (spec.seed, _TAG_DISTRACTOR_ID, k, 0, 0),
+                (spec.seed, _TAG_DISTRACTOR, k, cam, 0),
+            )
+        )
     for k in range(spec.num_junk):
         cam = int(_rng(spec.seed, _TAG_JUNK_ID, k, 1, 0).integers(1, spec.num_cameras + 1))
-        jobs.append(_Job("bounding_box_test", name(-1, cam, k % 100), -1, cam, "junk",
-                         (spec.seed, _TAG_JUNK_ID, k, 0, 0),
-                         (spec.seed, _TAG_JUNK, k, cam, 0)))
+        jobs.append(
+            _Job(
+                "bounding_box_test",
+                name(-1, cam, k % 100),
+                -1,
+                cam,
+                "junk",
+                (spec.seed, _TAG_JUNK_ID, k, 0, 0),
+                (spec.seed, _TAG_JUNK, k, cam, 0),
+            )
+        )
     return jobs
 
 
@@ -584,8 +594,7 @@ def _meta(spec: SyntheticSpec, jobs: list[_Job]) -> dict:
         "test_pids": [spec.num_train_ids + 1, spec.num_train_ids + spec.num_test_ids],
         "hard_camera": spec.hard_camera,
         "cameras": {str(c): asdict(n) for c, n in camera_nuisances(spec).items()},
-        "masks": "masks/<folder>/<stem>.png, single channel, 255 = person (bag included), 0 = "
-                 "background, pixel-aligned with the image",
+        "masks": "masks/<folder>/<stem>.png, single channel, 255 = person (bag included), 0 = background, pixel-aligned with the image",
     }
 
 
@@ -609,8 +618,7 @@ def _is_complete(root: Path, spec: SyntheticSpec) -> bool:
     return True
 
 
-def _write_dataset(root: Path, spec: SyntheticSpec,
-                   progress: Callable[[str], None] | None) -> None:
+def _write_dataset(root: Path, spec: SyntheticSpec, progress: Callable[[str], None] | None) -> None:
     jobs = _plan(spec)
     table = camera_nuisances(spec)
     for folder in SPLIT_FOLDERS.values():
@@ -622,10 +630,8 @@ def _write_dataset(root: Path, spec: SyntheticSpec,
         ident = identities.get(job.ident_key)
         if ident is None:
             ident = identities.setdefault(job.ident_key, _sample_identity(_rng(*job.ident_key)))
-        rgb, mask = _render_image(ident, table[job.cam], _rng(*job.image_key),
-                                  spec.height, spec.width, junk=job.kind == "junk")
-        ok_img, jpg = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR),
-                                   [cv2.IMWRITE_JPEG_QUALITY, _JPEG_QUALITY])
+        rgb, mask = _render_image(ident, table[job.cam], _rng(*job.image_key), spec.height, spec.width, junk=job.kind == "junk")
+        ok_img, jpg = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, _JPEG_QUALITY])
         ok_mask, png = cv2.imencode(".png", mask)
         if not (ok_img and ok_mask):  # pragma: no cover - encoders do not fail on valid arrays
             raise DatasetError(f"could not encode synthetic image {job.name!r}")
@@ -637,8 +643,9 @@ def _write_dataset(root: Path, spec: SyntheticSpec,
     (root / _META_NAME).write_text(json.dumps(_meta(spec, jobs), indent=2, sort_keys=True) + "\n")
 
 
-def generate_synthetic_dataset(out_dir: str | Path, spec: SyntheticSpec = SyntheticSpec(),
-                               progress: Callable[[str], None] | None = None) -> Path:
+def generate_synthetic_dataset(
+    out_dir: str | Path, spec: SyntheticSpec = SyntheticSpec(), progress: Callable[[str], None] | None = None
+) -> Path:
     """Write the synthetic dataset of ``spec`` to ``out_dir`` and return ``out_dir``.
 
     If ``out_dir`` already holds a complete dataset of the same version and spec it is
@@ -673,9 +680,7 @@ def generate_synthetic_dataset(out_dir: str | Path, spec: SyntheticSpec = Synthe
             if _is_complete(out_dir, spec):  # another process finished first: use its copy
                 shutil.rmtree(tmp, ignore_errors=True)
                 return out_dir
-            raise DatasetError(
-                f"could not move the generated dataset into {str(out_dir)!r}: {exc}"
-            ) from exc
+            raise DatasetError(f"could not move the generated dataset into {str(out_dir)!r}: {exc}") from exc
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -690,9 +695,9 @@ def default_cache_dir() -> Path:
     return Path.home() / ".cache" / "reid-orchestrator"
 
 
-def ensure_synthetic_dataset(cache_dir: str | Path | None = None,
-                             spec: SyntheticSpec = SyntheticSpec(),
-                             progress: Callable[[str], None] | None = None) -> Path:
+def ensure_synthetic_dataset(
+    cache_dir: str | Path | None = None, spec: SyntheticSpec = SyntheticSpec(), progress: Callable[[str], None] | None = None
+) -> Path:
     """Return ``<cache>/synthetic-v{VERSION}-<spec hash>``, generating it on first use.
 
     Safe when several processes call it at once: each generates into its own temporary

@@ -528,7 +528,6 @@ class _NumpyBlock:
             idx = word_idx[k] * 8 + byte
         return torch.from_numpy(idx // arr.shape[1]), torch.from_numpy(arr.reshape(-1)[idx])
 
-
     def count_at_or_below(self, thresholds: torch.Tensor) -> torch.Tensor:
         """(rows, K) counts of the entries <= thresholds[:, k]: one comparison pass per k over
         the cache-resident block, counted by popcount on 8 flags at a time."""

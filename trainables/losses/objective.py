@@ -53,7 +53,12 @@ class ReIDObjective:
         if triplet_kind != "none":
             TRIPLET_KINDS.get(triplet_kind)  # unknown kinds fail here, listing the known ones
         term_weights = dict(term_weights or {})
-        for name, value in (("id_weight", id_weight), ("triplet_weight", triplet_weight), *term_weights.items(), *((n, w) for n, _, w in extra_terms)):
+        for name, value in (
+            ("id_weight", id_weight),
+            ("triplet_weight", triplet_weight),
+            *term_weights.items(),
+            *((n, w) for n, _, w in extra_terms),
+        ):
             if value < 0:
                 raise ValueError(f"{name} must be >= 0, got {value}")
         self.id_weight = id_weight
@@ -84,7 +89,9 @@ class ReIDObjective:
                 contributed.setdefault(term, []).append(value)
         for term, values in contributed.items():
             if term not in self.term_weights:
-                raise ValueError(f"an inserted module contributes the loss term '{term}' but no weight was given for it; weights: {sorted(self.term_weights)}")
+                raise ValueError(
+                    f"an inserted module contributes the loss term '{term}' but no weight was given for it; weights: {sorted(self.term_weights)}"
+                )
             loss_term = torch.stack(values).mean()
             total = total + self.term_weights[term] * loss_term
             parts[term] = loss_term

@@ -74,7 +74,9 @@ def _all_triplets() -> AnchorDistances:
 register_triplet("batch_all")(_all_triplets())
 
 
-def batch_all_triplet_loss(dist: torch.Tensor, positive: torch.Tensor, negative: torch.Tensor, margin: float, soft_margin: bool) -> torch.Tensor:
+def batch_all_triplet_loss(
+    dist: torch.Tensor, positive: torch.Tensor, negative: torch.Tensor, margin: float, soft_margin: bool
+) -> torch.Tensor:
     """Eq. 2 averaged over all valid triplets: ``mean_{a,p,n} [m + d(a, p) - d(a, n)]_+``."""
     gap = dist[:, :, None] - dist[:, None, :]  # (a, p, n)
     valid = positive[:, :, None] & negative[:, None, :]
@@ -84,7 +86,9 @@ def batch_all_triplet_loss(dist: torch.Tensor, positive: torch.Tensor, negative:
     return F.softplus(gap).mean() if soft_margin else F.relu(margin + gap).mean()
 
 
-def triplet_loss(features: torch.Tensor, labels: torch.Tensor, *, kind: str, margin: float = 0.3, soft_margin: bool = False) -> torch.Tensor:
+def triplet_loss(
+    features: torch.Tensor, labels: torch.Tensor, *, kind: str, margin: float = 0.3, soft_margin: bool = False
+) -> torch.Tensor:
     """Mean triplet loss over the valid anchors of a batch (0 if there are none).
 
     Args:

@@ -78,7 +78,9 @@ class DRANet(InsertedModule):
         reduction: reduction ratio of the RCAM MLP and of RSAM's 3x3 conv.
     """
 
-    def __init__(self, *, channels: int, rcam: bool = True, rsam: bool = True, alpha_c: float = 1.0, alpha_s: float = 1.0, reduction: int = 16):
+    def __init__(
+        self, *, channels: int, rcam: bool = True, rsam: bool = True, alpha_c: float = 1.0, alpha_s: float = 1.0, reduction: int = 16
+    ):
         super().__init__()
         if not (rcam or rsam):
             raise ValueError("DRANet needs rcam or rsam on")
@@ -122,7 +124,5 @@ class DRANet(InsertedModule):
         label smoothing as the main ID loss), averaged over the kinds of hard example."""
         if not output.hard_logits:
             return {}
-        losses = [
-            F.cross_entropy(h.float(), targets.labels, label_smoothing=targets.label_smoothing) for h in output.hard_logits.values()
-        ]
+        losses = [F.cross_entropy(h.float(), targets.labels, label_smoothing=targets.label_smoothing) for h in output.hard_logits.values()]
         return {"loss_hard": torch.stack(losses).mean()}

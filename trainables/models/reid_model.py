@@ -166,7 +166,11 @@ class ReIDModel(nn.Module):
             if unknown or "module" not in spec or "stage" not in spec:
                 raise ValueError(f"an insert is {{'module', 'stage', 'kwargs'}}, got keys {sorted(spec)}")
             info = stage_info(net, spec["stage"])
-            module = insert_factory(spec, info.channels) if insert_factory else build_insert(spec["module"], info.channels, dict(spec.get("kwargs") or {}))
+            module = (
+                insert_factory(spec, info.channels)
+                if insert_factory
+                else build_insert(spec["module"], info.channels, dict(spec.get("kwargs") or {}))
+            )
             net = insert_after_stage(net, spec["stage"], module)
         self.backbone = net
         self.inserted = [m for m in net.modules() if isinstance(m, InsertedModule)]

@@ -113,9 +113,7 @@ class HACNN(nn.Module):
         self.shuffle_blocks = shuffle_blocks
         self.conv = ConvBlock(in_chans, stem, 3, stride=2, padding=1)
         inputs = (stem, *widths[:2])
-        self.stages = nn.ModuleList(
-            self._global_stage(c_in, c_out, n) for c_in, c_out, n in zip(inputs, widths, repeats)
-        )
+        self.stages = nn.ModuleList(self._global_stage(c_in, c_out, n) for c_in, c_out, n in zip(inputs, widths, repeats))
         self.attention = nn.ModuleList(HarmAttn(c) for c in widths)
         self.local_stages = nn.ModuleList(
             (ShuffleB(c_in, c_out, stride=2) if shuffle_blocks else InceptionB(c_in, c_out)) for c_in, c_out in zip(inputs, widths)
@@ -123,13 +121,10 @@ class HACNN(nn.Module):
         # Identity taps: the stem and stage outputs that feature_info names (surgery points).
         self.stage_outputs = nn.ModuleList(nn.Identity() for _ in range(4))
         self.feature_info = [
-            dict(num_chs=c, reduction=r, module=f"stage_outputs.{i}")
-            for i, (c, r) in enumerate(zip((stem, *widths), (2, 4, 8, 16)))
+            dict(num_chs=c, reduction=r, module=f"stage_outputs.{i}") for i, (c, r) in enumerate(zip((stem, *widths), (2, 4, 8, 16)))
         ]
         self.fc_global = nn.Sequential(nn.Linear(widths[2], global_dim), nn.BatchNorm1d(global_dim), nn.ReLU(inplace=True))
-        self.fc_local = nn.Sequential(
-            nn.Linear(widths[2] * 4, local_dim), nn.BatchNorm1d(local_dim), nn.ReLU(inplace=True)
-        )
+        self.fc_local = nn.Sequential(nn.Linear(widths[2] * 4, local_dim), nn.BatchNorm1d(local_dim), nn.ReLU(inplace=True))
         self.embedding_dims = (global_dim, local_dim)
         self.num_features = self.head_hidden_size = global_dim + local_dim
         self.global_pool = ""

@@ -120,8 +120,7 @@ def read_dataset(name: str, root: str | Path, **options: Any) -> DatasetRecords:
     return adapter.read(root, **options)
 
 
-def find_layout_root(root: Path, name: str, is_layout: Callable[[Path], bool],
-                     subfolders: Iterable[str], expected: str) -> Path:
+def find_layout_root(root: Path, name: str, is_layout: Callable[[Path], bool], subfolders: Iterable[str], expected: str) -> Path:
     """``root`` itself, or the first of its known sub-folders (as the archive unpacks, e.g.
     ``Market-1501-v15.09.15``), that passes ``is_layout``.
 
@@ -150,8 +149,7 @@ def _existing_masks(root: Path) -> set[str]:
     return found
 
 
-def make_records(name: str, root: Path, scanned: Mapping[str, Sequence[ImageRecord]],
-                 *, apply_protocol: bool = True) -> DatasetRecords:
+def make_records(name: str, root: Path, scanned: Mapping[str, Sequence[ImageRecord]], *, apply_protocol: bool = True) -> DatasetRecords:
     """Apply the protocol to every split's records, count what was dropped and attach masks.
 
     Args:
@@ -185,8 +183,4 @@ def make_records(name: str, root: Path, scanned: Mapping[str, Sequence[ImageReco
 def raise_bad_names(name: str, root: Path, bad: Sequence[Path], expected: str) -> None:
     """One error for every badly named file of a dataset (the first few named, and the count)."""
     if bad:
-        raise DatasetError(
-            f"dataset {name!r}: bad image file names under {str(root)!r}, "
-            f"{summarize_paths(list(bad))}; expected {expected}"
-        )
-
+        raise DatasetError(f"dataset {name!r}: bad image file names under {str(root)!r}, {summarize_paths(list(bad))}; expected {expected}")

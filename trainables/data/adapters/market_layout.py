@@ -42,11 +42,13 @@ def _has_market_folders(path: Path) -> bool:
     return any((path / folder).is_dir() for folder in SPLIT_FOLDERS.values())
 
 
-def read_market_layout(name: str, root: Path, *, max_camera: int | None = None,
-                       subfolders: tuple[str, ...] = ()) -> DatasetRecords:
+def read_market_layout(name: str, root: Path, *, max_camera: int | None = None, subfolders: tuple[str, ...] = ()) -> DatasetRecords:
     """Read a Market-layout dataset at ``root`` (or in one of its known ``subfolders``)."""
     layout = find_layout_root(
-        root, name, _has_market_folders, subfolders,
+        root,
+        name,
+        _has_market_folders,
+        subfolders,
         f"no Market-1501 layout ({', '.join(SPLIT_FOLDERS.values())})",
     )
     missing = [folder for folder in SPLIT_FOLDERS.values() if not (layout / folder).is_dir()]
@@ -71,7 +73,9 @@ def raise_missing(name: str, layout: Path, missing: list[str]) -> None:
 @register_adapter("market1501", description="Market-1501 (6 cameras; junk -1 and distractors 0 in the gallery)")
 def read_market1501(root: Path) -> DatasetRecords:
     return read_market_layout(
-        "market1501", root, max_camera=6,
+        "market1501",
+        root,
+        max_camera=6,
         subfolders=("Market-1501-v15.09.15", "Market-1501", "market1501", "Market1501"),
     )
 
@@ -79,7 +83,9 @@ def read_market1501(root: Path) -> DatasetRecords:
 @register_adapter("dukemtmc", description="DukeMTMC-reID (8 cameras, Market layout and naming)")
 def read_dukemtmc(root: Path) -> DatasetRecords:
     return read_market_layout(
-        "dukemtmc", root, max_camera=8,
+        "dukemtmc",
+        root,
+        max_camera=8,
         subfolders=("DukeMTMC-reID", "dukemtmc-reid", "dukemtmcreid", "DukeMTMC"),
     )
 
@@ -99,7 +105,9 @@ def read_cuhk03np(root: Path, subset: str = "detected") -> DatasetRecords:
     if subset not in CUHK03_SUBSETS:
         raise DatasetError(f"dataset 'cuhk03np': subset must be one of {list(CUHK03_SUBSETS)}, got {subset!r}")
     base = find_layout_root(
-        root, "cuhk03np", lambda p: (p / "detected").is_dir() or (p / "labeled").is_dir(),
+        root,
+        "cuhk03np",
+        lambda p: (p / "detected").is_dir() or (p / "labeled").is_dir(),
         ("cuhk03-np", "CUHK03-NP", "cuhk03_np", "cuhk03np"),
         "no CUHK03-NP layout (detected/ and labeled/ folders)",
     )

@@ -45,8 +45,7 @@ def parse_msmt17_camera(filename: str) -> int:
     parts = Path(filename).name.split("_")
     if len(parts) < 3 or not parts[2].isdigit() or not 1 <= int(parts[2]) <= MSMT17_CAMERAS:
         raise DatasetError(
-            f"bad MSMT17 file name {filename!r}: expected '<pid>_<index>_<camera 01-15>_...' "
-            "such as '0000_000_01_0303morning_0015_0.jpg'"
+            f"bad MSMT17 file name {filename!r}: expected '<pid>_<index>_<camera 01-15>_...' such as '0000_000_01_0303morning_0015_0.jpg'"
         )
     return int(parts[2])
 
@@ -74,10 +73,11 @@ def _files_under(folder: Path) -> set[str]:
 @register_adapter("msmt17", description="MSMT17 V1/V2 (list files, 15 cameras)", options=("with_val",))
 def read_msmt17(root: Path, with_val: bool = False) -> DatasetRecords:
     layout = find_layout_root(
-        root, "msmt17", _is_msmt_root,
+        root,
+        "msmt17",
+        _is_msmt_root,
         (*MSMT17_VERSIONS, "msmt17", *(f"msmt17/{v}" for v in MSMT17_VERSIONS), "MSMT17"),
-        "no MSMT17 layout (list_train.txt, list_query.txt, list_gallery.txt with train/ and test/ "
-        "or mask_train_v2/ and mask_test_v2/)",
+        "no MSMT17 layout (list_train.txt, list_query.txt, list_gallery.txt with train/ and test/ or mask_train_v2/ and mask_test_v2/)",
     )
     train_dir, test_dir = _split_folders(layout)
     wanted = ["train", "query", "gallery"] + (["val"] if with_val else [])
