@@ -57,7 +57,7 @@ def find_resume_points(
         return {}
     from pyarrow import fs as pafs
 
-    from trainables.trial_checkpoint import HISTORY_FILE, STATE_FILE, parse_history
+    from trainables.trial_checkpoint import HISTORY_FILE, STATE_FILE, history_config_hash, parse_history
 
     filesystem = filesystem or pafs.LocalFileSystem()
     root = storage_path.rstrip("/")
@@ -80,17 +80,22 @@ def find_resume_points(
     candidates = []  # (trial folder, its latest complete checkpoint folder)
     for trial, checkpoints in sorted(trials.items()):
         complete = [index for index, names in checkpoints.items() if {STATE_FILE, HISTORY_FILE} <= names]
-        if complete and trial in params:
+        if complete:
             candidates.append((trial, f"{root}/{trial}/checkpoint_{max(complete):06d}"))
 
     def read(candidate: tuple[str, str]) -> ResumePoint | str | None:
         """The candidate's resume point, None when not wanted, or what made it unreadable."""
         trial, folder = candidate
         try:
-            config_hash = planned_hash(read_text(filesystem, f"{root}/{trial}/{PARAMS_FILE}"))
+            history = read_text(filesystem, f"{folder}/{HISTORY_FILE}")
+            # The checkpoint names its trial; older ones only through Tune's params.json, which
+            # the driver may not have synced before it died.
+            config_hash = history_config_hash(history)
+            if config_hash is None and trial in params:
+                config_hash = planned_hash(read_text(filesystem, f"{root}/{trial}/{PARAMS_FILE}"))
             if config_hash not in hashes or not _after(written.get(folder), hashes[config_hash]):
                 return None
-            epoch, reports = parse_history(read_text(filesystem, f"{folder}/{HISTORY_FILE}"))
+            epoch, reports = parse_history(history)
         except (OSError, ValueError, KeyError, TypeError) as err:
             return f"skipping an unreadable checkpoint in {root}/{trial} ({err})"
         return ResumePoint(config_hash, folder, epoch, reports)

@@ -30,6 +30,7 @@ from trainables.engine import Trainer
 
 STATE_FILE = "trainer.pt"
 HISTORY_FILE = "history.json"
+CONFIG_HASH_KEY = "config_hash"  # in history.json: the planned trial the checkpoint belongs to
 
 
 def checkpoint_due(epoch: int, every: int, total_epochs: int) -> bool:
@@ -38,14 +39,21 @@ def checkpoint_due(epoch: int, every: int, total_epochs: int) -> bool:
     return every > 0 and epoch % every == 0 and epoch < total_epochs
 
 
-def save_trainer(trainer: Trainer, folder: str | Path) -> Path:
-    """Write the trainer's state into ``folder``; returns the file. Call it between epochs."""
+def save_trainer(trainer: Trainer, folder: str | Path, config_hash: str | None = None) -> Path:
+    """Write the trainer's state into ``folder``; returns the file. Call it between epochs.
+
+    ``config_hash`` (a planned trial's) goes into ``history.json``: the checkpoint then names its
+    trial itself. Tune's ``params.json`` reaches the storage only when the driver syncs its
+    files, so a driver killed soon after a trial's first checkpoint leaves a checkpoint without
+    one, which a relaunch could not match to its trial."""
     path = Path(folder) / STATE_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     torch.save(trainer.state_dict(), tmp)
     tmp.replace(path)  # a folder never holds half a state
-    history = {"epoch": trainer.epoch, "reports": trainer.history}
+    history: dict[str, Any] = {"epoch": trainer.epoch, "reports": trainer.history}
+    if config_hash is not None:
+        history[CONFIG_HASH_KEY] = config_hash
     (Path(folder) / HISTORY_FILE).write_text(json.dumps(history), encoding="utf-8")
     return path
 
@@ -56,6 +64,13 @@ def parse_history(text: str) -> tuple[int, list[dict[str, Any]]]:
     data = json.loads(text)
     reports = [dict(report) for report in data["reports"]]
     return int(data["epoch"]), reports
+
+
+def history_config_hash(text: str) -> str | None:
+    """The planned config hash a checkpoint's ``history.json`` names; None in checkpoints
+    written before it was recorded, and in a search sample's."""
+    value = json.loads(text).get(CONFIG_HASH_KEY)
+    return value if isinstance(value, str) else None
 
 
 def load_trainer(trainer: Trainer, folder: str | Path) -> int:

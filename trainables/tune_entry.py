@@ -76,10 +76,11 @@ def tune_trainable(
             tune.report(result)
             return
         with tempfile.TemporaryDirectory(prefix="reid-trial-") as folder:
-            save_trainer(trainer, folder)
+            save_trainer(trainer, folder, config_hash=planned_hash)
             # Tune copies the folder to the study's storage before report returns.
             tune.report(result, checkpoint=tune.Checkpoint.from_directory(folder))
 
+    planned_hash = config.get("trial", {}).get("hash")
     trial_config = trial_config_from(config, recipe, seed)
     data = (datasets or {}).get(dataset_key(trial_config.dataset, trial_config.augment))
     targets = load_targets(trial_config, datasets)  # eval.targets: the driver decoded them too
@@ -95,7 +96,7 @@ def tune_trainable(
         if checkpoint is not None:
             with checkpoint.as_directory() as folder:
                 load_trainer(trainer, folder)
-        elif (earlier := (resume_from or {}).get(config.get("trial", {}).get("hash", ""))) is not None:
+        elif (earlier := (resume_from or {}).get(planned_hash or "")) is not None:
             if not resume_earlier(trainer, earlier, resume_on_s3):
                 trainer = build()  # a state that failed to load may have been applied in part
         trainer.train()

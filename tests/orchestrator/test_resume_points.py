@@ -55,6 +55,22 @@ def test_the_latest_complete_checkpoint_of_each_wanted_trial_is_found(tmp_path):
     assert [r["epoch"] for r in point.reports] == [1, 2, 3, 4, 5, 6]
 
 
+def test_a_checkpoint_that_names_its_trial_is_found_before_tune_synced_params_json(tmp_path):
+    """A driver killed soon after a trial's first checkpoint leaves no ``params.json`` (Tune's
+    driver syncs it later); the checkpoint's own ``history.json`` names the planned hash."""
+    from trainables.trial_checkpoint import CONFIG_HASH_KEY
+
+    storage = tmp_path / "ray"
+    folder = checkpoint(storage, "s-20261130-100000", "tune_trainable_a_0", 0, 2)
+    history = json.loads((folder / "history.json").read_text(encoding="utf-8"))
+    (folder / "history.json").write_text(json.dumps({**history, CONFIG_HASH_KEY: "h1"}), encoding="utf-8")
+    checkpoint(storage, "s-20261130-100000", "tune_trainable_a_1", 0, 3)  # an older checkpoint, no name, no params.json
+
+    points = find_resume_points(str(storage), None, "s", {"h1": None})
+    assert points == {"h1": ResumePoint("h1", str(folder), 2)}
+    assert [r["epoch"] for r in points["h1"].reports] == [1, 2]
+
+
 def test_nothing_to_find_in_a_missing_storage_or_for_no_trials(tmp_path):
     assert find_resume_points(str(tmp_path / "none"), None, "s", {"h1": None}) == {}
     checkpoint(tmp_path / "ray", "s-20261130-100000", "t", 0, 2, planned("h1"))

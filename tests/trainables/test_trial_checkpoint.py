@@ -9,7 +9,7 @@ import torch
 from search_spaces import TrialConfig
 from trainables.data.datasets import load_reid_data
 from trainables.trial import RuntimeOptions, build_trainer
-from trainables.trial_checkpoint import HISTORY_FILE, STATE_FILE, load_trainer, parse_history, save_trainer
+from trainables.trial_checkpoint import HISTORY_FILE, STATE_FILE, history_config_hash, load_trainer, parse_history, save_trainer
 
 TIMING = ("epoch_seconds", "images_per_second", "eval_seconds")
 
@@ -42,7 +42,7 @@ def test_a_trial_resumed_from_its_checkpoint_folder_ends_as_the_uninterrupted_on
 
     def report(metrics):
         if metrics["epoch"] == 3:  # after the first SWA cycle: the averager holds one snapshot
-            save_trainer(trainer, folder)
+            save_trainer(trainer, folder, config_hash="h-planned")
 
     trainer = build_trainer(config, data, report=report, runtime=runtime)
     uninterrupted = trainer.train()
@@ -50,6 +50,7 @@ def test_a_trial_resumed_from_its_checkpoint_folder_ends_as_the_uninterrupted_on
     # The reports up to the checkpoint, for a new driver to rebuild the curve without torch.
     epoch, history = parse_history((folder / HISTORY_FILE).read_text(encoding="utf-8"))
     assert epoch == 3 and history == trainer.history[:3]
+    assert history_config_hash((folder / HISTORY_FILE).read_text(encoding="utf-8")) == "h-planned"  # the folder names its trial
 
     torch.manual_seed(12345)  # a new process starts from other random numbers
     reports: list[dict] = []
