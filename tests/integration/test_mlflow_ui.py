@@ -19,7 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.fixtures_s3 import boto3_client, free_port, s3_environment, stop_process_group, wait_for_http
+from tests.fixtures_s3 import boto3_client, s3_environment
+from tests.mlflow_server import running_mlflow_server
 
 pytestmark = pytest.mark.integration
 
@@ -49,38 +50,12 @@ CHROMIUM_FLAGS = [
 def stack(moto_endpoint, tmp_path_factory):
     """A bucket on the S3 server and an MLflow server storing its artifacts there."""
     env = {**os.environ, **s3_environment(moto_endpoint), "MLFLOW_S3_ENDPOINT_URL": moto_endpoint}
-    # No GenAI job runner (a dozen helper processes) on a two-core test machine.
-    env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] = "false"
     env.pop("MLFLOW_TRACKING_URI", None)
     bucket = f"ui-{uuid.uuid4().hex[:10]}"
     boto3_client(moto_endpoint).create_bucket(Bucket=bucket)
     workdir = tmp_path_factory.mktemp("mlflow_ui")
-    port = free_port()
-    mlflow = Path(sys.executable).with_name("mlflow")
-    command = [
-        str(mlflow) if mlflow.exists() else "mlflow",
-        "server",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--backend-store-uri",
-        f"sqlite:///{workdir / 'mlflow.db'}",
-        "--artifacts-destination",
-        f"s3://{bucket}/mlartifacts",
-        "--workers",
-        "1",
-    ]
-    log = open(workdir / "mlflow_server.log", "wb")
-    # Its own process group: the server starts worker processes, all stopped at teardown.
-    server = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=workdir, start_new_session=True)
-    try:
-        url = f"http://127.0.0.1:{port}"
-        wait_for_http(f"{url}/health", timeout=120, process=server)
-        yield {"url": url, "bucket": bucket, "env": env, "workdir": workdir, "s3": moto_endpoint}
-    finally:
-        stop_process_group(server)
-        log.close()
+    with running_mlflow_server(workdir, f"s3://{bucket}/mlartifacts", env) as port:
+        yield {"url": f"http://127.0.0.1:{port}", "bucket": bucket, "env": env, "workdir": workdir, "s3": moto_endpoint}
 
 
 @pytest.fixture(scope="module")

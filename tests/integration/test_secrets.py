@@ -7,15 +7,12 @@ and artifacts, the Parquet store, stdout and stderr."""
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import textwrap
-from pathlib import Path
 
 import pytest
 
 from tests.cli import run_orchestrator
-from tests.fixtures_s3 import free_port, stop_process_group, wait_for_http
+from tests.mlflow_server import running_mlflow_server
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -33,31 +30,8 @@ def mlflow_server(tmp_path_factory):
     its SQLite store and artifacts in a folder of the test; the whole process group is stopped
     afterwards."""
     folder = tmp_path_factory.mktemp("mlflow_server")
-    port = free_port()
-    mlflow = Path(sys.executable).with_name("mlflow")
-    command = [
-        str(mlflow) if mlflow.exists() else "mlflow",
-        "server",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--backend-store-uri",
-        f"sqlite:///{folder / 'mlflow.db'}",
-        "--artifacts-destination",
-        str(folder / "artifacts"),
-        "--workers",
-        "1",
-    ]
-    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
-    env.pop("MLFLOW_TRACKING_URI", None)
-    with open(folder / "server.log", "wb") as log:
-        server = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=folder, env=env, start_new_session=True)
-        try:
-            wait_for_http(f"http://127.0.0.1:{port}/health", timeout=120, process=server)
-            yield port, folder
-        finally:
-            stop_process_group(server)
+    with running_mlflow_server(folder, str(folder / "artifacts"), os.environ) as port:
+        yield port, folder
 
 
 def test_no_secret_reaches_output_files_mlflow_parquet_or_ray_logs(mlflow_server, tiny_market, tmp_path, tmp_path_factory):
